@@ -1,0 +1,125 @@
+# ember: build, test, run, benchmark. `make help` lists the targets.
+CC ?= gcc
+BUILD ?= build
+PKG_CONFIG ?= pkg-config
+
+WARN := -Wall -Wextra -Wshadow -Wcast-qual -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-strong
+LDLIBS += -lpthread
+
+VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c)
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+# Everything but main(), for unit tests to link against.
+VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
+
+# Test guests: freestanding, static, no libc. The kit is shared by all.
+GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
+	-nostdinc -isystem $(shell $(CC) -print-file-name=include) -Iguest/kit
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
+GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o)
+GUEST_NAMES := hello smp crash ring3
+GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all setup run test unit integration bench fmt fmt-check clean help guests kernel
+all: $(BUILD)/ember guests
+
+help:
+	@echo "make            build build/ember and the test guests"
+	@echo "make run        set up the machine, build, boot the bundled hello guest"
+	@echo "make test       set up the machine, build, run every test"
+	@echo "make bench      boot benchmark against QEMU -M microvm"
+	@echo "make fmt        format the C sources; make fmt-check checks them"
+
+setup:
+	@scripts/setup.sh
+
+$(BUILD)/ember: $(VMM_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# --- guests ---------------------------------------------------------------
+guests: $(GUESTS) $(BUILD)/guest/ring3-checksum-host
+
+$(BUILD)/guest/kit/%.o: guest/kit/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+$(BUILD)/guest/kit/%.o: guest/kit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+$(BUILD)/guest/tests/%.o: guest/tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+$(BUILD)/guest/tests/%.o: guest/tests/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/guest/%.elf: $(BUILD)/guest/tests/%.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(GUEST_KIT_OBJS) $<
+
+$(BUILD)/guest/smp.elf: $(BUILD)/guest/tests/smp.o $(BUILD)/guest/tests/smp_trampoline.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^))
+
+# bzImage test guest: our own setup header, then a flat 64-bit payload at 1 MiB.
+$(BUILD)/guest/bzimage-check.payload.elf: $(BUILD)/guest/tests/bzimage_check.o $(BUILD)/guest/kit/entry64.o $(BUILD)/guest/kit/kit.o guest/kit/bzimage.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/bzimage.ld -o $@ $(filter %.o,$^)
+$(BUILD)/guest/bzimage-check.bzImage: $(BUILD)/guest/bzimage-check.payload.elf scripts/pack-bzimage.py
+	objcopy -O binary $< $@.payload
+	scripts/pack-bzimage.py $@.payload \
+		$$(( 0x$$(nm $< | awk '$$3 == "_end" {print $$1}') - 0x100000 )) $@
+
+# The ring-3 checksum, built for the host so tests know the expected value.
+$(BUILD)/guest/ring3-checksum-host: guest/tests/ring3_checksum.c guest/tests/ring3_checksum.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -DHOST_BUILD -Iguest/tests -o $@ $<
+
+# --- tests ----------------------------------------------------------------
+$(BUILD)/tests/unit/%: tests/unit/%.c $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(CMOCKA_LIBS) $(LDLIBS)
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+integration: all
+	$(PYTEST) -v tests/integration
+
+kernel:
+	@scripts/build-guest-kernel.sh
+
+test: setup
+	$(MAKE) fmt-check
+	$(MAKE) all $(UNIT_TESTS)
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: setup all
+	@echo "== booting build/guest/hello.elf"
+	$(BUILD)/ember --kernel $(BUILD)/guest/hello.elf --boot-timer --level info --cmdline "exit=0"
+
+bench: setup all
+	scripts/bench/boot.sh
+
+# --- formatting -----------------------------------------------------------
+FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+fmt:
+	clang-format -i $(FMT_SRCS)
+fmt-check:
+	@out=$$(clang-format --dry-run $(FMT_SRCS) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "format check failed: run 'make fmt'"; exit 1; fi; \
+	echo "format check: ok"
+
+clean:
+	rm -rf $(BUILD)
+
+.SECONDARY:
+-include $(VMM_OBJS:.o=.d)

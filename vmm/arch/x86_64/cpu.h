@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * x86_64 vCPU state at power-on: CPUID, MSRs, FPU, LAPIC, and the register
+ * state each boot protocol hands to the first vCPU.
+ */
+#ifndef EMBER_X86_CPU_H
+#define EMBER_X86_CPU_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#include "guest_mem.h"
+
+struct vm;
+struct vcpu;
+
+/* CPUID, MSRs, FPU and LAPIC LINT set-up for a new vCPU. */
+int cpu_init(struct vm *vm, struct vcpu *vcpu) __attribute__((warn_unused_result));
+
+/*
+ * Rewrite @cpuid (a copy of KVM_GET_SUPPORTED_CPUID) for vCPU @id of
+ * @nr_vcpus: APIC ids and topology (one thread per core, one socket),
+ * hypervisor bit, and no thermal, power or PMU leaves. Pure; unit-tested.
+ */
+void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int id, unsigned int nr_vcpus);
+
+/* PVH entry: 32-bit protected mode, paging off, %ebx = @start_info. */
+int cpu_set_boot_pvh(struct vcpu *vcpu, const struct guest_mem *mem, uint64_t entry,
+		     uint64_t start_info) __attribute__((warn_unused_result));
+/*
+ * Linux 64-bit boot protocol: long mode with identity-mapped low 4 GiB,
+ * __BOOT_CS/__BOOT_DS flat segments, %rsi = @zero_page.
+ */
+int cpu_set_boot_long(struct vcpu *vcpu, const struct guest_mem *mem, uint64_t entry,
+		      uint64_t zero_page) __attribute__((warn_unused_result));
+
+#endif

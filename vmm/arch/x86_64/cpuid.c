@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+/* CPUID as a microVM's guest should see it. */
+#include <string.h>
+
+#include "cpu.h"
+
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+#define CPUID_1_EDX_HTT (1u << 28)
+#define CPUID_TOPO_TYPE_SMT 1u
+#define CPUID_TOPO_TYPE_CORE 2u
+
+static unsigned int order_base_2(unsigned int n)
+{
+	unsigned int bits = 0;
+	while ((1u << bits) < n)
+		bits++;
+	return bits;
+}
+
+static void cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned int id, unsigned int nr)
+{
+	/* Leaf 0xb/0x1f: level 0 = SMT (1 thread per core), level 1 = core. */
+	switch (e->index) {
+	case 0:
+		e->eax = 0;
+		e->ebx = 1;
+		e->ecx = (CPUID_TOPO_TYPE_SMT << 8) | 0;
+		break;
+	case 1:
+		e->eax = order_base_2(nr);
+		e->ebx = nr;
+		e->ecx = (CPUID_TOPO_TYPE_CORE << 8) | 1;
+		break;
+	default:
+		e->eax = e->ebx = 0;
+		e->ecx = e->index;
+		break;
+	}
+	e->edx = id;
+}
+
+void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int id, unsigned int nr)
+{
+	for (unsigned int i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		switch (e->function) {
+		case 0x1:
+			/* EBX: initial APIC id [31:24], logical CPUs [23:16]. */
+			e->ebx = (e->ebx & 0xffffu) | (id << 24) | ((nr & 0xffu) << 16);
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+			if (nr > 1)
+				e->edx |= CPUID_1_EDX_HTT;
+			else
+				e->edx &= ~CPUID_1_EDX_HTT;
+			break;
+		case 0x4:
+			/* EAX[31:26]: cores per package - 1; [25:14]: sharing threads - 1. */
+			e->eax = (e->eax & 0x3fffu) | ((nr - 1) << 26);
+			break;
+		case 0x6: /* thermal and power management: none */
+		case 0xa: /* architectural PMU: none */
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+			break;
+		case 0xb:
+		case 0x1f:
+			cpuid_set_topology(e, id, nr);
+			break;
+		default:
+			break;
+		}
+	}
+}

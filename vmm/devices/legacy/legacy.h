@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The few legacy devices a microVM needs, and nothing more:
+ *   serial      8250 UART (COM1, 0x3f8, IRQ 4)
+ *   i8042       just enough keyboard controller for the guest's reset (0xfe)
+ *   boot timer  MMIO page; the guest writes 123 when it has booted
+ *   debug exit  port 0xf4; the value written becomes ember's exit status
+ *
+ * Register accesses arrive on vCPU threads (through the buses); serial input
+ * arrives on the VMM thread. Each device locks what both touch.
+ */
+#ifndef EMBER_LEGACY_H
+#define EMBER_LEGACY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct event_loop;
+
+#define SERIAL_RX_FIFO 64
+
+struct serial {
+	pthread_mutex_t lock;
+	struct vm *vm;
+	int out_fd;  /* -1: output discarded */
+	int irq_fd;  /* irqfd for IRQ 4 */
+	uint8_t ier, iir_thre_pending, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
+	uint8_t rx[SERIAL_RX_FIFO];
+	unsigned int rx_head, rx_len;
+	/* stdin flow control: reading stops while the FIFO is full and resumes
+	 * when the guest empties it (the vCPU pokes rx_space_fd). */
+	struct event_loop *loop;
+	struct event_handler *stdin_h;
+	int rx_space_fd;
+	bool stdin_paused;
+	uint64_t tx_bytes, rx_bytes, rx_dropped;
+};
+
+/* Put COM1 on the PIO bus; output goes to @out_fd (-1 for none). */
+int serial_init(struct serial *s, struct vm *vm, int out_fd) __attribute__((warn_unused_result));
+/* Feed bytes typed by the user; called on the VMM thread. Returns bytes taken. */
+unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned int len);
+/* Read stdin on @loop and feed it to the guest (raw terminal when a tty). */
+int serial_attach_stdin(struct serial *s, struct event_loop *loop) __attribute__((warn_unused_result));
+
+int i8042_init(struct vm *vm) __attribute__((warn_unused_result));
+int boot_timer_init(struct vm *vm) __attribute__((warn_unused_result));
+int debug_exit_init(struct vm *vm) __attribute__((warn_unused_result));
+
+/* The value a guest writes to the boot timer to say it has booted. */
+#define BOOT_TIMER_MAGIC 123
+
+#endif

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "event_loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+struct event_handler {
+	int fd;
+	event_fn fn;
+	void *opaque;
+	struct event_handler *next_dead;
+};
+
+static void event_loop_reap(struct event_loop *loop)
+{
+	while (loop->dead) {
+		struct event_handler *h = loop->dead;
+		loop->dead = h->next_dead;
+		free(h);
+	}
+}
+
+int event_loop_init(struct event_loop *loop)
+{
+	loop->stop = false;
+	loop->dead = NULL;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	return loop->epfd < 0 ? -errno : 0;
+}
+
+struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events,
+				     event_fn fn, void *opaque)
+{
+	struct event_handler *h = malloc(sizeof(*h));
+	if (!h)
+		return NULL;
+	*h = (struct event_handler){ .fd = fd, .fn = fn, .opaque = opaque };
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void event_loop_del(struct event_loop *loop, struct event_handler *h)
+{
+	if (!h)
+		return;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+	/* A handler removed from inside a callback may still be in the current
+	 * batch of events; it is freed only once the batch is done. */
+	h->fn = NULL;
+	h->next_dead = loop->dead;
+	loop->dead = h;
+}
+
+int event_loop_run(struct event_loop *loop)
+{
+	struct epoll_event evs[16];
+	while (!loop->stop) {
+		int n = epoll_wait(loop->epfd, evs, 16, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n && !loop->stop; i++) {
+			struct event_handler *h = evs[i].data.ptr;
+			if (h->fn)
+				h->fn(h->opaque, evs[i].events);
+		}
+		event_loop_reap(loop);
+	}
+	return 0;
+}

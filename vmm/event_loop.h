@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VMM thread's epoll loop. Devices, signals and (later) the API register
+ * an fd with a callback; the loop calls it on the VMM thread when the fd is
+ * ready. Only the VMM thread may add or remove handlers or run the loop.
+ */
+#ifndef EMBER_EVENT_LOOP_H
+#define EMBER_EVENT_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*event_fn)(void *opaque, uint32_t events);
+
+struct event_handler;
+
+struct event_loop {
+	int epfd;
+	bool stop;
+	struct event_handler *dead; /* removed handlers, freed after each batch */
+};
+
+int event_loop_init(struct event_loop *loop) __attribute__((warn_unused_result));
+/* Watch @fd for @events (EPOLLIN...). Returns a handle for removal, or NULL. */
+struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events,
+				     event_fn fn, void *opaque) __attribute__((warn_unused_result));
+void event_loop_del(struct event_loop *loop, struct event_handler *h);
+/* Dispatch events until a callback sets loop->stop. 0 or -errno. */
+int event_loop_run(struct event_loop *loop);
+
+#endif

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The KVM system fd: opened once per process, checked for the API version
+ * and the capabilities ember cannot run without.
+ */
+#ifndef EMBER_KVM_H
+#define EMBER_KVM_H
+
+#include <linux/kvm.h>
+
+/* Open /dev/kvm and check it. Returns the fd or -errno (message logged). */
+int kvm_open(void) __attribute__((warn_unused_result));
+/* KVM_CHECK_EXTENSION on @fd (system or VM fd); 0 when absent. */
+int kvm_check_cap(int fd, int cap);
+/* KVM_GET_SUPPORTED_CPUID into a malloc'ed table; NULL and errno on error. */
+struct kvm_cpuid2 *kvm_get_supported_cpuid(int kvm_fd);
+
+#endif

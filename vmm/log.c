@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+static enum log_level log_level = LOG_INFO;
+static int log_fd = STDERR_FILENO;
+static __thread char thread_name[16] = "main";
+
+static const char *const level_names[] = {
+	[LOG_ERROR] = "ERROR",
+	[LOG_WARN] = "WARN",
+	[LOG_INFO] = "INFO",
+	[LOG_DEBUG] = "DEBUG",
+};
+
+void log_init(enum log_level level, int fd)
+{
+	log_level = level;
+	log_fd = fd;
+}
+
+void log_set_thread_name(const char *name)
+{
+	snprintf(thread_name, sizeof(thread_name), "%s", name);
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(s, level_names[i]) == 0 ||
+		    (i == LOG_WARN && strcasecmp(s, "warning") == 0)) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	uint64_t us = clock_us_since_start();
+	int n = snprintf(line, sizeof(line), "[%4llu.%06llu] ember[%s] %s: ",
+			 (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
+			 thread_name, level_names[level]);
+	if (n < 0)
+		return;
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (m < 0)
+		return;
+	size_t len = (size_t)n + (size_t)m;
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	/* One write per line keeps lines from different threads whole. */
+	ssize_t w = write(log_fd, line, len);
+	(void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(LOG_ERROR, fmt, ap);
+	va_end(ap);
+	exit(code);
+}

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/x86_64/cpu.h"
+#include "clock.h"
+#include "exit_codes.h"
+#include "log.h"
+#include "vm.h"
+
+int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
+{
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0) {
+		log_err("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
+		return -errno;
+	}
+	vcpu->run = mmap(NULL, (size_t)vm->run_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		log_err("mmap of kvm_run for vCPU %u: %s", id, strerror(errno));
+		return -errno;
+	}
+	return cpu_init(vm, vcpu);
+}
+
+static void vcpu_handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	/* String I/O (rep outsb) arrives as count back-to-back accesses. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+		int r = run->io.direction == KVM_EXIT_IO_OUT
+				? bus_write(&vcpu->vm->pio_bus, run->io.port, data, run->io.size)
+				: bus_read(&vcpu->vm->pio_bus, run->io.port, data, run->io.size);
+		if (r < 0)
+			vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
+	}
+}
+
+static void vcpu_handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint32_t len = run->mmio.len;
+	if (len == 0 || len > sizeof(run->mmio.data)) {
+		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
+		return;
+	}
+	int r = run->mmio.is_write ? bus_write(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len)
+				   : bus_read(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len);
+	if (r < 0)
+		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
+}
+
+static void vcpu_handle_system_event(struct vcpu *vcpu)
+{
+	switch (vcpu->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vcpu->vm, EMBER_EXIT_OK, "guest shut down");
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vcpu->vm, EMBER_EXIT_OK, "guest reset");
+		break;
+	default:
+		vcpu_dump_regs(vcpu);
+		vm_request_stop(vcpu->vm, EMBER_EXIT_GUEST_CRASH, "guest crash event");
+		break;
+	}
+}
+
+/* Returns 0 to keep running, 1 when this vCPU is done. */
+static int vcpu_dispatch(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu->exits[VCPU_EXIT_IO]++;
+		vcpu_handle_io(vcpu);
+		return 0;
+	case KVM_EXIT_MMIO:
+		vcpu->exits[VCPU_EXIT_MMIO]++;
+		vcpu_handle_mmio(vcpu);
+		return 0;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC; treat as Firecracker does: stop. */
+		vcpu->exits[VCPU_EXIT_HLT]++;
+		vm_request_stop(vcpu->vm, EMBER_EXIT_OK, "guest halted");
+		return 1;
+	case KVM_EXIT_SHUTDOWN:
+		vcpu->exits[VCPU_EXIT_SHUTDOWN]++;
+		log_err("vCPU %u: triple fault (KVM_EXIT_SHUTDOWN)", vcpu->id);
+		vcpu_dump_regs(vcpu);
+		vm_request_stop(vcpu->vm, EMBER_EXIT_TRIPLE_FAULT, "guest triple fault");
+		return 1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vcpu->exits[VCPU_EXIT_INTERNAL_ERROR]++;
+		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->id, run->internal.suberror);
+		vcpu_dump_regs(vcpu);
+		vm_request_stop(vcpu->vm, EMBER_EXIT_EMULATION, "KVM could not emulate the guest");
+		return 1;
+	case KVM_EXIT_FAIL_ENTRY:
+		vcpu->exits[VCPU_EXIT_OTHER]++;
+		log_err("vCPU %u: entry failed, hardware reason 0x%llx", vcpu->id,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_dump_regs(vcpu);
+		vm_request_stop(vcpu->vm, EMBER_EXIT_ENTRY_FAILED, "KVM could not enter the guest");
+		return 1;
+	case KVM_EXIT_SYSTEM_EVENT:
+		vcpu->exits[VCPU_EXIT_SYSTEM_EVENT]++;
+		vcpu_handle_system_event(vcpu);
+		return 1;
+	case KVM_EXIT_INTR:
+		vcpu->exits[VCPU_EXIT_INTR]++;
+		return 0;
+	default:
+		vcpu->exits[VCPU_EXIT_OTHER]++;
+		log_err("vCPU %u: unexpected exit reason %u", vcpu->id, run->exit_reason);
+		vcpu_dump_regs(vcpu);
+		vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "unexpected KVM exit");
+		return 1;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
+	log_set_thread_name(name);
+	pthread_setname_np(pthread_self(), name);
+
+	for (;;) {
+		if (!vcpu->first_run_us) {
+			vcpu->first_run_us = clock_us_since_start();
+			if (vcpu->id == 0)
+				log_info("first KVM_RUN %llu us after process start",
+					 (unsigned long long)vcpu->first_run_us);
+		}
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				vcpu->exits[VCPU_EXIT_INTR]++;
+				continue;
+			}
+			log_err("vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));
+			vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "KVM_RUN failed");
+			break;
+		}
+		if (vcpu_dispatch(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	/* vCPU threads take no signals meant for the process (SIGTERM etc. are
+	 * blocked in the VMM thread before this and the mask is inherited). */
+	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	if (r) {
+		log_err("cannot start vCPU %u thread: %s", vcpu->id, strerror(r));
+		return -r;
+	}
+	return 0;
+}
+
+void vcpu_dump_regs(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
+		log_err("vCPU %u: cannot read registers: %s", vcpu->id, strerror(errno));
+		return;
+	}
+	log_err("vCPU %u registers:\n"
+		"  rip=%016llx rsp=%016llx rflags=%016llx\n"
+		"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+		"  rsi=%016llx rdi=%016llx rbp=%016llx\n"
+		"  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+		"  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n"
+		"  cs=%04x ss=%04x ds=%04x cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%llx\n"
+		"  gdt=%016llx/%x idt=%016llx/%x",
+		vcpu->id, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
+		r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cs.selector, s.ss.selector,
+		s.ds.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit,
+		s.idt.base, s.idt.limit);
+}

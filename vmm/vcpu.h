@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vCPUs: one KVM vCPU fd and one thread each. The thread runs KVM_RUN in a
+ * loop and dispatches exits: port I/O and MMIO to the VM's buses, and the
+ * stop reasons (shutdown, internal error, system event) to vm_request_stop().
+ */
+#ifndef EMBER_VCPU_H
+#define EMBER_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct vm;
+
+/* Exit counters, by reason; read by metrics from other threads. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,
+	VCPU_EXIT_MMIO,
+	VCPU_EXIT_HLT,
+	VCPU_EXIT_SHUTDOWN,
+	VCPU_EXIT_INTERNAL_ERROR,
+	VCPU_EXIT_SYSTEM_EVENT,
+	VCPU_EXIT_INTR,
+	VCPU_EXIT_OTHER,
+	VCPU_EXIT_UNHANDLED_IO, /* port or address no device claims */
+	VCPU_EXIT_KINDS,
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	atomic_uint_fast64_t exits[VCPU_EXIT_KINDS];
+	uint64_t first_run_us; /* clock_us_since_start() of the first KVM_RUN */
+};
+
+/* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */
+int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu) __attribute__((warn_unused_result));
+/* Start the vCPU thread. */
+int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+/* Log the vCPU's registers (for fatal guest exits). vCPU thread only. */
+void vcpu_dump_regs(struct vcpu *vcpu);
+
+#endif

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/x86_64/layout.h"
+#include "clock.h"
+#include "kvm.h"
+#include "log.h"
+#include "vcpu.h"
+
+static int vm_map_memory(struct vm *vm, uint64_t mem_bytes)
+{
+	int r = guest_mem_layout(&vm->mem, mem_bytes, MMIO_GAP_START, MMIO_GAP_END);
+	if (r < 0) {
+		log_err("invalid guest memory size %llu bytes", (unsigned long long)mem_bytes);
+		return r;
+	}
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
+		struct guest_region *reg = &vm->mem.regions[i];
+		/* Untouched guest pages cost nothing: MAP_NORESERVE and no prefault. */
+		void *host = mmap(NULL, reg->size, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (host == MAP_FAILED) {
+			r = -errno;
+			log_err("cannot map %llu MiB of guest memory: %s",
+				(unsigned long long)(reg->size >> 20), strerror(-r));
+			return r;
+		}
+		reg->host = host;
+		struct kvm_userspace_memory_region kreg = {
+			.slot = i,
+			.guest_phys_addr = reg->gpa,
+			.memory_size = reg->size,
+			.userspace_addr = (uint64_t)(uintptr_t)host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kreg) < 0) {
+			r = -errno;
+			log_err("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_create_irqchip(struct vm *vm)
+{
+	/* Both addresses must be set before the first vCPU exists. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
+		log_err("KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return -errno;
+	}
+	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+	if (kvm_check_cap(vm->vm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR) &&
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		log_err("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		log_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	/* The dummy speaker keeps port 0x61 in the kernel with the PIT. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		log_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
+{
+	int r;
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->setup_start_us = clock_now_us();
+
+	if (nr_vcpus < 1 || nr_vcpus > VM_MAX_VCPUS)
+		return -EINVAL;
+	vm->nr_vcpus = nr_vcpus;
+
+	vm->kvm_fd = kvm_open();
+	if (vm->kvm_fd < 0)
+		return vm->kvm_fd;
+	int max_vcpus = kvm_check_cap(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus > 0 && nr_vcpus > (unsigned int)max_vcpus) {
+		log_err("KVM allows at most %d vCPUs, %u asked", max_vcpus, nr_vcpus);
+		return -EINVAL;
+	}
+	vm->run_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_mmap_size < (int)sizeof(struct kvm_run)) {
+		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -EINVAL;
+	}
+	vm->supported_cpuid = kvm_get_supported_cpuid(vm->kvm_fd);
+	if (!vm->supported_cpuid) {
+		log_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return -errno;
+	}
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		log_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0)
+		return -errno;
+
+	r = vm_create_irqchip(vm);
+	if (r < 0)
+		return r;
+	r = vm_map_memory(vm, mem_bytes);
+	if (r < 0)
+		return r;
+
+	vm->vcpus = calloc(nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nr_vcpus; i++) {
+		r = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vm_start_vcpus(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_start(&vm->vcpus[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void vm_request_stop(struct vm *vm, int status, const char *why)
+{
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&vm->stop_requested, &expected, 1))
+		return;
+	vm->exit_status = status;
+	log_info("VM stopping (%s), exit status %d", why, status);
+	uint64_t one = 1;
+	ssize_t w = write(vm->stop_efd, &one, sizeof(one));
+	(void)w;
+}
+
+int vm_irq_pulse(struct vm *vm, unsigned int irq)
+{
+	struct kvm_irq_level lvl = { .irq = irq, .level = 1 };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &lvl) < 0)
+		return -errno;
+	lvl.level = 0;
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &lvl) < 0)
+		return -errno;
+	return 0;
+}

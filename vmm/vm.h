@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One microVM: the KVM VM fd, guest memory (vm.c is its only owner), the
+ * in-kernel irqchip and PIT, the I/O buses and the vCPUs.
+ *
+ * Threads: the VMM thread (the one that called vm_create) builds the VM,
+ * starts the vCPUs and then runs the event loop until a stop is requested.
+ * vCPU threads only run the guest and dispatch its exits.
+ */
+#ifndef EMBER_VM_H
+#define EMBER_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "guest_mem.h"
+
+#define VM_MAX_VCPUS 32
+
+struct vcpu;
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct bus pio_bus;
+	struct bus mmio_bus;
+
+	unsigned int nr_vcpus;
+	struct vcpu *vcpus;
+	struct kvm_cpuid2 *supported_cpuid; /* template; each vCPU patches a copy */
+	int run_mmap_size;
+
+	/* Stop requests: the first one wins and its exit status is kept. */
+	int stop_efd;
+	atomic_int stop_requested;
+	int exit_status;
+
+	uint64_t setup_start_us; /* clock_now_us() when vm_create began */
+};
+
+/*
+ * Create the VM with @mem_bytes of RAM (page-aligned, split around the 32-bit
+ * MMIO gap) and @nr_vcpus vCPUs (1..VM_MAX_VCPUS); set up the irqchip and
+ * PIT. Returns 0 or a negative errno with the cause logged.
+ */
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
+	__attribute__((warn_unused_result));
+
+/* Start one thread per vCPU. The boot vCPU's registers must be set first. */
+int vm_start_vcpus(struct vm *vm) __attribute__((warn_unused_result));
+
+/*
+ * Ask the VM to stop with process exit status @status; @why is logged.
+ * Safe from any thread and from several at once: only the first call counts.
+ */
+void vm_request_stop(struct vm *vm, int status, const char *why);
+
+/* Raise an edge on IOAPIC/PIC input @irq (KVM_IRQ_LINE). Any thread. */
+int vm_irq_pulse(struct vm *vm, unsigned int irq);
+
+#endif
