@@ -115,10 +115,13 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
 	if (vm->stop_efd < 0)
 		return -errno;
 
-	r = vm_create_irqchip(vm);
+	/* Memory before the irqchip: the API allows either order, and adding a
+	 * slot after KVM_CREATE_IRQCHIP/KVM_SET_TSS_ADDR costs ~5 ms more on some
+	 * hosts (measured on this project's nested hypervisor). */
+	r = vm_map_memory(vm, mem_bytes);
 	if (r < 0)
 		return r;
-	r = vm_map_memory(vm, mem_bytes);
+	r = vm_create_irqchip(vm);
 	if (r < 0)
 		return r;
 

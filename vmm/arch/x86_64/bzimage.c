@@ -47,7 +47,8 @@ int bzimage_load(const struct guest_mem *mem, int fd, uint64_t size, struct kern
 		return fail(-ENOEXEC, "bzImage is truncated: %llu bytes, setup alone takes %llu",
 			    (unsigned long long)size, (unsigned long long)setup_size);
 	uint64_t kernel_size = size - setup_size;
-	if ((uint64_t)h->syssize * 16 > kernel_size)
+	/* syssize counts 16-byte paragraphs, rounded up by Linux's build tool. */
+	if ((kernel_size + 15) / 16 < h->syssize)
 		return fail(-ENOEXEC, "bzImage is truncated: header says %llu bytes of kernel, file has %llu",
 			    (unsigned long long)h->syssize * 16, (unsigned long long)kernel_size);
 
