@@ -87,11 +87,15 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The bzImage unit test parses Debian's real cloud kernel (fetched, not installed).
 unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+	@set -e; export EMBER_DEBIAN_BZIMAGE=$$(scripts/fetch-debian-kernel.sh); \
+	for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
+# Integration tests boot real guests, including our Linux build (cached).
 integration: all
-	$(PYTEST) -v tests/integration
+	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
+	$(PYTEST) -v -rs tests/integration
 
 kernel:
 	@scripts/build-guest-kernel.sh

@@ -108,8 +108,8 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	int out_fd = serial_output_fd(cfg);
 	if (out_fd < 0 && cfg->serial == SERIAL_FILE)
 		return EMBER_EXIT_USAGE;
-	if (serial_init(&vmm->serial, vm, out_fd) < 0 || i8042_init(vm) < 0 || debug_exit_init(vm) < 0 ||
-	    (cfg->boot_timer && boot_timer_init(vm) < 0)) {
+	if (serial_init(&vmm->serial, vm, out_fd) < 0 || i8042_init(vm) < 0 ||
+	    debug_exit_init(vm) < 0 || (cfg->boot_timer && boot_timer_init(vm) < 0)) {
 		log_err("cannot set up legacy devices");
 		return EMBER_EXIT_ERROR;
 	}

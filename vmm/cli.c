@@ -11,23 +11,35 @@
 #include "vm.h"
 
 static const char usage[] =
-	"usage: ember --kernel PATH [options]\n"
-	"\n"
-	"  --kernel PATH         ELF vmlinux (PVH or 64-bit entry) or bzImage\n"
-	"  --initrd PATH         initial ramdisk\n"
-	"  --cmdline STR         kernel command line\n"
-	"  --vcpus N             number of vCPUs, 1-32 (default 1)\n"
-	"  --mem-mib N           guest memory in MiB (default 128)\n"
-	"  --serial stdout|none|PATH  where the guest's COM1 output goes (default stdout)\n"
-	"  --boot-timer          log the guest's boot time when it writes the boot timer\n"
-	"  --boot-protocol auto|pvh|linux  how to enter an ELF kernel (default auto: PVH if\n"
-	"                        the kernel has a PVH note)\n"
-	"  --level error|warn|info|debug  log level (default warn)\n"
-	"  --start-time-us N     CLOCK_MONOTONIC time (us) the launcher started ember at\n"
-	"  --help, --version\n";
+    "usage: ember --kernel PATH [options]\n"
+    "\n"
+    "  --kernel PATH         ELF vmlinux (PVH or 64-bit entry) or bzImage\n"
+    "  --initrd PATH         initial ramdisk\n"
+    "  --cmdline STR         kernel command line\n"
+    "  --vcpus N             number of vCPUs, 1-32 (default 1)\n"
+    "  --mem-mib N           guest memory in MiB (default 128)\n"
+    "  --serial stdout|none|PATH  where the guest's COM1 output goes (default stdout)\n"
+    "  --boot-timer          log the guest's boot time when it writes the boot timer\n"
+    "  --boot-protocol auto|pvh|linux  how to enter an ELF kernel (default auto: PVH if\n"
+    "                        the kernel has a PVH note)\n"
+    "  --level error|warn|info|debug  log level (default warn)\n"
+    "  --start-time-us N     CLOCK_MONOTONIC time (us) the launcher started ember at\n"
+    "  --help, --version\n";
 
-enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM, OPT_SERIAL, OPT_BOOT_TIMER,
-       OPT_PROTOCOL, OPT_LEVEL, OPT_START_TIME, OPT_HELP, OPT_VERSION };
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_VCPUS,
+	OPT_MEM,
+	OPT_SERIAL,
+	OPT_BOOT_TIMER,
+	OPT_PROTOCOL,
+	OPT_LEVEL,
+	OPT_START_TIME,
+	OPT_HELP,
+	OPT_VERSION
+};
 
 static const struct option options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -98,12 +110,15 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_VCPUS:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
-				return bad("--vcpus must be a number from 1 to 32, not '%s'", optarg);
+				return bad("--vcpus must be a number from 1 to 32, not '%s'",
+					   optarg);
 			cfg->vcpus = (unsigned int)v;
 			break;
 		case OPT_MEM:
 			if (parse_u64(optarg, &v) < 0 || v < EMBER_MIN_MEM_MIB)
-				return bad("--mem-mib must be a number of MiB, at least 2, not '%s'", optarg);
+				return bad(
+				    "--mem-mib must be a number of MiB, at least 2, not '%s'",
+				    optarg);
 			cfg->mem_mib = v;
 			break;
 		case OPT_SERIAL:
@@ -129,15 +144,19 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			else if (strcmp(optarg, "linux") == 0)
 				cfg->protocol = BOOT_PROTOCOL_LINUX;
 			else
-				return bad("--boot-protocol must be auto, pvh or linux, not '%s'", optarg);
+				return bad("--boot-protocol must be auto, pvh or linux, not '%s'",
+					   optarg);
 			break;
 		case OPT_LEVEL:
 			if (log_level_parse(optarg, &cfg->log_level) < 0)
-				return bad("--level must be error, warn, info or debug, not '%s'", optarg);
+				return bad("--level must be error, warn, info or debug, not '%s'",
+					   optarg);
 			break;
 		case OPT_START_TIME:
 			if (parse_u64(optarg, &cfg->start_time_us) < 0)
-				return bad("--start-time-us must be a number of microseconds, not '%s'", optarg);
+				return bad(
+				    "--start-time-us must be a number of microseconds, not '%s'",
+				    optarg);
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
@@ -147,7 +166,8 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			return -1;
 		default:
 			if (optopt)
-				return bad("option --%s needs a value", options[optopt - OPT_KERNEL].name);
+				return bad("option --%s needs a value",
+					   options[optopt - OPT_KERNEL].name);
 			return bad("unknown option '%s'", argv[optind - 1]);
 		}
 	}

@@ -30,8 +30,8 @@ int event_loop_init(struct event_loop *loop)
 	return loop->epfd < 0 ? -errno : 0;
 }
 
-struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events,
-				     event_fn fn, void *opaque)
+struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events, event_fn fn,
+				     void *opaque)
 {
 	struct event_handler *h = malloc(sizeof(*h));
 	if (!h)

@@ -22,8 +22,8 @@ struct event_loop {
 
 int event_loop_init(struct event_loop *loop) __attribute__((warn_unused_result));
 /* Watch @fd for @events (EPOLLIN...). Returns a handle for removal, or NULL. */
-struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events,
-				     event_fn fn, void *opaque) __attribute__((warn_unused_result));
+struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events, event_fn fn,
+				     void *opaque) __attribute__((warn_unused_result));
 void event_loop_del(struct event_loop *loop, struct event_handler *h);
 /* Dispatch events until a callback sets loop->stop. 0 or -errno. */
 int event_loop_run(struct event_loop *loop);

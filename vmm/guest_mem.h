@@ -16,7 +16,7 @@
 #define GUEST_MEM_MAX_REGIONS 4
 
 struct guest_region {
-	uint64_t gpa;  /* guest physical start */
+	uint64_t gpa; /* guest physical start */
 	uint64_t size; /* bytes, page-aligned */
 	uint8_t *host; /* host mapping of the whole region */
 };

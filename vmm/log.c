@@ -50,9 +50,9 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	uint64_t us = clock_us_since_start();
-	int n = snprintf(line, sizeof(line), "[%4llu.%06llu] ember[%s] %s: ",
-			 (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
-			 thread_name, level_names[level]);
+	int n = snprintf(line, sizeof(line),
+			 "[%4llu.%06llu] ember[%s] %s: ", (unsigned long long)(us / 1000000),
+			 (unsigned long long)(us % 1000000), thread_name, level_names[level]);
 	if (n < 0)
 		return;
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

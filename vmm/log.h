@@ -18,8 +18,7 @@ void log_set_thread_name(const char *name);
 /* Parse "error|warn|info|debug" (case-insensitive); -EINVAL otherwise. */
 int log_level_parse(const char *s, enum log_level *out);
 
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Print an error and exit with @code. Start-up paths only. */
 noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,8 +24,8 @@ int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
 		log_err("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
 		return -errno;
 	}
-	vcpu->run = mmap(NULL, (size_t)vm->run_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 vcpu->fd, 0);
+	vcpu->run =
+	    mmap(NULL, (size_t)vm->run_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		log_err("mmap of kvm_run for vCPU %u: %s", id, strerror(errno));
 		return -errno;
@@ -40,8 +40,8 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 	/* String I/O (rep outsb) arrives as count back-to-back accesses. */
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		int r = run->io.direction == KVM_EXIT_IO_OUT
-				? bus_write(&vcpu->vm->pio_bus, run->io.port, data, run->io.size)
-				: bus_read(&vcpu->vm->pio_bus, run->io.port, data, run->io.size);
+		    ? bus_write(&vcpu->vm->pio_bus, run->io.port, data, run->io.size)
+		    : bus_read(&vcpu->vm->pio_bus, run->io.port, data, run->io.size);
 		if (r < 0)
 			vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
 	}
@@ -55,8 +55,9 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
 		return;
 	}
-	int r = run->mmio.is_write ? bus_write(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len)
-				   : bus_read(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len);
+	int r = run->mmio.is_write
+	    ? bus_write(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len)
+	    : bus_read(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len);
 	if (r < 0)
 		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
 }
@@ -103,7 +104,8 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 		return 1;
 	case KVM_EXIT_INTERNAL_ERROR:
 		vcpu->exits[VCPU_EXIT_INTERNAL_ERROR]++;
-		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->id, run->internal.suberror);
+		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->id,
+			run->internal.suberror);
 		vcpu_dump_regs(vcpu);
 		vm_request_stop(vcpu->vm, EMBER_EXIT_EMULATION, "KVM could not emulate the guest");
 		return 1;
@@ -154,7 +156,9 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "KVM_RUN failed");
 			break;
 		}
-		if (vcpu_dispatch(vcpu))
+		/* A device may have asked the VM to stop (reset, debug exit):
+		 * then this vCPU must not enter the guest again. */
+		if (vcpu_dispatch(vcpu) || atomic_load(&vcpu->vm->stop_requested))
 			break;
 	}
 	return NULL;
@@ -180,16 +184,17 @@ void vcpu_dump_regs(struct vcpu *vcpu)
 		log_err("vCPU %u: cannot read registers: %s", vcpu->id, strerror(errno));
 		return;
 	}
-	log_err("vCPU %u registers:\n"
-		"  rip=%016llx rsp=%016llx rflags=%016llx\n"
-		"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
-		"  rsi=%016llx rdi=%016llx rbp=%016llx\n"
-		"  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
-		"  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n"
-		"  cs=%04x ss=%04x ds=%04x cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%llx\n"
-		"  gdt=%016llx/%x idt=%016llx/%x",
-		vcpu->id, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
-		r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cs.selector, s.ss.selector,
-		s.ds.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit,
-		s.idt.base, s.idt.limit);
+	log_err(
+	    "vCPU %u registers:\n"
+	    "  rip=%016llx rsp=%016llx rflags=%016llx\n"
+	    "  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+	    "  rsi=%016llx rdi=%016llx rbp=%016llx\n"
+	    "  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+	    "  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n"
+	    "  cs=%04x ss=%04x ds=%04x cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%llx\n"
+	    "  gdt=%016llx/%x idt=%016llx/%x",
+	    vcpu->id, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8,
+	    r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cs.selector, s.ss.selector,
+	    s.ds.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base,
+	    s.idt.limit);
 }

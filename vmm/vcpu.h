@@ -39,7 +39,8 @@ struct vcpu {
 };
 
 /* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */
-int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu) __attribute__((warn_unused_result));
+int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
+    __attribute__((warn_unused_result));
 /* Start the vCPU thread. */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 /* Log the vCPU's registers (for fatal guest exits). vCPU thread only. */

@@ -49,7 +49,7 @@ struct vm {
  * PIT. Returns 0 or a negative errno with the cause logged.
  */
 int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Start one thread per vCPU. The boot vCPU's registers must be set first. */
 int vm_start_vcpus(struct vm *vm) __attribute__((warn_unused_result));

@@ -1,9 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * hello: the default guest. Signals the boot timer, prints a line and its
- * command line, and exits with the code given as "exit=N" (default 0).
+ * command line, then, as the command line asks:
+ *   echo=N   read N bytes from the serial port and print them back
+ *   reset=1  reset through the i8042 (port 0x64, command 0xfe)
+ *   exit=N   exit through the debug port with status N (default 0)
  */
 #include "kit.h"
+
+#define UART_LSR (KIT_COM1 + 5)
+#define UART_LSR_DR 0x01
+
+static void echo(uint64_t n)
+{
+	kit_puts("echo: ");
+	for (uint64_t i = 0; i < n; i++) {
+		while (!(inb(UART_LSR) & UART_LSR_DR))
+			;
+		kit_putc((char)inb(KIT_COM1));
+	}
+	kit_putc('\n');
+}
 
 int guest_main(void)
 {
@@ -12,7 +29,15 @@ int guest_main(void)
 	kit_puts("cmdline: ");
 	kit_puts(kit_cmdline());
 	kit_putc('\n');
-	uint64_t code = 0;
-	kit_cmdline_u64("exit=", &code);
-	return (int)code;
+	uint64_t v = 0;
+	if (kit_cmdline_u64("echo=", &v) == 0)
+		echo(v);
+	if (kit_cmdline_u64("reset=", &v) == 0 && v) {
+		outb(0x64, 0xfe);
+		kit_puts("reset did not happen\n");
+		return 99;
+	}
+	v = 0;
+	kit_cmdline_u64("exit=", &v);
+	return (int)v;
 }

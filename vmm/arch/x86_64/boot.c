@@ -18,7 +18,8 @@
 static void e820_add(struct e820_map *map, uint64_t addr, uint64_t size, uint32_t type)
 {
 	if (size && map->nr < ARRAY_SIZE(map->entries))
-		map->entries[map->nr++] = (struct boot_e820_entry){ .addr = addr, .size = size, .type = type };
+		map->entries[map->nr++] =
+		    (struct boot_e820_entry){ .addr = addr, .size = size, .type = type };
 }
 
 void e820_build(const struct guest_mem *mem, struct e820_map *map)
@@ -71,7 +72,8 @@ int pvh_setup(const struct guest_mem *mem, const struct boot_info *bi, char err[
 		.memmap_entries = map.nr,
 	};
 	if (bi->initrd_size) {
-		struct hvm_modlist_entry mod = { .paddr = bi->initrd_addr, .size = bi->initrd_size };
+		struct hvm_modlist_entry mod = { .paddr = bi->initrd_addr,
+						 .size = bi->initrd_size };
 		if (guest_mem_write(mem, PVH_MODLIST_ADDR, &mod, sizeof(mod)) < 0)
 			return fail(-EFAULT, "PVH module list does not fit in guest memory");
 		si.nr_modules = 1;

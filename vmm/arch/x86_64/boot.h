@@ -20,8 +20,8 @@
 #include "guest_mem.h"
 
 enum boot_protocol {
-	BOOT_PROTOCOL_AUTO,  /* PVH if the ELF has the note, else Linux 64-bit */
-	BOOT_PROTOCOL_PVH,   /* ELF PVH entry, 32-bit, hvm_start_info */
+	BOOT_PROTOCOL_AUTO, /* PVH if the ELF has the note, else Linux 64-bit */
+	BOOT_PROTOCOL_PVH, /* ELF PVH entry, 32-bit, hvm_start_info */
 	BOOT_PROTOCOL_LINUX, /* Linux 64-bit boot protocol, zero page */
 };
 
@@ -31,10 +31,10 @@ enum kernel_format { KERNEL_ELF, KERNEL_BZIMAGE };
 
 struct kernel_image {
 	enum kernel_format format;
-	uint64_t entry64;   /* 64-bit entry (ELF e_entry, or bzImage load + 0x200) */
+	uint64_t entry64; /* 64-bit entry (ELF e_entry, or bzImage load + 0x200) */
 	uint64_t pvh_entry; /* 32-bit PVH entry; 0 when the ELF has no PVH note */
 	uint64_t load_start;
-	uint64_t load_end;  /* one past the highest byte the kernel may use */
+	uint64_t load_end; /* one past the highest byte the kernel may use */
 	struct setup_header hdr; /* bzImage only: header copied from the file */
 };
 
@@ -62,8 +62,8 @@ int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img,
  * below @max_addr and above the kernel. Returns its address in @addr.
  */
 int initrd_load(const struct guest_mem *mem, int fd, const struct kernel_image *img,
-		uint64_t max_addr, uint64_t *addr, uint64_t *size,
-		char err[BOOT_ERR_MAX]) __attribute__((warn_unused_result));
+		uint64_t max_addr, uint64_t *addr, uint64_t *size, char err[BOOT_ERR_MAX])
+    __attribute__((warn_unused_result));
 
 /* An e820 map for @mem: base RAM, EBDA reserved, RAM from 1 MiB on. */
 struct e820_map {
@@ -81,12 +81,14 @@ struct boot_info {
 
 /* Write hvm_start_info, its memory map and the command line. */
 int pvh_setup(const struct guest_mem *mem, const struct boot_info *bi, char err[BOOT_ERR_MAX])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Write the zero page and the command line for the Linux boot protocol. */
 int linux_setup(const struct guest_mem *mem, const struct kernel_image *img,
-		const struct boot_info *bi, char err[BOOT_ERR_MAX]) __attribute__((warn_unused_result));
+		const struct boot_info *bi, char err[BOOT_ERR_MAX])
+    __attribute__((warn_unused_result));
 /* Write an Intel MP table (1.4) at MPTABLE_ADDR for @nr_vcpus CPUs. */
-int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus) __attribute__((warn_unused_result));
+int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus)
+    __attribute__((warn_unused_result));
 
 /* PVH structures (Xen's public ABI, arch-x86/hvm/start_info.h). */
 #define HVM_START_MAGIC 0x336ec578u

@@ -16,7 +16,7 @@
 #define SETUP_HDR_OFFSET 0x1f1
 #define BOOT_FLAG 0xaa55
 #define HDRS_MAGIC 0x53726448u /* "HdrS" */
-#define MIN_PROTOCOL 0x020c   /* 2.12: xloadflags and the 64-bit entry flag */
+#define MIN_PROTOCOL 0x020c /* 2.12: xloadflags and the 64-bit entry flag */
 #define ENTRY64_OFFSET 0x200
 
 int bzimage_load(const struct guest_mem *mem, int fd, uint64_t size, struct kernel_image *img,
@@ -26,15 +26,16 @@ int bzimage_load(const struct guest_mem *mem, int fd, uint64_t size, struct kern
 	img->format = KERNEL_BZIMAGE;
 	struct setup_header *h = &img->hdr;
 
-	if (size < SETUP_HDR_OFFSET + sizeof(*h) || pread_full(fd, h, sizeof(*h), SETUP_HDR_OFFSET) < 0)
+	if (size < SETUP_HDR_OFFSET + sizeof(*h) ||
+	    pread_full(fd, h, sizeof(*h), SETUP_HDR_OFFSET) < 0)
 		return fail(-ENOEXEC, "file too short for a bzImage setup header");
 	if (h->boot_flag != BOOT_FLAG)
 		return fail(-ENOEXEC, "bad bzImage boot flag 0x%04x (want 0xaa55)", h->boot_flag);
 	if (h->header != HDRS_MAGIC)
 		return fail(-ENOEXEC, "bad bzImage magic 0x%08x (want \"HdrS\")", h->header);
 	if (h->version < MIN_PROTOCOL)
-		return fail(-ENOEXEC, "boot protocol %u.%02u is too old (need 2.12)", h->version >> 8,
-			    h->version & 0xff);
+		return fail(-ENOEXEC, "boot protocol %u.%02u is too old (need 2.12)",
+			    h->version >> 8, h->version & 0xff);
 	if (!(h->xloadflags & XLF_KERNEL_64))
 		return fail(-ENOEXEC, "bzImage has no 64-bit entry point (XLF_KERNEL_64 clear)");
 	if (!(h->loadflags & LOADED_HIGH))
@@ -49,7 +50,8 @@ int bzimage_load(const struct guest_mem *mem, int fd, uint64_t size, struct kern
 	uint64_t kernel_size = size - setup_size;
 	/* syssize counts 16-byte paragraphs, rounded up by Linux's build tool. */
 	if ((kernel_size + 15) / 16 < h->syssize)
-		return fail(-ENOEXEC, "bzImage is truncated: header says %llu bytes of kernel, file has %llu",
+		return fail(-ENOEXEC,
+			    "bzImage is truncated: header says %llu bytes of kernel, file has %llu",
 			    (unsigned long long)h->syssize * 16, (unsigned long long)kernel_size);
 
 	/* The kernel decompresses in place and needs init_size bytes from its load address. */
@@ -66,7 +68,8 @@ int bzimage_load(const struct guest_mem *mem, int fd, uint64_t size, struct kern
 	return 0;
 }
 
-int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char err[BOOT_ERR_MAX])
+int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img,
+		char err[BOOT_ERR_MAX])
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
@@ -78,6 +81,13 @@ int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img, c
 		return fail(-ENOEXEC, "kernel file is empty or too short");
 	if (memcmp(magic, ELFMAG, SELFMAG) == 0)
 		return elf_load(mem, fd, (uint64_t)st.st_size, img, err);
+	uint32_t hdrs = 0;
+	if (st.st_size >= 0x206)
+		pread_full(fd, &hdrs, sizeof(hdrs), 0x202);
+	if (hdrs != HDRS_MAGIC)
+		return fail(
+		    -ENOEXEC,
+		    "not a kernel: neither an ELF file nor a bzImage (no \"HdrS\" at 0x202)");
 	return bzimage_load(mem, fd, (uint64_t)st.st_size, img, err);
 }
 

@@ -68,11 +68,16 @@ static int cpu_set_msrs(struct vcpu *vcpu)
 		uint32_t index;
 		uint64_t value;
 	} boot_msrs[] = {
-		{ MSR_IA32_SYSENTER_CS, 0 },   { MSR_IA32_SYSENTER_ESP, 0 },
-		{ MSR_IA32_SYSENTER_EIP, 0 },  { MSR_STAR, 0 },
-		{ MSR_CSTAR, 0 },              { MSR_KERNEL_GS_BASE, 0 },
-		{ MSR_SYSCALL_MASK, 0 },       { MSR_LSTAR, 0 },
-		{ MSR_IA32_TSC, 0 },           { MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
+		{ MSR_IA32_SYSENTER_CS, 0 },
+		{ MSR_IA32_SYSENTER_ESP, 0 },
+		{ MSR_IA32_SYSENTER_EIP, 0 },
+		{ MSR_STAR, 0 },
+		{ MSR_CSTAR, 0 },
+		{ MSR_KERNEL_GS_BASE, 0 },
+		{ MSR_SYSCALL_MASK, 0 },
+		{ MSR_LSTAR, 0 },
+		{ MSR_IA32_TSC, 0 },
+		{ MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRBACK },
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
@@ -145,8 +150,8 @@ int cpu_init(struct vm *vm, struct vcpu *vcpu)
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 {
 	return ((uint64_t)(base & 0xff000000u) << 32) | ((uint64_t)(flags & 0xf0ffu) << 40) |
-	       ((uint64_t)(limit & 0x000f0000u) << 32) | ((uint64_t)(base & 0x00ffffffu) << 16) |
-	       (uint64_t)(limit & 0x0000ffffu);
+	    ((uint64_t)(limit & 0x000f0000u) << 32) | ((uint64_t)(base & 0x00ffffffu) << 16) |
+	    (uint64_t)(limit & 0x0000ffffu);
 }
 
 /* The KVM segment that the descriptor @d in slot @slot loads. */
@@ -176,8 +181,8 @@ static const uint64_t *boot_gdt(void)
 	static uint64_t gdt[GDT_ENTRIES];
 	if (!gdt[GDT_CODE64]) {
 		gdt[GDT_CODE64] = gdt_entry(0xa09b, 0, 0xfffff); /* 64-bit code, exec/read */
-		gdt[GDT_DATA] = gdt_entry(0xc093, 0, 0xfffff);   /* flat data, read/write */
-		gdt[GDT_TSS] = gdt_entry(0x808b, 0, 0xfffff);    /* busy TSS */
+		gdt[GDT_DATA] = gdt_entry(0xc093, 0, 0xfffff); /* flat data, read/write */
+		gdt[GDT_TSS] = gdt_entry(0x808b, 0, 0xfffff); /* busy TSS */
 		gdt[GDT_CODE32] = gdt_entry(0xc09b, 0, 0xfffff); /* 32-bit code, exec/read */
 	}
 	return gdt;

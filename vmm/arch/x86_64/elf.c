@@ -54,13 +54,17 @@ static int elf_check_header(const Elf64_Ehdr *eh, uint64_t size, char err[BOOT_E
 		return fail(-ENOEXEC, "ELF is not for x86_64 (e_machine %u)", eh->e_machine);
 	if (eh->e_type != ET_EXEC)
 		return fail(-ENOEXEC, "ELF is not an executable (e_type %u)", eh->e_type);
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 || eh->e_phnum > ELF_MAX_PHDRS)
-		return fail(-ENOEXEC, "ELF program header table is malformed (%u entries of %u bytes)",
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
+	    eh->e_phnum > ELF_MAX_PHDRS)
+		return fail(-ENOEXEC,
+			    "ELF program header table is malformed (%u entries of %u bytes)",
 			    eh->e_phnum, eh->e_phentsize);
 	uint64_t table_end;
-	if (__builtin_add_overflow(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), &table_end) ||
+	if (__builtin_add_overflow(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr),
+				   &table_end) ||
 	    table_end > size)
-		return fail(-ENOEXEC, "ELF program headers lie past the end of the file (truncated?)");
+		return fail(-ENOEXEC,
+			    "ELF program headers lie past the end of the file (truncated?)");
 	return 0;
 }
 
@@ -72,15 +76,17 @@ static int elf_check_load(const struct guest_mem *mem, const Elf64_Phdr *ph, con
 	if (ph->p_filesz > ph->p_memsz)
 		return fail(-ENOEXEC, "ELF segment %u: file size exceeds memory size", idx);
 	if (__builtin_add_overflow(ph->p_offset, ph->p_filesz, &file_end) || file_end > size)
-		return fail(-ENOEXEC, "ELF segment %u lies past the end of the file (truncated?)", idx);
+		return fail(-ENOEXEC, "ELF segment %u lies past the end of the file (truncated?)",
+			    idx);
 	if (__builtin_add_overflow(ph->p_paddr, ph->p_memsz, &mem_end))
 		return fail(-ENOEXEC, "ELF segment %u: address overflows", idx);
 	if (ph->p_paddr < HIMEM_START)
-		return fail(-ENOEXEC, "ELF segment %u at 0x%llx is below 1 MiB, where ember keeps boot data",
+		return fail(-ENOEXEC,
+			    "ELF segment %u at 0x%llx is below 1 MiB, where ember keeps boot data",
 			    idx, (unsigned long long)ph->p_paddr);
 	if (!guest_mem_ptr(mem, ph->p_paddr, ph->p_memsz))
-		return fail(-EFBIG, "ELF segment %u [0x%llx, 0x%llx) does not fit in guest memory", idx,
-			    (unsigned long long)ph->p_paddr, (unsigned long long)mem_end);
+		return fail(-EFBIG, "ELF segment %u [0x%llx, 0x%llx) does not fit in guest memory",
+			    idx, (unsigned long long)ph->p_paddr, (unsigned long long)mem_end);
 	for (unsigned int j = 0; j < idx; j++) {
 		const Elf64_Phdr *o = &phs[j];
 		if (o->p_type != PT_LOAD || o->p_memsz == 0)
@@ -115,7 +121,8 @@ int elf_load(const struct guest_mem *mem, int fd, uint64_t size, struct kernel_i
 			uint64_t end;
 			if (ph->p_filesz > ELF_MAX_NOTES ||
 			    __builtin_add_overflow(ph->p_offset, ph->p_filesz, &end) || end > size)
-				return fail(-ENOEXEC, "ELF note segment %u is malformed or truncated", i);
+				return fail(-ENOEXEC,
+					    "ELF note segment %u is malformed or truncated", i);
 			uint8_t *notes = malloc(ph->p_filesz + 1);
 			if (!notes)
 				return -ENOMEM;

@@ -88,8 +88,8 @@ static uint8_t mp_checksum(const uint8_t *p, size_t len)
 int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus)
 {
 	const size_t size = sizeof(struct mpf_intel) + sizeof(struct mpc_table) +
-			    nr_vcpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) +
-			    sizeof(struct mpc_ioapic) + (IOAPIC_NR_PINS + 2) * sizeof(struct mpc_intsrc);
+	    nr_vcpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) +
+	    (IOAPIC_NR_PINS + 2) * sizeof(struct mpc_intsrc);
 	if (nr_vcpus == 0 || size > MPTABLE_MAX)
 		return -E2BIG;
 	uint8_t *base = guest_mem_ptr(mem, MPTABLE_ADDR, size);
@@ -109,8 +109,8 @@ int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus)
 		c->apicid = (uint8_t)i;
 		c->apicver = MP_APIC_VERSION;
 		c->cpuflag = MP_CPU_ENABLED | (i == 0 ? MP_CPU_BSP : 0);
-		c->cpufeature = 0x600;   /* family 6 */
-		c->featureflag = 0x201;  /* FPU, APIC */
+		c->cpufeature = 0x600; /* family 6 */
+		c->featureflag = 0x201; /* FPU, APIC */
 		p += sizeof(*c);
 	}
 	struct mpc_bus *bus = (struct mpc_bus *)p;
@@ -131,8 +131,11 @@ int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus)
 
 	for (unsigned int irq = 0; irq < IOAPIC_NR_PINS; irq++, count++) {
 		struct mpc_intsrc *s = (struct mpc_intsrc *)p;
-		*s = (struct mpc_intsrc){ .type = 3, .irqtype = MP_IRQ_INT, .srcbus = MP_BUS_ISA,
-					  .srcbusirq = (uint8_t)irq, .dstapic = ioapic_id,
+		*s = (struct mpc_intsrc){ .type = 3,
+					  .irqtype = MP_IRQ_INT,
+					  .srcbus = MP_BUS_ISA,
+					  .srcbusirq = (uint8_t)irq,
+					  .dstapic = ioapic_id,
 					  .dstirq = (uint8_t)irq };
 		p += sizeof(*s);
 	}
@@ -140,8 +143,11 @@ int mptable_setup(const struct guest_mem *mem, unsigned int nr_vcpus)
 	static const uint8_t lint_types[2] = { MP_IRQ_EXTINT, MP_IRQ_NMI };
 	for (unsigned int lint = 0; lint < 2; lint++, count++) {
 		struct mpc_intsrc *s = (struct mpc_intsrc *)p;
-		*s = (struct mpc_intsrc){ .type = 4, .irqtype = lint_types[lint], .srcbus = MP_BUS_ISA,
-					  .dstapic = MP_ALL_APICS, .dstirq = (uint8_t)lint };
+		*s = (struct mpc_intsrc){ .type = 4,
+					  .irqtype = lint_types[lint],
+					  .srcbus = MP_BUS_ISA,
+					  .dstapic = MP_ALL_APICS,
+					  .dstirq = (uint8_t)lint };
 		p += sizeof(*s);
 	}
 

@@ -24,8 +24,8 @@ struct event_loop;
 struct serial {
 	pthread_mutex_t lock;
 	struct vm *vm;
-	int out_fd;  /* -1: output discarded */
-	int irq_fd;  /* irqfd for IRQ 4 */
+	int out_fd; /* -1: output discarded */
+	int irq_fd; /* irqfd for IRQ 4 */
 	uint8_t ier, iir_thre_pending, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
 	uint8_t rx[SERIAL_RX_FIFO];
 	unsigned int rx_head, rx_len;
@@ -43,7 +43,8 @@ int serial_init(struct serial *s, struct vm *vm, int out_fd) __attribute__((warn
 /* Feed bytes typed by the user; called on the VMM thread. Returns bytes taken. */
 unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned int len);
 /* Read stdin on @loop and feed it to the guest (raw terminal when a tty). */
-int serial_attach_stdin(struct serial *s, struct event_loop *loop) __attribute__((warn_unused_result));
+int serial_attach_stdin(struct serial *s, struct event_loop *loop)
+    __attribute__((warn_unused_result));
 
 int i8042_init(struct vm *vm) __attribute__((warn_unused_result));
 int boot_timer_init(struct vm *vm) __attribute__((warn_unused_result));

@@ -17,8 +17,16 @@
 #include "util.h"
 #include "vm.h"
 
-enum { UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3, UART_MCR = 4,
-       UART_LSR = 5, UART_MSR = 6, UART_SCR = 7 };
+enum {
+	UART_RBR_THR = 0,
+	UART_IER = 1,
+	UART_IIR_FCR = 2,
+	UART_LCR = 3,
+	UART_MCR = 4,
+	UART_LSR = 5,
+	UART_MSR = 6,
+	UART_SCR = 7
+};
 
 #define IER_RDI 0x01
 #define IER_THRI 0x02
@@ -317,7 +325,8 @@ int serial_attach_stdin(struct serial *s, struct event_loop *loop)
 	}
 	s->loop = loop;
 	s->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->rx_space_fd < 0 || !event_loop_add(loop, s->rx_space_fd, EPOLLIN, serial_rx_space, s))
+	if (s->rx_space_fd < 0 ||
+	    !event_loop_add(loop, s->rx_space_fd, EPOLLIN, serial_rx_space, s))
 		return -errno;
 	serial_stdin_watch(s);
 	return 0;

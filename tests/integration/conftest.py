@@ -1,0 +1,64 @@
+"""Shared fixtures: paths to ember, the test guests and the guest kernel.
+
+Tests boot real guests on /dev/kvm. Without it they skip, except under CI
+(CI=true), where a missing /dev/kvm is a failure: CI must not go green by
+skipping every boot.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build"
+EMBER = BUILD / "ember"
+GUESTS = BUILD / "guest"
+
+
+def _require_kvm():
+    if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return
+    msg = "/dev/kvm is missing or not accessible: these tests boot real guests"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg + " (CI=true: failing instead of skipping)", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def kvm():
+    _require_kvm()
+
+
+@pytest.fixture(scope="session")
+def ember(kvm):
+    assert EMBER.exists(), "build/ember is missing: run make"
+    return EMBER
+
+
+@pytest.fixture(scope="session")
+def guest():
+    def path(name):
+        p = GUESTS / name
+        assert p.exists(), f"{p} is missing: run make"
+        return p
+    return path
+
+
+@pytest.fixture(scope="session")
+def vmlinux():
+    """The stripped guest vmlinux, built (or found in the cache) by our script."""
+    path = os.environ.get("EMBER_VMLINUX")
+    if not path:
+        out = subprocess.run([str(ROOT / "scripts/build-guest-kernel.sh")], check=True,
+                             capture_output=True, text=True)
+        path = out.stdout.strip().splitlines()[-1]
+    assert os.path.exists(path), f"guest kernel {path} missing"
+    return Path(path)
+
+
+def run_ember(ember, *args, timeout=60, input=None):
+    """Run ember to completion; returns CompletedProcess with text output."""
+    return subprocess.run([str(ember), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL)

@@ -1,0 +1,103 @@
+"""Bad command-line input: one clear error line, a documented exit code, and
+no guest ever runs."""
+import os
+import shutil
+
+import pytest
+
+from conftest import run_ember
+
+USAGE = 64
+BAD_KERNEL = 65
+
+
+def host_mem_mib():
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, guest, vmlinux):
+    d = tmp_path_factory.mktemp("bad")
+    hello = guest("hello.elf").read_bytes()
+    bz = guest("bzimage-check.bzImage").read_bytes()
+    files = {
+        "empty": b"",
+        "text": b"this is not a kernel\n" * 100,
+        "truncated-elf": hello[:200],
+        "truncated-elf-segment": hello[: len(hello) // 2],
+        "bzimage-bad-magic": bz[:0x202] + b"XXXX" + bz[0x206:],
+        "bzimage-bad-bootflag": bz[:0x1FE] + b"\x00\x00" + bz[0x200:],
+        "bzimage-truncated": bz[:1200],
+    }
+    paths = {}
+    for name, data in files.items():
+        p = d / name
+        p.write_bytes(data)
+        paths[name] = p
+    paths["dir"] = d
+    paths["vmlinux"] = vmlinux
+    paths["hello"] = guest("hello.elf")
+    paths["big-initrd"] = d / "big-initrd"
+    with open(paths["big-initrd"], "wb") as f:
+        f.truncate(64 << 20)
+    return paths
+
+
+CASES = [
+    # (args, exit code, words the error line must contain)
+    (["--kernel", "/nonexistent/vmlinux"], BAD_KERNEL, "cannot open kernel"),
+    (["--kernel", "{dir}"], BAD_KERNEL, "not a regular file"),
+    (["--kernel", "{empty}"], BAD_KERNEL, "empty"),
+    (["--kernel", "{text}"], BAD_KERNEL, "not a kernel"),
+    (["--kernel", "{truncated-elf}"], BAD_KERNEL, "truncated"),
+    (["--kernel", "{truncated-elf-segment}"], BAD_KERNEL, "truncated"),
+    (["--kernel", "{bzimage-bad-magic}"], BAD_KERNEL, "HdrS"),
+    (["--kernel", "{bzimage-bad-bootflag}"], BAD_KERNEL, "boot flag"),
+    (["--kernel", "{bzimage-truncated}"], BAD_KERNEL, "truncated"),
+    (["--kernel", "{vmlinux}", "--mem-mib", "8"], BAD_KERNEL, "does not fit in guest memory"),
+    (["--kernel", "{hello}", "--boot-protocol", "pvh", "--initrd", "/nonexistent"], BAD_KERNEL,
+     "cannot open initrd"),
+    (["--kernel", "{hello}", "--mem-mib", "32", "--initrd", "{big-initrd}"], BAD_KERNEL,
+     "initrd"),
+    (["--kernel", "{hello}", "--vcpus", "0"], USAGE, "--vcpus"),
+    (["--kernel", "{hello}", "--vcpus", "33"], USAGE, "--vcpus"),
+    (["--kernel", "{hello}", "--vcpus", "two"], USAGE, "--vcpus"),
+    (["--kernel", "{hello}", "--vcpus", "-1"], USAGE, "--vcpus"),
+    (["--kernel", "{hello}", "--mem-mib", "0"], USAGE, "--mem-mib"),
+    (["--kernel", "{hello}", "--mem-mib", "99999999999999999999999"], USAGE, "--mem-mib"),
+    (["--kernel", "{hello}", "--mem-mib", str(host_mem_mib() + 1024)], USAGE, "exceeds the host"),
+    (["--kernel", "{hello}", "--mem-mib", "12abc"], USAGE, "--mem-mib"),
+    (["--kernel", "{hello}", "--serial", ""], USAGE, "--serial"),
+    (["--kernel", "{hello}", "--serial", "/nonexistent/dir/log"], USAGE, "serial output"),
+    (["--kernel", "{hello}", "--boot-protocol", "efi"], USAGE, "--boot-protocol"),
+    (["--kernel", "{bzimage-bad-bootflag}", "--level", "loud"], USAGE, "--level"),
+    (["--kernel", "{vmlinux}", "--cmdline", "x" * 3000], USAGE, "command line"),
+    (["--kernel"], USAGE, "needs a value"),
+    (["--kernel", "{hello}", "--frobnicate"], USAGE, "unknown option"),
+    (["--kernel", "{hello}", "stray"], USAGE, "unexpected argument"),
+    ([], USAGE, "--kernel is required"),
+]
+
+
+@pytest.mark.parametrize("args,code,words", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
+def test_bad_input_gets_one_clear_error(ember, bad_files, args, code, words):
+    argv = [a.format(**{k: v for k, v in bad_files.items()}) if "{" in a else a for a in args]
+    r = run_ember(ember, *argv, timeout=30)
+    assert r.returncode == code, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "ERROR" in line or line.startswith("ember:")]
+    assert len(errors) == 1, r.stderr
+    assert words in errors[0], r.stderr
+    assert r.stdout == "", "a guest ran despite the bad input"
+
+
+def test_help_and_version(ember):
+    r = run_ember(ember, "--help")
+    assert r.returncode == 0 and "--kernel PATH" in r.stdout
+    r = run_ember(ember, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("ember ")
+
+
+def test_pvh_protocol_needs_the_note(ember, guest):
+    r = run_ember(ember, "--kernel", guest("bzimage-check.bzImage"), "--boot-protocol", "pvh")
+    assert r.returncode == BAD_KERNEL
+    assert "no PVH entry note" in r.stderr
