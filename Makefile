@@ -6,9 +6,13 @@ PKG_CONFIG ?= pkg-config
 WARN := -Wall -Wextra -Wshadow -Wcast-qual -Werror
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-strong
-LDLIBS += -lpthread
+# liburing statically: Debian's liburing.so.2 (2.3) does not export
+# io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
+# libfdt ships no pkg-config file.
+LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lpthread
 
-VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c)
+VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
+	vmm/devices/virtio/block/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))

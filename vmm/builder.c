@@ -2,14 +2,18 @@
 /* From configuration to a VM whose boot vCPU is ready to run. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/layout.h"
+#include "devices/virtio/block/engine.h"
 #include "exit_codes.h"
 #include "log.h"
+#include "devtree.h"
 #include "vcpu.h"
 #include "vmm.h"
 
@@ -21,11 +25,50 @@ static int open_input(const char *what, const char *path)
 	return fd;
 }
 
-static int load_guest(struct vm *vm, const struct vmm_config *cfg)
+/* The user's command line plus one virtio_mmio.device= entry per device. */
+static char *guest_cmdline(const struct vmm *vmm, const char *user)
 {
+	size_t cap = (user ? strlen(user) : 0) + 64 * (size_t)vmm->nr_mmio_devs + 1;
+	char *s = malloc(cap);
+	if (!s)
+		return NULL;
+	size_t n = (size_t)snprintf(s, cap, "%s", user ? user : "");
+	for (unsigned int i = 0; i < vmm->nr_mmio_devs; i++) {
+		const struct fdt_mmio_device *d = &vmm->mmio_devs[i];
+		n += (size_t)snprintf(s + n, cap - n, "%svirtio_mmio.device=4K@0x%llx:%u",
+				      n ? " " : "", (unsigned long long)d->base, d->irq);
+	}
+	return s;
+}
+
+static int write_dtb(struct vmm *vmm, struct boot_info *bi)
+{
+	struct fdt_params p = {
+		.cmdline = bi->cmdline,
+		.initrd_addr = bi->initrd_addr,
+		.initrd_size = bi->initrd_size,
+		.devices = vmm->mmio_devs,
+		.nr_devices = vmm->nr_mmio_devs,
+	};
+	void *buf = guest_mem_ptr(&vmm->vm.mem, DTB_ADDR, DTB_MAX);
+	int len = buf ? fdt_build(buf, DTB_MAX, &vmm->vm.mem, &p) : -EFAULT;
+	if (len < 0) {
+		log_err("cannot build the device tree: %s", strerror(-len));
+		return len;
+	}
+	bi->dtb_size = (uint64_t)len;
+	return 0;
+}
+
+static int load_guest(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	struct vm *vm = &vmm->vm;
 	char err[BOOT_ERR_MAX] = "";
 	struct kernel_image img;
-	struct boot_info bi = { .cmdline = cfg->cmdline, .nr_vcpus = cfg->vcpus };
+	char *cmdline = guest_cmdline(vmm, cfg->cmdline);
+	if (!cmdline)
+		return EMBER_EXIT_ERROR;
+	struct boot_info bi = { .cmdline = cmdline, .nr_vcpus = cfg->vcpus };
 
 	int fd = open_input("kernel", cfg->kernel_path);
 	if (fd < 0)
@@ -67,6 +110,8 @@ static int load_guest(struct vm *vm, const struct vmm_config *cfg)
 		}
 	}
 
+	if (write_dtb(vmm, &bi) < 0)
+		return EMBER_EXIT_ERROR;
 	r = pvh ? pvh_setup(&vm->mem, &bi, err) : linux_setup(&vm->mem, &img, &bi, err);
 	if (r < 0) {
 		log_err("boot set-up: %s", err);
@@ -102,6 +147,45 @@ static int serial_output_fd(const struct vmm_config *cfg)
 	return fd;
 }
 
+static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	if (!cfg->nr_drives)
+		return 0;
+	vmm->blks = calloc(cfg->nr_drives, sizeof(*vmm->blks));
+	if (!vmm->blks)
+		return EMBER_EXIT_ERROR;
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		struct virtio_blk *b = &vmm->blks[i];
+		char err[200] = "";
+		if (vmm->nr_mmio_devs == VIRTIO_MAX_DEVICES) {
+			log_err("too many virtio devices (at most %d)", VIRTIO_MAX_DEVICES);
+			return EMBER_EXIT_USAGE;
+		}
+		if (virtio_blk_init(b, &vmm->vm.mem, &cfg->drives[i], err, sizeof(err)) < 0) {
+			log_err("drive '%s': %s", cfg->drives[i].id, err);
+			return EMBER_EXIT_BAD_DRIVE;
+		}
+		vmm->nr_blks++;
+		struct fdt_mmio_device *d = &vmm->mmio_devs[vmm->nr_mmio_devs];
+		*d = (struct fdt_mmio_device){
+			.base = VIRTIO_MMIO_BASE + 0x1000ull * vmm->nr_mmio_devs,
+			.size = VIRTIO_MMIO_SIZE,
+			.irq = VIRTIO_IRQ_BASE + vmm->nr_mmio_devs,
+		};
+		if (virtio_blk_add_to_loop(b, &vmm->loop) < 0 ||
+		    virtio_mmio_attach(&b->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
+			log_err("drive '%s': cannot attach the device", cfg->drives[i].id);
+			return EMBER_EXIT_ERROR;
+		}
+		vmm->nr_mmio_devs++;
+		log_info("drive '%s': %s, %llu sectors, %s, %s engine, at 0x%llx irq %u", b->id,
+			 b->cfg.path, (unsigned long long)b->capacity,
+			 b->cfg.read_only ? "ro" : "rw", b->engine->name,
+			 (unsigned long long)d->base, d->irq);
+	}
+	return 0;
+}
+
 static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	struct vm *vm = &vmm->vm;
@@ -113,7 +197,7 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 		log_err("cannot set up legacy devices");
 		return EMBER_EXIT_ERROR;
 	}
-	return 0;
+	return add_drives(vmm, cfg);
 }
 
 int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
@@ -136,5 +220,12 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	r = add_devices(vmm, cfg);
 	if (r)
 		return r;
-	return load_guest(&vmm->vm, cfg);
+	return load_guest(vmm, cfg);
+}
+
+void vmm_shutdown(struct vmm *vmm)
+{
+	for (unsigned int i = 0; i < vmm->nr_blks; i++)
+		if (virtio_blk_flush_backing(&vmm->blks[i]) < 0)
+			log_err("drive '%s': final flush failed", vmm->blks[i].id);
 }

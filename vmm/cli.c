@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -38,7 +39,8 @@ enum {
 	OPT_LEVEL,
 	OPT_START_TIME,
 	OPT_HELP,
-	OPT_VERSION
+	OPT_VERSION,
+	OPT_DRIVE
 };
 
 static const struct option options[] = {
@@ -54,6 +56,7 @@ static const struct option options[] = {
 	{ "start-time-us", required_argument, NULL, OPT_START_TIME },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "drive", required_argument, NULL, OPT_DRIVE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -83,6 +86,81 @@ static uint64_t host_mem_mib(void)
 	long pages = sysconf(_SC_PHYS_PAGES);
 	long page = sysconf(_SC_PAGESIZE);
 	return pages > 0 && page > 0 ? ((uint64_t)pages * (uint64_t)page) >> 20 : 0;
+}
+
+static int parse_on_off(const char *v, bool *out)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
+		*out = true;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool drive_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	return n > 0 && n <= DRIVE_ID_MAX &&
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+int cli_parse_drive(char *spec, struct blk_drive_config *d, char *err, size_t err_len)
+{
+	static unsigned int unnamed;
+	static char names[VMM_MAX_DRIVES][16];
+	*d = (struct blk_drive_config){ .cache = BLK_CACHE_UNSAFE, .engine = BLK_ENGINE_URING };
+	if (!spec) {
+		snprintf(err, err_len, "out of memory");
+		return -EINVAL;
+	}
+	char *save = NULL;
+	for (char *kv = strtok_r(spec, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(kv, '=');
+		if (!v) {
+			snprintf(err, err_len, "'%s' is not key=value", kv);
+			return -EINVAL;
+		}
+		*v++ = 0;
+		bool ok = true;
+		if (strcmp(kv, "path") == 0)
+			d->path = v;
+		else if (strcmp(kv, "id") == 0)
+			d->id = v;
+		else if (strcmp(kv, "ro") == 0)
+			ok = parse_on_off(v, &d->read_only) == 0;
+		else if (strcmp(kv, "direct") == 0)
+			ok = parse_on_off(v, &d->direct) == 0;
+		else if (strcmp(kv, "cache") == 0 && strcasecmp(v, "unsafe") == 0)
+			d->cache = BLK_CACHE_UNSAFE;
+		else if (strcmp(kv, "cache") == 0 && strcasecmp(v, "writeback") == 0)
+			d->cache = BLK_CACHE_WRITEBACK;
+		else if (strcmp(kv, "io_engine") == 0 &&
+			 (strcasecmp(v, "async") == 0 || strcasecmp(v, "io_uring") == 0))
+			d->engine = BLK_ENGINE_URING;
+		else if (strcmp(kv, "io_engine") == 0 && strcasecmp(v, "sync") == 0)
+			d->engine = BLK_ENGINE_SYNC;
+		else
+			ok = false;
+		if (!ok) {
+			snprintf(err, err_len, "bad drive option '%s=%s'", kv, v);
+			return -EINVAL;
+		}
+	}
+	if (!d->path || !*d->path) {
+		snprintf(err, err_len, "path= is required");
+		return -EINVAL;
+	}
+	if (!d->id) {
+		snprintf(names[unnamed % VMM_MAX_DRIVES], sizeof(names[0]), "drive%u", unnamed);
+		d->id = names[unnamed++ % VMM_MAX_DRIVES];
+	}
+	if (!drive_id_valid(d->id)) {
+		snprintf(err, err_len, "drive id must be 1-64 characters of [A-Za-z0-9_-]");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int cli_parse(int argc, char **argv, struct vmm_config *cfg)
@@ -158,6 +236,19 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 				    "--start-time-us must be a number of microseconds, not '%s'",
 				    optarg);
 			break;
+		case OPT_DRIVE: {
+			char err[160];
+			if (cfg->nr_drives == VMM_MAX_DRIVES)
+				return bad("at most 16 drives%s", "");
+			struct blk_drive_config *d = &cfg->drives[cfg->nr_drives];
+			if (cli_parse_drive(strdup(optarg), d, err, sizeof(err)) < 0)
+				return bad("--drive: %s", err);
+			for (unsigned int i = 0; i < cfg->nr_drives; i++)
+				if (strcmp(cfg->drives[i].id, d->id) == 0)
+					return bad("--drive: drive id '%s' is used twice", d->id);
+			cfg->nr_drives++;
+			break;
+		}
 		case OPT_HELP:
 			fputs(usage, stdout);
 			return -1;

@@ -85,6 +85,8 @@ int main(int argc, char **argv)
 	r = vmm_build(&vmm, &cfg);
 	if (r)
 		return r;
-	/* vCPU threads are still inside KVM_RUN; exit() ends them with us. */
-	exit(vmm_run(&vmm));
+	r = vmm_run(&vmm);
+	vmm_shutdown(&vmm);
+	/* vCPU threads may still be inside KVM_RUN; exit() ends them with us. */
+	exit(r);
 }

@@ -115,6 +115,19 @@ int linux_setup(const struct guest_mem *mem, const struct kernel_image *img,
 	bp->ext_ramdisk_image = (uint32_t)(bi->initrd_addr >> 32);
 	bp->ext_ramdisk_size = (uint32_t)(bi->initrd_size >> 32);
 
+	if (bi->dtb_size) {
+		if (bp->hdr.version < 0x0209)
+			return fail(-ENOEXEC,
+				    "boot protocol %u.%02u cannot take a device tree (need 2.09)",
+				    bp->hdr.version >> 8, bp->hdr.version & 0xff);
+		struct setup_data sd = { .next = 0,
+					 .type = SETUP_DTB,
+					 .len = (uint32_t)bi->dtb_size };
+		if (guest_mem_write(mem, SETUP_DATA_ADDR, &sd, sizeof(sd)) < 0)
+			return fail(-EFAULT, "setup_data does not fit in guest memory");
+		bp->hdr.setup_data = SETUP_DATA_ADDR;
+	}
+
 	struct e820_map map;
 	e820_build(mem, &map);
 	for (unsigned int i = 0; i < map.nr; i++)

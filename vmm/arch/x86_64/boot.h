@@ -76,13 +76,21 @@ void e820_build(const struct guest_mem *mem, struct e820_map *map);
 struct boot_info {
 	const char *cmdline; /* may be NULL */
 	uint64_t initrd_addr, initrd_size;
+	uint64_t dtb_size; /* DTB already written at DTB_ADDR when non-zero */
 	unsigned int nr_vcpus;
 };
 
-/* Write hvm_start_info, its memory map and the command line. */
+/*
+ * Write hvm_start_info, its memory map and the command line. Modules:
+ * 0 is the initrd (size 0 when there is none, as Linux takes module 0 for
+ * its initrd), 1 is the device tree, with the command line "dtb".
+ */
 int pvh_setup(const struct guest_mem *mem, const struct boot_info *bi, char err[BOOT_ERR_MAX])
     __attribute__((warn_unused_result));
-/* Write the zero page and the command line for the Linux boot protocol. */
+/*
+ * Write the zero page and the command line for the Linux boot protocol; the
+ * device tree goes in a SETUP_DTB setup_data entry (protocol 2.09+).
+ */
 int linux_setup(const struct guest_mem *mem, const struct kernel_image *img,
 		const struct boot_info *bi, char err[BOOT_ERR_MAX])
     __attribute__((warn_unused_result));

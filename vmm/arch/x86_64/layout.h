@@ -9,6 +9,7 @@
  *   0x008ff0  initial stack pointer
  *   0x009000  PML4, PDPT and 4 PDs: identity map of the low 4 GiB (2 MiB pages)
  *   0x020000  kernel command line
+ *   0x030000  setup_data header, then the device tree blob (64 KiB at most)
  *   0x09fc00  MP table, in the last KiB of base memory (EBDA)
  *   0x100000  kernel (bzImage protected-mode part, or ELF segments >= here)
  *   top of low RAM: initrd
@@ -29,6 +30,9 @@
 #define PD_ADDR 0xb000ull /* four pages: 0xb000 - 0xefff */
 #define CMDLINE_ADDR 0x20000ull
 #define CMDLINE_MAX 2048u /* bytes including the NUL, Linux's x86 limit */
+#define SETUP_DATA_ADDR 0x30000ull
+#define DTB_ADDR 0x30010ull /* right after the 16-byte setup_data header */
+#define DTB_MAX 0xfff0u
 #define EBDA_START 0x9fc00ull
 #define MPTABLE_ADDR EBDA_START
 #define MPTABLE_MAX 0x400u
@@ -53,5 +57,9 @@
 #define DEBUG_EXIT_PORT 0xf4
 
 #define IOAPIC_NR_PINS 24
+/* virtio-mmio devices: one page each after the boot timer, IRQs 5 to 23. */
+#define VIRTIO_MMIO_BASE (MMIO_DEVICES_START + 0x1000)
+#define VIRTIO_IRQ_BASE 5
+#define VIRTIO_MAX_DEVICES (IOAPIC_NR_PINS - VIRTIO_IRQ_BASE)
 
 #endif

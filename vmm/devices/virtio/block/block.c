@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: Apache-2.0
+/* virtio-blk device: features, config space, the queue loop and completions. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "event_loop.h"
+#include "log.h"
+
+struct __attribute__((packed)) blk_config_space {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+};
+
+static uint64_t blk_features(void *dev)
+{
+	struct virtio_blk *b = dev;
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
+		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_SEG_MAX);
+	if (b->cfg.read_only)
+		f |= 1ull << VIRTIO_BLK_F_RO;
+	return f;
+}
+
+static void blk_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *b = dev;
+	struct blk_config_space c = { .capacity = b->capacity, .seg_max = BLK_QUEUE_SIZE - 2 };
+	if (off < sizeof(c) && len <= sizeof(c) - off)
+		memcpy(data, (const uint8_t *)&c + off, len);
+}
+
+static void blk_config_write(void *dev, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	/* Nothing in our config space is writable (no CONFIG_WCE). */
+	(void)dev;
+	(void)off;
+	(void)data;
+	(void)len;
+}
+
+static int blk_activate(void *dev, uint64_t acked)
+{
+	struct virtio_blk *b = dev;
+	b->acked = acked;
+	return 0;
+}
+
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *b = dev;
+	/* Requests still in the engine complete later and are then dropped. */
+	b->generation++;
+	b->throttled = false;
+	b->acked = 0;
+}
+
+static void blk_queue_notify(void *dev, unsigned int q)
+{
+	(void)q;
+	virtio_blk_process(dev);
+}
+
+static const struct virtio_device_ops blk_ops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.num_queues = 1,
+	.queue_max = BLK_QUEUE_SIZE,
+	.features = blk_features,
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.activate = blk_activate,
+	.reset = blk_reset,
+	.queue_notify = blk_queue_notify,
+};
+
+static struct blk_req *blk_slot_get(struct virtio_blk *b)
+{
+	if (!b->nr_free)
+		return NULL;
+	struct blk_req *r = &b->reqs[b->free_slots[--b->nr_free]];
+	r->in_use = true;
+	return r;
+}
+
+static void blk_slot_put(struct virtio_blk *b, struct blk_req *r)
+{
+	r->in_use = false;
+	b->free_slots[b->nr_free++] = (uint32_t)(r - b->reqs);
+}
+
+/* Finish a request that never reached the engine. */
+static void blk_finish_now(struct virtio_blk *b, struct blk_req *r, uint8_t status, uint32_t len)
+{
+	if (r->status)
+		*r->status = status;
+	virtq_push(&b->queue, r->head, r->status ? len : 0);
+	if (status != VIRTIO_BLK_S_OK)
+		b->m.errors++;
+	blk_slot_put(b, r);
+}
+
+void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
+{
+	b->inflight--;
+	if (req->generation != b->generation) {
+		/* The driver reset the device meanwhile: the ring is no longer ours. */
+		blk_slot_put(b, req);
+		return;
+	}
+	uint8_t status = result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+		b->m.reads++;
+		b->m.read_bytes += result > 0 ? (uint64_t)result : 0;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		b->m.writes++;
+		b->m.write_bytes += result > 0 ? (uint64_t)result : 0;
+		break;
+	default:
+		b->m.flushes++;
+		break;
+	}
+	if (result < 0)
+		log_debug("%s: I/O error on sector %llu: %s", b->id, (unsigned long long)req->sector,
+			  strerror((int)-result));
+	uint32_t len = 1 + (req->type == VIRTIO_BLK_T_IN && result >= 0 ? (uint32_t)req->data_len : 0);
+	blk_finish_now(b, req, status, len);
+}
+
+static void blk_throttle(struct virtio_blk *b, uint64_t ops, uint64_t bytes)
+{
+	uint64_t ns = rate_limiter_wait_ns(&b->rl, ops, bytes, clock_now_ns());
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
+						.tv_nsec = (long)(ns % 1000000000ull) } };
+	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->throttled = true;
+	b->m.throttled++;
+}
+
+/* Returns false when the queue cannot go on now (engine full, throttled, broken). */
+static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool *progress)
+{
+	const char *why = "";
+	int r = virtq_pop(&b->queue, chain, &why);
+	if (r == 0)
+		return false;
+	if (r == -EIO) {
+		b->tops->needs_reset(&b->transport, why);
+		return false;
+	}
+	struct blk_req *req = blk_slot_get(b);
+	if (!req) { /* cannot happen: we only pop with a free slot */
+		virtq_unpop(&b->queue);
+		return false;
+	}
+	*progress = true;
+	if (r < 0) {
+		if (!b->logged_bad_chain) {
+			log_warn("%s: refusing malformed descriptor chain: %s", b->id, why);
+			b->logged_bad_chain = true;
+		}
+		b->m.bad_chains++;
+		req->status = NULL;
+		req->head = chain->head;
+		blk_finish_now(b, req, VIRTIO_BLK_S_IOERR, 0);
+		return true;
+	}
+	uint8_t status = blk_req_parse(chain, b->capacity, b->cfg.read_only, req);
+	if (status != VIRTIO_BLK_S_OK) {
+		blk_finish_now(b, req, status, 1);
+		return true;
+	}
+	if (req->type == VIRTIO_BLK_T_GET_ID) {
+		/* The serial, NUL-padded to 20 bytes, cut to what the driver gave. */
+		char serial[VIRTIO_BLK_ID_BYTES] = { 0 };
+		memcpy(serial, b->id, strnlen(b->id, sizeof(serial)));
+		const char *src = serial;
+		for (uint32_t i = 0; i < req->nr_iov; i++) {
+			memcpy(req->iov[i].iov_base, src, req->iov[i].iov_len);
+			src += req->iov[i].iov_len;
+		}
+		b->m.get_ids++;
+		blk_finish_now(b, req, VIRTIO_BLK_S_OK, (uint32_t)req->data_len + 1);
+		return true;
+	}
+	if (req->type == VIRTIO_BLK_T_FLUSH && b->cfg.cache == BLK_CACHE_UNSAFE) {
+		b->m.flushes++;
+		blk_finish_now(b, req, VIRTIO_BLK_S_OK, 1);
+		return true;
+	}
+	if (rate_limiter_enabled(&b->rl) &&
+	    !rate_limiter_consume(&b->rl, 1, req->data_len, clock_now_ns())) {
+		blk_throttle(b, 1, req->data_len);
+		virtq_unpop(&b->queue);
+		blk_slot_put(b, req);
+		return false;
+	}
+	req->generation = b->generation;
+	b->inflight++;
+	if (b->engine->submit(b, req) == -EAGAIN) {
+		b->inflight--;
+		b->m.backpressure++;
+		virtq_unpop(&b->queue);
+		blk_slot_put(b, req);
+		return false;
+	}
+	return true;
+}
+
+void virtio_blk_process(struct virtio_blk *b)
+{
+	static __thread struct virtq_chain chain;
+	bool progress = false;
+	for (;;) {
+		while (!b->throttled && b->nr_free && blk_handle_one(b, &chain, &progress))
+			;
+		b->engine->kick(b);
+		/* Stop when blocked; otherwise re-arm notifications and re-check. */
+		if (b->throttled || !b->nr_free || b->queue.broken || !virtq_enable_notify(&b->queue))
+			break;
+	}
+	if (progress && virtq_should_signal(&b->queue))
+		b->tops->signal_used(&b->transport);
+}
+
+void virtio_blk_complete_ready(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->transport.lock);
+	uint32_t before = b->nr_free;
+	b->engine->reap(b);
+	bool active = virtio_mmio_active(&b->transport) && b->queue.avail;
+	if (active && before == 0 && b->nr_free)
+		virtio_blk_process(b); /* the engine was full: go on with the queue */
+	else if (active && b->nr_free != before && virtq_should_signal(&b->queue))
+		b->tops->signal_used(&b->transport);
+	pthread_mutex_unlock(&b->transport.lock);
+}
+
+static void blk_completion_ready(void *opaque, uint32_t events)
+{
+	(void)events;
+	virtio_blk_complete_ready(opaque);
+}
+
+static void blk_timer_ready(void *opaque, uint32_t events)
+{
+	struct virtio_blk *b = opaque;
+	uint64_t v;
+	(void)events;
+	ssize_t r = read(b->timer_fd, &v, sizeof(v));
+	(void)r;
+	pthread_mutex_lock(&b->transport.lock);
+	b->throttled = false;
+	if (virtio_mmio_active(&b->transport) && b->queue.avail)
+		virtio_blk_process(b);
+	pthread_mutex_unlock(&b->transport.lock);
+}
+
+static int blk_open(struct virtio_blk *b, char *err, size_t err_len)
+{
+	int flags = (b->cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->cfg.direct ? O_DIRECT : 0);
+	b->fd = open(b->cfg.path, flags);
+	if (b->fd < 0) {
+		int e = errno;
+		snprintf(err, err_len, "cannot open '%s': %s", b->cfg.path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "'%s' is not a regular file", b->cfg.path);
+		return -EINVAL;
+	}
+	if (st.st_size % BLK_SECTOR_SIZE)
+		log_warn("%s: '%s' is not a whole number of sectors; the tail is not visible",
+			 b->id, b->cfg.path);
+	b->capacity = (uint64_t)st.st_size / BLK_SECTOR_SIZE;
+	return 0;
+}
+
+int virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem,
+		    const struct blk_drive_config *cfg, char *err, size_t err_len)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = *cfg;
+	b->fd = b->timer_fd = -1;
+	b->tops = &virtio_mmio_transport_ops;
+	snprintf(b->id, sizeof(b->id), "%s", cfg->id ? cfg->id : "");
+	int r = blk_open(b, err, err_len);
+	if (r < 0)
+		return r;
+
+	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
+	if (!b->reqs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < BLK_QUEUE_SIZE; i++)
+		b->free_slots[i] = BLK_QUEUE_SIZE - 1 - i;
+	b->nr_free = BLK_QUEUE_SIZE;
+
+	uint64_t now = clock_now_ns();
+	if (token_bucket_init(&b->rl.bytes, cfg->bw_size, cfg->bw_burst, cfg->bw_refill_ms, now) < 0 ||
+	    token_bucket_init(&b->rl.ops, cfg->ops_size, cfg->ops_burst, cfg->ops_refill_ms, now) < 0) {
+		snprintf(err, err_len, "rate limiter refill time must be more than 0 ms");
+		return -EINVAL;
+	}
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (b->timer_fd < 0)
+		return -errno;
+
+	b->engine = cfg->engine == BLK_ENGINE_SYNC ? &blk_engine_sync : &blk_engine_uring;
+	r = b->engine->init(b, err, err_len);
+	if (r < 0 && b->engine == &blk_engine_uring) {
+		log_warn("%s: %s; using the sync engine", b->id, err);
+		b->engine = &blk_engine_sync;
+		r = b->engine->init(b, err, err_len);
+	}
+	if (r < 0)
+		return r;
+	return virtio_mmio_init(&b->transport, b->id, mem, &blk_ops, b, &b->queue);
+}
+
+int virtio_blk_add_to_loop(struct virtio_blk *b, struct event_loop *loop)
+{
+	int cfd = b->engine->completion_fd(b);
+	if (cfd >= 0 && !event_loop_add(loop, cfd, EPOLLIN, blk_completion_ready, b))
+		return -errno;
+	if (!event_loop_add(loop, b->timer_fd, EPOLLIN, blk_timer_ready, b))
+		return -errno;
+	return 0;
+}
+
+int virtio_blk_flush_backing(struct virtio_blk *b)
+{
+	if (b->fd < 0 || b->cfg.read_only || b->cfg.cache != BLK_CACHE_WRITEBACK)
+		return 0;
+	return fdatasync(b->fd) < 0 ? -errno : 0;
+}
