@@ -5,11 +5,11 @@
 #include <libfdt.h>
 #include <stdio.h>
 
-#define FDT_CHECK(x)                    \
-	do {                            \
-		int r_ = (x);           \
-		if (r_ < 0)             \
-			return -ENOSPC; \
+#define FDT_CHECK(x)                                                                               \
+	do {                                                                                       \
+		int r_ = (x);                                                                      \
+		if (r_ < 0)                                                                        \
+			return -ENOSPC;                                                            \
 	} while (0)
 
 /* reg = <addr-hi addr-lo size-hi size-lo> with #address-cells = #size-cells = 2. */
@@ -32,7 +32,8 @@ int fdt_build(void *buf, size_t size, const struct guest_mem *mem, const struct 
 	FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 2));
 
 	for (unsigned int i = 0; i < mem->nr_regions; i++) {
-		snprintf(name, sizeof(name), "memory@%llx", (unsigned long long)mem->regions[i].gpa);
+		snprintf(name, sizeof(name), "memory@%llx",
+			 (unsigned long long)mem->regions[i].gpa);
 		FDT_CHECK(fdt_begin_node(fdt, name));
 		FDT_CHECK(fdt_property_string(fdt, "device_type", "memory"));
 		FDT_CHECK(fdt_reg(fdt, mem->regions[i].gpa, mem->regions[i].size));
@@ -43,7 +44,8 @@ int fdt_build(void *buf, size_t size, const struct guest_mem *mem, const struct 
 	FDT_CHECK(fdt_property_string(fdt, "bootargs", p->cmdline ? p->cmdline : ""));
 	if (p->initrd_size) {
 		FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-start", p->initrd_addr));
-		FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-end", p->initrd_addr + p->initrd_size));
+		FDT_CHECK(
+		    fdt_property_u64(fdt, "linux,initrd-end", p->initrd_addr + p->initrd_size));
 	}
 	FDT_CHECK(fdt_end_node(fdt));
 

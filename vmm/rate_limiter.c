@@ -34,8 +34,8 @@ static uint64_t bucket_level(const struct token_bucket *b, uint64_t now_ns, uint
 	else
 		level += (uint64_t)earned;
 	/* Advance the refill clock only by the time that produced whole tokens. */
-	*at_ns = level == b->size ? now_ns
-				  : b->last_refill_ns + (uint64_t)((earned * period) / b->size);
+	*at_ns =
+	    level == b->size ? now_ns : b->last_refill_ns + (uint64_t)((earned * period) / b->size);
 	return level;
 }
 
@@ -83,8 +83,8 @@ static uint64_t bucket_wait_ns(const struct token_bucket *b, uint64_t n, uint64_
 	if (need > b->size)
 		need = b->size;
 	uint64_t missing = need - level;
-	unsigned __int128 ns = ((unsigned __int128)missing * b->refill_time_ms * NS_PER_MS +
-				b->size - 1) / b->size;
+	unsigned __int128 ns =
+	    ((unsigned __int128)missing * b->refill_time_ms * NS_PER_MS + b->size - 1) / b->size;
 	/* Time since the last whole token already counts towards the next one. */
 	uint64_t already = now_ns - at;
 	return (uint64_t)ns > already ? (uint64_t)ns - already : 1;

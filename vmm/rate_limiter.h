@@ -19,7 +19,7 @@ struct token_bucket {
 	uint64_t size;
 	uint64_t one_time_burst;
 	uint64_t refill_time_ms;
-	uint64_t budget;       /* tokens available now (excluding the burst) */
+	uint64_t budget; /* tokens available now (excluding the burst) */
 	uint64_t last_refill_ns;
 };
 

@@ -87,7 +87,7 @@ const struct virtio_transport_ops virtio_mmio_transport_ops = {
 bool virtio_mmio_active(const struct virtio_mmio *t)
 {
 	return (t->status & VIRTIO_STATUS_DRIVER_OK) &&
-	       !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	    !(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 static struct virtq *mmio_selected_queue(struct virtio_mmio *t)
@@ -198,8 +198,8 @@ static void mmio_write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
 	struct virtq *q = mmio_selected_queue(t);
 	/* Queue layout is frozen once the queue is ready or the device runs. */
 	bool queue_writable = q && !q->cfg.ready && !(t->status & VIRTIO_STATUS_DRIVER_OK);
-	bool features_writable = (t->status & VIRTIO_STATUS_DRIVER) &&
-				 !(t->status & VIRTIO_STATUS_FEATURES_OK);
+	bool features_writable =
+	    (t->status & VIRTIO_STATUS_DRIVER) && !(t->status & VIRTIO_STATUS_FEATURES_OK);
 	switch (off) {
 	case REG_DEVICE_FEATURES_SEL:
 		t->device_features_sel = v;
@@ -341,8 +341,8 @@ static void mmio_bus_write(void *opaque, uint64_t off, const uint8_t *data, uint
 	virtio_mmio_write(opaque, off, data, len);
 }
 
-int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *loop,
-		       uint64_t base, uint32_t irq)
+int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *loop, uint64_t base,
+		       uint32_t irq)
 {
 	t->base = base;
 	t->irq = irq;
@@ -365,7 +365,8 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *
 		}
 		struct virtio_mmio_notify *c = &t->notify_ctx[i];
 		*c = (struct virtio_mmio_notify){ .t = t, .q = i };
-		t->notify_h[i] = event_loop_add(loop, t->notify_fds[i], EPOLLIN, mmio_notify_ready, c);
+		t->notify_h[i] =
+		    event_loop_add(loop, t->notify_fds[i], EPOLLIN, mmio_notify_ready, c);
 		if (!t->notify_h[i])
 			return -errno;
 	}

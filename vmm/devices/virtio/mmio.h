@@ -67,14 +67,14 @@ extern const struct virtio_transport_ops virtio_mmio_transport_ops;
  */
 int virtio_mmio_init(struct virtio_mmio *t, const char *name, const struct guest_mem *mem,
 		     const struct virtio_device_ops *ops, void *dev, struct virtq *queues)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Put the transport at @base with interrupt @irq in @vm: MMIO bus entry,
  * KVM_IOEVENTFD per queue, KVM_IRQFD, and the notify fds on @loop.
  */
-int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *loop,
-		       uint64_t base, uint32_t irq) __attribute__((warn_unused_result));
+int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *loop, uint64_t base,
+		       uint32_t irq) __attribute__((warn_unused_result));
 
 /* Register access, as a vCPU's MMIO exit delivers it (offset within the page). */
 void virtio_mmio_read(struct virtio_mmio *t, uint64_t off, uint8_t *data, uint32_t len);

@@ -16,7 +16,8 @@ static uint16_t *used_event(const struct virtq *q)
 
 static uint16_t *avail_event(const struct virtq *q)
 {
-	return (uint16_t *)&q->used->ring[q->cfg.size];
+	/* Right after the used ring's last element (flags, idx, ring[size]). */
+	return (uint16_t *)((uint8_t *)q->used + 4 + 8ull * q->cfg.size);
 }
 
 int virtq_activate(struct virtq *q, const struct guest_mem *mem, uint16_t max_size, bool event_idx,
@@ -101,7 +102,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain, const char **why)
 	for (unsigned int count = 0;; count++) {
 		/* More descriptors than the table holds means the chain loops. */
 		if (count == n)
-			return chain_fail(q, why, "descriptor chain loops or is longer than the queue");
+			return chain_fail(q, why,
+					  "descriptor chain loops or is longer than the queue");
 		struct virtq_desc d;
 		memcpy(&d, &q->desc[idx], sizeof(d)); /* one read: the guest may change it */
 		if (d.flags & VIRTQ_DESC_F_INDIRECT)
@@ -116,7 +118,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain, const char **why)
 		} else {
 			/* Device-readable buffers must all come before writable ones. */
 			if (in_part)
-				return chain_fail(q, why, "readable descriptor after a writable one");
+				return chain_fail(q, why,
+						  "readable descriptor after a writable one");
 			chain->nr_out++;
 			chain->out_len += d.len;
 		}
@@ -160,7 +163,8 @@ bool virtq_should_signal(struct virtq *q)
 		uint16_t old = q->signalled_used;
 		uint16_t event = __atomic_load_n(used_event(q), __ATOMIC_RELAXED);
 		/* vring_need_event(): did new_idx pass event since the last signal? */
-		signal = !q->signalled_valid || (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+		signal = !q->signalled_valid ||
+		    (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
 	} else {
 		signal = !(__atomic_load_n(&q->avail->flags, __ATOMIC_RELAXED) & 1);
 	}

@@ -39,7 +39,7 @@ struct virtq {
 	bool event_idx;
 	bool broken; /* structure corrupted: device needs reset */
 	uint16_t last_avail; /* next avail ring entry to take */
-	uint16_t used_idx;   /* our copy of used->idx */
+	uint16_t used_idx; /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx at the last interrupt */
 	bool signalled_valid;
 	uint64_t bad_chains; /* chains refused, for metrics */

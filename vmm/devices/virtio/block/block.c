@@ -25,7 +25,7 @@ static uint64_t blk_features(void *dev)
 {
 	struct virtio_blk *b = dev;
 	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX) |
-		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_SEG_MAX);
+	    (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_SEG_MAX);
 	if (b->cfg.read_only)
 		f |= 1ull << VIRTIO_BLK_F_RO;
 	return f;
@@ -131,9 +131,10 @@ void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 		break;
 	}
 	if (result < 0)
-		log_debug("%s: I/O error on sector %llu: %s", b->id, (unsigned long long)req->sector,
-			  strerror((int)-result));
-	uint32_t len = 1 + (req->type == VIRTIO_BLK_T_IN && result >= 0 ? (uint32_t)req->data_len : 0);
+		log_debug("%s: I/O error on sector %llu: %s", b->id,
+			  (unsigned long long)req->sector, strerror((int)-result));
+	uint32_t len =
+	    1 + (req->type == VIRTIO_BLK_T_IN && result >= 0 ? (uint32_t)req->data_len : 0);
 	blk_finish_now(b, req, status, len);
 }
 
@@ -226,7 +227,8 @@ void virtio_blk_process(struct virtio_blk *b)
 			;
 		b->engine->kick(b);
 		/* Stop when blocked; otherwise re-arm notifications and re-check. */
-		if (b->throttled || !b->nr_free || b->queue.broken || !virtq_enable_notify(&b->queue))
+		if (b->throttled || !b->nr_free || b->queue.broken ||
+		    !virtq_enable_notify(&b->queue))
 			break;
 	}
 	if (progress && virtq_should_signal(&b->queue))
@@ -268,7 +270,8 @@ static void blk_timer_ready(void *opaque, uint32_t events)
 
 static int blk_open(struct virtio_blk *b, char *err, size_t err_len)
 {
-	int flags = (b->cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->cfg.direct ? O_DIRECT : 0);
+	int flags =
+	    (b->cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->cfg.direct ? O_DIRECT : 0);
 	b->fd = open(b->cfg.path, flags);
 	if (b->fd < 0) {
 		int e = errno;
@@ -307,8 +310,10 @@ int virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem,
 	b->nr_free = BLK_QUEUE_SIZE;
 
 	uint64_t now = clock_now_ns();
-	if (token_bucket_init(&b->rl.bytes, cfg->bw_size, cfg->bw_burst, cfg->bw_refill_ms, now) < 0 ||
-	    token_bucket_init(&b->rl.ops, cfg->ops_size, cfg->ops_burst, cfg->ops_refill_ms, now) < 0) {
+	if (token_bucket_init(&b->rl.bytes, cfg->bw_size, cfg->bw_burst, cfg->bw_refill_ms, now) <
+		0 ||
+	    token_bucket_init(&b->rl.ops, cfg->ops_size, cfg->ops_burst, cfg->ops_refill_ms, now) <
+		0) {
 		snprintf(err, err_len, "rate limiter refill time must be more than 0 ms");
 		return -EINVAL;
 	}

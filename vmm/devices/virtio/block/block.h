@@ -35,10 +35,10 @@ enum blk_cache_type { BLK_CACHE_UNSAFE, BLK_CACHE_WRITEBACK };
 enum blk_engine_kind { BLK_ENGINE_URING, BLK_ENGINE_SYNC };
 
 struct blk_drive_config {
-	const char *id;       /* drive_id; also the GET_ID serial (first 20 bytes) */
+	const char *id; /* drive_id; also the GET_ID serial (first 20 bytes) */
 	const char *path;
 	bool read_only;
-	bool direct;          /* O_DIRECT (benchmarks) */
+	bool direct; /* O_DIRECT (benchmarks) */
 	enum blk_cache_type cache;
 	enum blk_engine_kind engine;
 	/* Rate limits: bucket sizes per refill_ms; 0 = unlimited. */
@@ -52,7 +52,7 @@ struct blk_req {
 	uint32_t type;
 	uint64_t sector;
 	uint64_t data_len;
-	uint8_t *status;      /* the status byte, in guest memory */
+	uint8_t *status; /* the status byte, in guest memory */
 	uint32_t nr_iov;
 	struct iovec iov[VIRTQ_MAX_SIZE]; /* data buffers, in guest memory */
 	/* engine bookkeeping */
@@ -71,10 +71,10 @@ uint8_t blk_req_parse(const struct virtq_chain *chain, uint64_t capacity, bool r
 struct blk_metrics {
 	uint64_t reads, writes, flushes, get_ids;
 	uint64_t read_bytes, write_bytes;
-	uint64_t errors;         /* requests failed (bad request or I/O error) */
-	uint64_t bad_chains;     /* malformed descriptor chains */
-	uint64_t throttled;      /* rate limiter refusals */
-	uint64_t backpressure;   /* times the engine was full */
+	uint64_t errors; /* requests failed (bad request or I/O error) */
+	uint64_t bad_chains; /* malformed descriptor chains */
+	uint64_t throttled; /* rate limiter refusals */
+	uint64_t backpressure; /* times the engine was full */
 };
 
 struct blk_engine;
@@ -112,11 +112,11 @@ struct virtio_blk {
  */
 int virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem,
 		    const struct blk_drive_config *cfg, char *err, size_t err_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Register the device's fds (engine completions, rate-limit timer) on @loop. */
 int virtio_blk_add_to_loop(struct virtio_blk *b, struct event_loop *loop)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Run the queue: pop, parse, submit, complete what finished. Transport lock held. */
 void virtio_blk_process(struct virtio_blk *b);

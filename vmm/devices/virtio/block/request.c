@@ -46,8 +46,8 @@ static uint32_t iov_slice(const struct iovec *iov, unsigned int n, uint64_t off,
 		uint64_t take = iov[i].iov_len - off;
 		if (take > len)
 			take = len;
-		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + off,
-					   .iov_len = take };
+		out[k++] =
+		    (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + off, .iov_len = take };
 		len -= take;
 		off = 0;
 	}
