@@ -20,10 +20,10 @@ VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 # Test guests: freestanding, static, no libc. The kit is shared by all.
 GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
-	-nostdinc -isystem $(shell $(CC) -print-file-name=include) -Iguest/kit
+	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
-GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o)
-GUEST_NAMES := hello smp crash ring3
+GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
+GUEST_NAMES := hello smp crash ring3 blk
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -73,8 +73,19 @@ $(BUILD)/guest/%.elf: $(BUILD)/guest/tests/%.o $(GUEST_KIT_OBJS) guest/kit/guest
 $(BUILD)/guest/smp.elf: $(BUILD)/guest/tests/smp.o $(BUILD)/guest/tests/smp_trampoline.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^))
 
+# Guests that use devices link the kit's virtio driver and Debian's libfdt.a.
+LIBFDT_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libfdt.a /usr/lib/libfdt.a))
+# Only libfdt's own headers join the guest's include path, not all of /usr/include.
+FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/libfdt_env.h $(BUILD)/guest/fdt-include/fdt.h
+$(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o: $(FDT_HEADERS)
+$(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
+
 # bzImage test guest: our own setup header, then a flat 64-bit payload at 1 MiB.
-$(BUILD)/guest/bzimage-check.payload.elf: $(BUILD)/guest/tests/bzimage_check.o $(BUILD)/guest/kit/entry64.o $(BUILD)/guest/kit/kit.o guest/kit/bzimage.ld
+$(BUILD)/guest/bzimage-check.payload.elf: $(BUILD)/guest/tests/bzimage_check.o $(BUILD)/guest/kit/entry64.o $(BUILD)/guest/kit/kit.o $(BUILD)/guest/kit/libc.o guest/kit/bzimage.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/bzimage.ld -o $@ $(filter %.o,$^)
 $(BUILD)/guest/bzimage-check.bzImage: $(BUILD)/guest/bzimage-check.payload.elf scripts/pack-bzimage.py
 	objcopy -O binary $< $@.payload

@@ -79,6 +79,34 @@ uint64_t kit_zero_page(void)
 	return zero_page;
 }
 
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
+#define ZP_SETUP_DATA 0x250
+#define SETUP_DTB 2
+
+const void *kit_dtb(void)
+{
+	const struct hvm_start_info *si = (const struct hvm_start_info *)start_info;
+	if (si && si->magic == HVM_START_MAGIC && si->modlist_paddr) {
+		const struct hvm_modlist_entry *m = (const void *)si->modlist_paddr;
+		for (uint32_t i = 0; i < si->nr_modules; i++)
+			if (m[i].cmdline_paddr &&
+			    strcmp((const char *)m[i].cmdline_paddr, "dtb") == 0)
+				return (const void *)m[i].paddr;
+	}
+	if (zero_page) {
+		uint64_t sd = *(const uint64_t *)(zero_page + ZP_SETUP_DATA);
+		for (int n = 0; sd && n < 16; n++) {
+			const uint32_t *hdr = (const uint32_t *)(sd + 8);
+			if (hdr[0] == SETUP_DTB)
+				return (const void *)(sd + 16);
+			sd = *(const uint64_t *)sd;
+		}
+	}
+	return NULL;
+}
+
 static int key_at(const char *p, const char *key)
 {
 	while (*key)

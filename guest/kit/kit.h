@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KIT_COM1 0x3f8
 #define KIT_DEBUG_EXIT 0xf4
@@ -64,9 +65,10 @@ uint64_t kit_zero_page(void);
 /* Drop to ring 3 with IOPL 3 (port I/O allowed) and run @fn on @stack_top. */
 __attribute__((noreturn)) void kit_enter_user(void (*fn)(void), void *stack_top);
 
-void *memcpy(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
+/*
+ * The device tree the monitor passed: PVH module named "dtb", or the
+ * SETUP_DTB entry of the zero page's setup_data list. NULL if none.
+ */
+const void *kit_dtb(void);
 
 #endif

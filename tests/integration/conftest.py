@@ -62,3 +62,28 @@ def run_ember(ember, *args, timeout=60, input=None):
     return subprocess.run([str(ember), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, input=input,
                           stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def read_until(proc, pattern, timeout):
+    """Read proc.stdout until regex @pattern matches (on \\r\\n-normalised
+    text) or @timeout seconds pass. Never blocks past the deadline. Returns
+    (match or None, text so far)."""
+    import re
+    import select
+    import time
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = out.decode(errors="replace").replace("\r\n", "\n")
+        m = re.search(pattern, text)
+        left = deadline - time.monotonic()
+        if m or left <= 0:
+            return m, text
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                text = out.decode(errors="replace").replace("\r\n", "\n")
+                return re.search(pattern, text), text
+            out += chunk

@@ -4,11 +4,11 @@ has shown that it took our boot data (banner, exact command line, e820 map,
 MP table). A full boot to /init is not reachable here; see the README.
 """
 import re
-import select
 import subprocess
-import time
 
 import pytest
+
+from conftest import read_until
 
 # noxsave/clearcpuid: this machine's instruction emulator lacks xsave, popcnt
 # and smap (ENVIRONMENT.md); the monitor itself does not depend on them.
@@ -17,24 +17,18 @@ CMDLINE = ("console=ttyS0 earlyprintk=serial,ttyS0 noxsave clearcpuid=popcnt,sma
 MEM_MIB = 256
 
 
-def boot_until(ember, vmlinux, protocol, needles, timeout=90, vcpus=1):
+def boot_until(ember, vmlinux, protocol, needles, timeout=90, vcpus=1, extra=()):
     p = subprocess.Popen([str(ember), "--kernel", str(vmlinux), "--boot-protocol", protocol,
-                          "--mem-mib", str(MEM_MIB), "--vcpus", str(vcpus), "--cmdline", CMDLINE],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = b""
-    deadline = time.monotonic() + timeout
+                          "--mem-mib", str(MEM_MIB), "--vcpus", str(vcpus), "--cmdline", CMDLINE,
+                          *extra],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        while time.monotonic() < deadline:
-            text = out.decode(errors="replace").replace("\r\n", "\n")
-            if all(re.search(n, text) for n in needles):
-                return text
-            if p.poll() is not None and not select.select([p.stdout], [], [], 0)[0]:
-                break
-            if select.select([p.stdout], [], [], 1)[0]:
-                chunk = p.stdout.read1(65536)
-                out += chunk
-        err = p.stderr.read1(65536).decode(errors="replace") if p.poll() is not None else ""
-        pytest.fail(f"kernel output never showed {needles}:\n{out.decode(errors='replace')}\n{err}")
+        # All needles, in any order: a lookahead per needle.
+        pattern = "(?s)" + "".join(f"(?=.*{n})" for n in needles)
+        m, text = read_until(p, pattern, timeout)
+        if not m:
+            pytest.fail(f"kernel output never showed {needles}:\n{text}")
+        return text
     finally:
         p.kill()
         p.wait()
@@ -60,3 +54,13 @@ def test_linux_sees_every_vcpu_in_the_mp_table(ember, vmlinux):
                       vcpus=4)
     for cpu in range(4):
         assert f"Processor #{cpu}" in text
+
+
+@pytest.mark.parametrize("protocol", ["pvh", "linux"])
+def test_linux_gets_virtio_mmio_devices(ember, vmlinux, protocol, tmp_path):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    devs = "virtio_mmio.device=4K@0xd0001000:5 virtio_mmio.device=4K@0xd0002000:6"
+    text = boot_until(ember, vmlinux, protocol, [r"Kernel command line: .*0xd0002000:6"],
+                      extra=["--drive", f"path={disk},id=a", "--drive", f"path={disk},id=b,ro=on"])
+    assert f"Command line: {CMDLINE} {devs}\n" in text

@@ -49,8 +49,9 @@ static inline uint32_t fq_reg_read(struct virtio_mmio *t, uint64_t off)
 
 /* Negotiate @features and bring queue 0 up with @size entries at the default
  * addresses (or @desc/@avail/@used when non-zero). Returns the status register. */
-static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t, const struct guest_mem *mem,
-				uint16_t size, uint64_t features, uint64_t desc, uint64_t avail, uint64_t used)
+static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t,
+				const struct guest_mem *mem, uint16_t size, uint64_t features,
+				uint64_t desc, uint64_t avail, uint64_t used)
 {
 	memset(q, 0, sizeof(*q));
 	q->mem = mem;
@@ -63,7 +64,8 @@ static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t, const 
 	fq_reg_write(t, 0x020, (uint32_t)features);
 	fq_reg_write(t, 0x024, 1);
 	fq_reg_write(t, 0x020, (uint32_t)(features >> 32));
-	fq_reg_write(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fq_reg_write(t, 0x070,
+		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	fq_reg_write(t, 0x030, 0);
 	fq_reg_write(t, 0x038, size);
 	desc = desc ? desc : FQ_DESC;
@@ -76,8 +78,9 @@ static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t, const 
 	fq_reg_write(t, 0x0a0, (uint32_t)used);
 	fq_reg_write(t, 0x0a4, (uint32_t)(used >> 32));
 	fq_reg_write(t, 0x044, 1);
-	fq_reg_write(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	fq_reg_write(t, 0x070,
+		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			 VIRTIO_STATUS_DRIVER_OK);
 	return fq_reg_read(t, 0x070);
 }
 
@@ -104,9 +107,12 @@ static inline uint16_t fq_add(struct fake_vq *q, const struct fake_desc *d, unsi
 	for (unsigned int i = 0; i < n; i++) {
 		uint16_t idx = (uint16_t)((head + i) % q->size);
 		uint16_t next = (uint16_t)((idx + 1) % q->size);
-		table[idx] = (struct virtq_desc){ .addr = d[i].addr, .len = d[i].len,
-						  .flags = (uint16_t)(d[i].flags | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
-						  .next = next };
+		table[idx] = (struct virtq_desc){
+			.addr = d[i].addr,
+			.len = d[i].len,
+			.flags = (uint16_t)(d[i].flags | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			.next = next
+		};
 	}
 	q->next_desc = (uint16_t)((head + n) % q->size);
 	return head;

@@ -19,11 +19,14 @@ static void tree_describes_memory_chosen_and_devices(void **state)
 	static uint8_t buf[DTB_MAX];
 	struct guest_mem mem;
 	assert_int_equal(guest_mem_layout(&mem, 5 * GiB, MMIO_GAP_START, MMIO_GAP_END), 0);
-	struct fdt_mmio_device devs[3] = {
-		{ 0xd0001000, 0x1000, 5 }, { 0xd0002000, 0x1000, 6 }, { 0xd0003000, 0x1000, 7 } };
+	struct fdt_mmio_device devs[3] = { { 0xd0001000, 0x1000, 5 },
+					   { 0xd0002000, 0x1000, 6 },
+					   { 0xd0003000, 0x1000, 7 } };
 	struct fdt_params p = { .cmdline = "console=ttyS0 virtio_mmio.device=4K@0xd0001000:5",
-				.initrd_addr = 0x8000000, .initrd_size = 4096,
-				.devices = devs, .nr_devices = 3 };
+				.initrd_addr = 0x8000000,
+				.initrd_size = 4096,
+				.devices = devs,
+				.nr_devices = 3 };
 	int len = fdt_build(buf, sizeof(buf), &mem, &p);
 	assert_true(len > 0 && len < (int)sizeof(buf));
 	assert_int_equal(fdt_check_header(buf), 0);

@@ -70,7 +70,7 @@ static void both_or_neither(void **state)
 	assert_int_equal(token_bucket_init(&rl.ops, 2, 0, 100, 0), 0);
 	assert_true(rate_limiter_consume(&rl, 1, 10, 0));
 	assert_false(rate_limiter_consume(&rl, 1, 5000, 0)); /* bytes refuse ... */
-	assert_true(rate_limiter_consume(&rl, 1, 10, 0));    /* ... and took no op */
+	assert_true(rate_limiter_consume(&rl, 1, 10, 0)); /* ... and took no op */
 	assert_int_equal(token_bucket_init(&rl.ops, 1, 0, 0, 0), -22); /* refill 0 */
 }
 

@@ -21,7 +21,9 @@
 
 #define MiB (1ull << 20)
 #define DISK_SECTORS 2048
-#define FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX) | (1ull << VIRTIO_BLK_F_FLUSH))
+#define FEATURES                                                                                   \
+	((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX) |                        \
+	 (1ull << VIRTIO_BLK_F_FLUSH))
 #define HDR FQ_BUF
 #define STATUS (FQ_BUF + 0x100)
 #define DATA (FQ_BUF + 0x1000)
@@ -46,8 +48,11 @@ static struct env *env_new(enum blk_engine_kind engine, bool ro)
 		assert_int_equal(write(fd, sector, sizeof(sector)), 512);
 	}
 	close(fd);
-	struct blk_drive_config cfg = { .id = "test-drive-serial-12345", .path = e->path,
-					.read_only = ro, .engine = engine, .cache = BLK_CACHE_WRITEBACK };
+	struct blk_drive_config cfg = { .id = "test-drive-serial-12345",
+					.path = e->path,
+					.read_only = ro,
+					.engine = engine,
+					.cache = BLK_CACHE_WRITEBACK };
 	char err[200];
 	assert_int_equal(virtio_blk_init(&e->blk, &e->mem, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(e->blk.capacity, DISK_SECTORS);
@@ -167,7 +172,9 @@ static void get_id_returns_the_serial(void **state)
 	struct env *e = env_new(BLK_ENGINE_SYNC, false);
 	struct virtq_used_elem u;
 	put_hdr(e, VIRTIO_BLK_T_GET_ID, 0);
-	struct fake_desc d[3] = { { HDR, 16, 0 }, { DATA, 64, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } };
+	struct fake_desc d[3] = { { HDR, 16, 0 },
+				  { DATA, 64, VIRTQ_DESC_F_WRITE },
+				  { STATUS, 1, VIRTQ_DESC_F_WRITE } };
 	fq_publish(&e->q, fq_add(&e->q, d, 3));
 	assert_int_equal(wait_used(e, &u), 0);
 	assert_int_equal(status_byte(e), VIRTIO_BLK_S_OK);
@@ -212,14 +219,46 @@ static void indirect(struct env *e, uint16_t head)
 }
 
 static const struct chain_case chain_cases[] = {
-	{ "buffer outside guest memory", { { HDR, 16, 0 }, { 0x7fff0000, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, NULL },
-	{ "buffer crossing the end of memory", { { HDR, 16, 0 }, { 16 * MiB - 256, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, NULL },
-	{ "address + length overflows", { { HDR, 16, 0 }, { UINT64_MAX - 100, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, NULL },
-	{ "buffer in the MMIO gap", { { HDR, 16, 0 }, { 0xd0001000, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, NULL },
-	{ "readable after writable", { { HDR, 16, 0 }, { STATUS, 1, VIRTQ_DESC_F_WRITE }, { DATA, 512, 0 } }, 3, NULL },
-	{ "descriptor loop", { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE } }, 2, loop_to_self },
-	{ "next outside the table", { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, next_out_of_table },
-	{ "indirect descriptor", { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } }, 3, indirect },
+	{ "buffer outside guest memory",
+	  { { HDR, 16, 0 },
+	    { 0x7fff0000, 512, VIRTQ_DESC_F_WRITE },
+	    { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  NULL },
+	{ "buffer crossing the end of memory",
+	  { { HDR, 16, 0 },
+	    { 16 * MiB - 256, 512, VIRTQ_DESC_F_WRITE },
+	    { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  NULL },
+	{ "address + length overflows",
+	  { { HDR, 16, 0 },
+	    { UINT64_MAX - 100, 512, VIRTQ_DESC_F_WRITE },
+	    { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  NULL },
+	{ "buffer in the MMIO gap",
+	  { { HDR, 16, 0 },
+	    { 0xd0001000, 512, VIRTQ_DESC_F_WRITE },
+	    { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  NULL },
+	{ "readable after writable",
+	  { { HDR, 16, 0 }, { STATUS, 1, VIRTQ_DESC_F_WRITE }, { DATA, 512, 0 } },
+	  3,
+	  NULL },
+	{ "descriptor loop",
+	  { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE } },
+	  2,
+	  loop_to_self },
+	{ "next outside the table",
+	  { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  next_out_of_table },
+	{ "indirect descriptor",
+	  { { HDR, 16, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } },
+	  3,
+	  indirect },
 };
 
 static void malformed_chains_fail_and_the_device_goes_on(void **state)
@@ -238,8 +277,8 @@ static void malformed_chains_fail_and_the_device_goes_on(void **state)
 		print_message("  %s\n", c->name);
 		assert_int_equal(wait_used(e, &u), 0);
 		assert_int_equal(u.id, head);
-		assert_int_equal(u.len, 0);                         /* nothing written */
-		assert_int_equal(status_byte(e), 0xee);             /* status untouched */
+		assert_int_equal(u.len, 0); /* nothing written */
+		assert_int_equal(status_byte(e), 0xee); /* status untouched */
 		assert_int_equal(e->blk.m.bad_chains, bad + 1);
 		assert_false(e->blk.transport.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 		assert_still_serves(e);
@@ -281,7 +320,9 @@ static void bad_requests_get_error_status(void **state)
 	/* Header shorter than 16 bytes. */
 	struct virtq_used_elem u;
 	put_hdr(e, VIRTIO_BLK_T_IN, 0);
-	struct fake_desc d[3] = { { HDR, 8, 0 }, { DATA, 512, VIRTQ_DESC_F_WRITE }, { STATUS, 1, VIRTQ_DESC_F_WRITE } };
+	struct fake_desc d[3] = { { HDR, 8, 0 },
+				  { DATA, 512, VIRTQ_DESC_F_WRITE },
+				  { STATUS, 1, VIRTQ_DESC_F_WRITE } };
 	fq_publish(&e->q, fq_add(&e->q, d, 3));
 	assert_int_equal(wait_used(e, &u), 0);
 	assert_int_equal(status_byte(e), VIRTIO_BLK_S_IOERR);
@@ -329,14 +370,16 @@ static void corrupt_rings_need_reset_then_recover(void **state)
 	assert_int_equal(fq_take_used(&e->q, &u), -1);
 
 	/* The driver resets and starts over: the device works again. */
-	assert_true(fq_setup(&e->q, &e->blk.transport, &e->mem, 16, FEATURES, 0, 0, 0) & VIRTIO_STATUS_DRIVER_OK);
+	assert_true(fq_setup(&e->q, &e->blk.transport, &e->mem, 16, FEATURES, 0, 0, 0) &
+		    VIRTIO_STATUS_DRIVER_OK);
 	assert_still_serves(e);
 
 	/* The avail index jumps further than the ring is long. */
 	a->idx = (uint16_t)(e->q.avail_idx + 40);
 	fq_kick(&e->q);
 	assert_true(fq_reg_read(&e->blk.transport, 0x070) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_true(fq_setup(&e->q, &e->blk.transport, &e->mem, 16, FEATURES, 0, 0, 0) & VIRTIO_STATUS_DRIVER_OK);
+	assert_true(fq_setup(&e->q, &e->blk.transport, &e->mem, 16, FEATURES, 0, 0, 0) &
+		    VIRTIO_STATUS_DRIVER_OK);
 	assert_still_serves(e);
 	env_free(e);
 }
@@ -376,7 +419,8 @@ static void bad_queue_geometry_is_refused_at_activation(void **state)
 	fq_reg_write(t, 0x020, 1u << 28); /* INDIRECT_DESC: not offered */
 	fq_reg_write(t, 0x024, 1);
 	fq_reg_write(t, 0x020, 1);
-	fq_reg_write(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fq_reg_write(t, 0x070,
+		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	assert_false(fq_reg_read(t, 0x070) & VIRTIO_STATUS_FEATURES_OK);
 	env_free(e);
 }

@@ -71,13 +71,20 @@ int pvh_setup(const struct guest_mem *mem, const struct boot_info *bi, char err[
 		.memmap_paddr = PVH_MEMMAP_ADDR,
 		.memmap_entries = map.nr,
 	};
-	if (bi->initrd_size) {
-		struct hvm_modlist_entry mod = { .paddr = bi->initrd_addr,
-						 .size = bi->initrd_size };
-		if (guest_mem_write(mem, PVH_MODLIST_ADDR, &mod, sizeof(mod)) < 0)
-			return fail(-EFAULT, "PVH module list does not fit in guest memory");
-		si.nr_modules = 1;
+	if (bi->initrd_size || bi->dtb_size) {
+		static const char dtb_name[] = "dtb";
+		struct hvm_modlist_entry mods[2] = {
+			{ .paddr = bi->initrd_addr, .size = bi->initrd_size },
+			{ .paddr = DTB_ADDR,
+			  .size = bi->dtb_size,
+			  .cmdline_paddr = PVH_MODLIST_ADDR + sizeof(mods) },
+		};
+		si.nr_modules = bi->dtb_size ? 2 : 1;
 		si.modlist_paddr = PVH_MODLIST_ADDR;
+		if (guest_mem_write(mem, PVH_MODLIST_ADDR, mods, sizeof(mods)) < 0 ||
+		    guest_mem_write(mem, PVH_MODLIST_ADDR + sizeof(mods), dtb_name,
+				    sizeof(dtb_name)) < 0)
+			return fail(-EFAULT, "PVH module list does not fit in guest memory");
 	}
 	if (guest_mem_write(mem, PVH_MEMMAP_ADDR, mm, map.nr * sizeof(mm[0])) < 0 ||
 	    guest_mem_write(mem, PVH_INFO_ADDR, &si, sizeof(si)) < 0)
