@@ -115,6 +115,11 @@ integration: all
 kernel:
 	@scripts/build-guest-kernel.sh
 
+# Benchmark harness: the real device code driven from the host.
+$(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
+
 test: setup
 	$(MAKE) fmt-check
 	$(MAKE) all $(UNIT_TESTS)
@@ -125,8 +130,9 @@ run: setup all
 	@echo "== booting build/guest/hello.elf"
 	$(BUILD)/ember --kernel $(BUILD)/guest/hello.elf --boot-timer --level info --cmdline "exit=0"
 
-bench: setup all
+bench: setup all $(BUILD)/bench/blk-harness
 	scripts/bench/boot.sh
+	scripts/bench/block.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

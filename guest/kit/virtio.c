@@ -113,10 +113,12 @@ uint32_t gv_transfer(struct gv_device *d, const struct gv_buf *bufs, int n)
 	struct gv_queue_mem *q = d->q;
 	/* One request at a time: descriptors 0..n-1 are always free here. */
 	for (int i = 0; i < n; i++) {
-		q->desc[i] = (struct gv_desc){ .addr = (uint64_t)bufs[i].addr, .len = bufs[i].len,
-					       .flags = (uint16_t)((bufs[i].writable ? D_WRITE : 0) |
-								   (i + 1 < n ? D_NEXT : 0)),
-					       .next = (uint16_t)(i + 1) };
+		q->desc[i] =
+		    (struct gv_desc){ .addr = (uint64_t)bufs[i].addr,
+				      .len = bufs[i].len,
+				      .flags = (uint16_t)((bufs[i].writable ? D_WRITE : 0) |
+							  (i + 1 < n ? D_NEXT : 0)),
+				      .next = (uint16_t)(i + 1) };
 	}
 	uint16_t old = d->avail_idx;
 	q->avail.ring[old % GV_QUEUE_SIZE] = 0;

@@ -57,7 +57,8 @@ static void fill(uint32_t drive, uint64_t sector, uint32_t nsec)
 {
 	for (uint32_t s = 0; s < nsec; s++)
 		for (uint32_t w = 0; w < 128; w++)
-			data[s * 128 + w] = (drive << 28) ^ (uint32_t)((sector + s) * 0x9e3779b1u) ^ w;
+			data[s * 128 + w] =
+			    (drive << 28) ^ (uint32_t)((sector + s) * 0x9e3779b1u) ^ w;
 }
 
 static uint64_t check(uint32_t drive, uint64_t sector, uint32_t nsec)
@@ -66,7 +67,8 @@ static uint64_t check(uint32_t drive, uint64_t sector, uint32_t nsec)
 	for (uint32_t s = 0; s < nsec; s++) {
 		uint32_t ok = 1;
 		for (uint32_t w = 0; w < 128; w++)
-			ok &= data[s * 128 + w] == ((drive << 28) ^ (uint32_t)((sector + s) * 0x9e3779b1u) ^ w);
+			ok &= data[s * 128 + w] ==
+			    ((drive << 28) ^ (uint32_t)((sector + s) * 0x9e3779b1u) ^ w);
 		good += ok;
 	}
 	return good;
@@ -103,7 +105,8 @@ static int test_drive(uint32_t i, struct gv_device *d)
 			errors++;
 	} else {
 		for (uint64_t s = 0; s < capacity; s += CHUNK_SECTORS) {
-			uint32_t n = capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
+			uint32_t n =
+			    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 			fill(i, s, n);
 			if (blk_req(d, BLK_T_OUT, s, data, n * 512) == BLK_S_OK)
 				wrote += n;
@@ -115,7 +118,8 @@ static int test_drive(uint32_t i, struct gv_device *d)
 	}
 	uint64_t read = 0;
 	for (uint64_t s = 0; s < capacity; s += CHUNK_SECTORS) {
-		uint32_t n = capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
+		uint32_t n =
+		    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 		memset(data, 0, n * 512);
 		if (blk_req(d, BLK_T_IN, s, data, n * 512) != BLK_S_OK) {
 			errors++;
