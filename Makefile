@@ -9,10 +9,10 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-stro
 # liburing statically: Debian's liburing.so.2 (2.3) does not export
 # io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
 # libfdt ships no pkg-config file.
-LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lpthread
+LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
-	vmm/devices/virtio/block/*.c)
+	vmm/devices/virtio/block/*.c api/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))

@@ -25,14 +25,29 @@ static int open_input(const char *what, const char *path)
 	return fd;
 }
 
-/* The user's command line plus one virtio_mmio.device= entry per device. */
+/*
+ * The user's command line, then "root=/dev/vda rw|ro" when a drive is the
+ * root device (it is attached first), then one virtio_mmio.device= entry per
+ * device.
+ */
 static char *guest_cmdline(const struct vmm *vmm, const char *user)
 {
-	size_t cap = (user ? strlen(user) : 0) + 64 * (size_t)vmm->nr_mmio_devs + 1;
+	size_t cap = (user ? strlen(user) : 0) + 64 * (size_t)vmm->nr_mmio_devs + 128;
 	char *s = malloc(cap);
 	if (!s)
 		return NULL;
 	size_t n = (size_t)snprintf(s, cap, "%s", user ? user : "");
+	for (unsigned int i = 0; i < vmm->cfg.nr_drives; i++) {
+		const struct drive_config *d = &vmm->cfg.drives[i];
+		if (!d->is_root)
+			continue;
+		if (d->partuuid)
+			n += (size_t)snprintf(s + n, cap - n, "%sroot=PARTUUID=%s", n ? " " : "",
+					      d->partuuid);
+		else
+			n += (size_t)snprintf(s + n, cap - n, "%sroot=/dev/vda", n ? " " : "");
+		n += (size_t)snprintf(s + n, cap - n, " %s", d->blk.read_only ? "ro" : "rw");
+	}
 	for (unsigned int i = 0; i < vmm->nr_mmio_devs; i++) {
 		const struct fdt_mmio_device *d = &vmm->mmio_devs[i];
 		n += (size_t)snprintf(s + n, cap - n, "%svirtio_mmio.device=4K@0x%llx:%u",
@@ -60,8 +75,9 @@ static int write_dtb(struct vmm *vmm, struct boot_info *bi)
 	return 0;
 }
 
-static int load_guest(struct vmm *vmm, const struct vmm_config *cfg)
+static int load_guest(struct vmm *vmm)
 {
+	const struct vmm_config *cfg = &vmm->cfg;
 	struct vm *vm = &vmm->vm;
 	char err[BOOT_ERR_MAX] = "";
 	struct kernel_image img;
@@ -147,6 +163,17 @@ static int serial_output_fd(const struct vmm_config *cfg)
 	return fd;
 }
 
+/* The root device first (it becomes /dev/vda), then the rest in order. */
+static const struct blk_drive_config *nth_drive(const struct vmm_config *cfg, unsigned int n)
+{
+	unsigned int k = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned int i = 0; i < cfg->nr_drives; i++)
+			if (cfg->drives[i].is_root == (pass == 0) && k++ == n)
+				return &cfg->drives[i].blk;
+	return NULL;
+}
+
 static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	if (!cfg->nr_drives)
@@ -156,13 +183,14 @@ static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
 		return EMBER_EXIT_ERROR;
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		struct virtio_blk *b = &vmm->blks[i];
+		const struct blk_drive_config *dc = nth_drive(cfg, i);
 		char err[200] = "";
 		if (vmm->nr_mmio_devs == VIRTIO_MAX_DEVICES) {
 			log_err("too many virtio devices (at most %d)", VIRTIO_MAX_DEVICES);
 			return EMBER_EXIT_USAGE;
 		}
-		if (virtio_blk_init(b, &vmm->vm.mem, &cfg->drives[i], err, sizeof(err)) < 0) {
-			log_err("drive '%s': %s", cfg->drives[i].id, err);
+		if (virtio_blk_init(b, &vmm->vm.mem, dc, err, sizeof(err)) < 0) {
+			log_err("drive '%s': %s", dc->id, err);
 			return EMBER_EXIT_BAD_DRIVE;
 		}
 		vmm->nr_blks++;
@@ -174,7 +202,7 @@ static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
 		};
 		if (virtio_blk_add_to_loop(b, &vmm->loop) < 0 ||
 		    virtio_mmio_attach(&b->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
-			log_err("drive '%s': cannot attach the device", cfg->drives[i].id);
+			log_err("drive '%s': cannot attach the device", dc->id);
 			return EMBER_EXIT_ERROR;
 		}
 		vmm->nr_mmio_devs++;
@@ -192,7 +220,10 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	int out_fd = serial_output_fd(cfg);
 	if (out_fd < 0 && cfg->serial == SERIAL_FILE)
 		return EMBER_EXIT_USAGE;
-	if (serial_init(&vmm->serial, vm, out_fd) < 0 || i8042_init(vm) < 0 ||
+	vmm->i8042 = calloc(1, sizeof(*vmm->i8042));
+	if (!vmm->i8042)
+		return EMBER_EXIT_ERROR;
+	if (serial_init(&vmm->serial, vm, out_fd) < 0 || i8042_init(vmm->i8042, vm) < 0 ||
 	    debug_exit_init(vm) < 0 || (cfg->boot_timer && boot_timer_init(vm) < 0)) {
 		log_err("cannot set up legacy devices");
 		return EMBER_EXIT_ERROR;
@@ -200,8 +231,18 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	return add_drives(vmm, cfg);
 }
 
-int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
+int vmm_build(struct vmm *vmm)
 {
+	const struct vmm_config *cfg = &vmm->cfg;
+	if (!cfg->kernel_path) {
+		log_err("no kernel configured (PUT /boot-source or --kernel)");
+		return EMBER_EXIT_USAGE;
+	}
+	if (cfg->nr_nets || cfg->vsock.set) {
+		log_err("%s are configured, but this build of ember has no virtio-net/vsock yet",
+			cfg->nr_nets ? "network interfaces" : "vsock");
+		return EMBER_EXIT_USAGE;
+	}
 	/* Check the inputs exist before paying for a VM. */
 	int fd = open_input("kernel", cfg->kernel_path);
 	if (fd < 0)
@@ -214,13 +255,13 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 		close(fd);
 	}
 
-	int r = vm_create(&vmm->vm, cfg->mem_mib << 20, cfg->vcpus);
+	int r = vm_create(&vmm->vm, cfg->mem_mib << 20, cfg->vcpus, cfg->huge_pages_2m);
 	if (r < 0)
 		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_KVM;
 	r = add_devices(vmm, cfg);
 	if (r)
 		return r;
-	return load_guest(vmm, cfg);
+	return load_guest(vmm);
 }
 
 void vmm_shutdown(struct vmm *vmm)
@@ -228,4 +269,6 @@ void vmm_shutdown(struct vmm *vmm)
 	for (unsigned int i = 0; i < vmm->nr_blks; i++)
 		if (virtio_blk_flush_backing(&vmm->blks[i]) < 0)
 			log_err("drive '%s': final flush failed", vmm->blks[i].id);
+	if (vmm->api_on)
+		api_server_stop(&vmm->api);
 }

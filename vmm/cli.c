@@ -40,7 +40,13 @@ enum {
 	OPT_START_TIME,
 	OPT_HELP,
 	OPT_VERSION,
-	OPT_DRIVE
+	OPT_DRIVE,
+	OPT_API_SOCK,
+	OPT_CONFIG_FILE,
+	OPT_NO_API,
+	OPT_ID,
+	OPT_LOG_PATH,
+	OPT_METRICS_PATH
 };
 
 static const struct option options[] = {
@@ -57,6 +63,12 @@ static const struct option options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "drive", required_argument, NULL, OPT_DRIVE },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+	{ "no-api", no_argument, NULL, OPT_NO_API },
+	{ "id", required_argument, NULL, OPT_ID },
+	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
+	{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -99,18 +111,27 @@ static int parse_on_off(const char *v, bool *out)
 	return 0;
 }
 
-static bool drive_id_valid(const char *id)
+bool config_id_valid(const char *id)
 {
 	size_t n = strlen(id);
 	return n > 0 && n <= DRIVE_ID_MAX &&
 	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
-int cli_parse_drive(char *spec, struct blk_drive_config *d, char *err, size_t err_len)
+void config_set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v ? strdup(v) : NULL;
+}
+
+int cli_parse_drive(char *spec, struct drive_config *dc, char *err, size_t err_len)
 {
 	static unsigned int unnamed;
-	static char names[VMM_MAX_DRIVES][16];
-	*d = (struct blk_drive_config){ .cache = BLK_CACHE_UNSAFE, .engine = BLK_ENGINE_URING };
+	char name[16];
+	struct blk_drive_config *d = &dc->blk;
+	const char *id = NULL, *path = NULL;
+	*dc = (struct drive_config){ .blk = { .cache = BLK_CACHE_UNSAFE,
+					      .engine = BLK_ENGINE_URING } };
 	if (!spec) {
 		snprintf(err, err_len, "out of memory");
 		return -EINVAL;
@@ -125,9 +146,9 @@ int cli_parse_drive(char *spec, struct blk_drive_config *d, char *err, size_t er
 		*v++ = 0;
 		bool ok = true;
 		if (strcmp(kv, "path") == 0)
-			d->path = v;
+			path = v;
 		else if (strcmp(kv, "id") == 0)
-			d->id = v;
+			id = v;
 		else if (strcmp(kv, "ro") == 0)
 			ok = parse_on_off(v, &d->read_only) == 0;
 		else if (strcmp(kv, "direct") == 0)
@@ -148,18 +169,20 @@ int cli_parse_drive(char *spec, struct blk_drive_config *d, char *err, size_t er
 			return -EINVAL;
 		}
 	}
-	if (!d->path || !*d->path) {
+	if (!path || !*path) {
 		snprintf(err, err_len, "path= is required");
 		return -EINVAL;
 	}
-	if (!d->id) {
-		snprintf(names[unnamed % VMM_MAX_DRIVES], sizeof(names[0]), "drive%u", unnamed);
-		d->id = names[unnamed++ % VMM_MAX_DRIVES];
+	if (!id) {
+		snprintf(name, sizeof(name), "drive%u", unnamed++);
+		id = name;
 	}
-	if (!drive_id_valid(d->id)) {
+	if (!config_id_valid(id)) {
 		snprintf(err, err_len, "drive id must be 1-64 characters of [A-Za-z0-9_-]");
 		return -EINVAL;
 	}
+	d->id = strdup(id);
+	d->path = strdup(path);
 	return 0;
 }
 
@@ -178,13 +201,37 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_KERNEL:
-			cfg->kernel_path = optarg;
+			config_set_str(&cfg->kernel_path, optarg);
 			break;
 		case OPT_INITRD:
-			cfg->initrd_path = optarg;
+			config_set_str(&cfg->initrd_path, optarg);
 			break;
 		case OPT_CMDLINE:
-			cfg->cmdline = optarg;
+			config_set_str(&cfg->cmdline, optarg);
+			break;
+		case OPT_API_SOCK:
+			if (!*optarg)
+				return bad("--api-sock needs a path%s", "");
+			config_set_str(&cfg->api_sock, optarg);
+			break;
+		case OPT_CONFIG_FILE:
+			config_set_str(&cfg->config_file, optarg);
+			break;
+		case OPT_NO_API:
+			cfg->no_api = true;
+			break;
+		case OPT_ID:
+			if (!config_id_valid(optarg))
+				return bad(
+				    "--id must be 1-64 characters of [A-Za-z0-9_-], not '%s'",
+				    optarg);
+			config_set_str(&cfg->id, optarg);
+			break;
+		case OPT_LOG_PATH:
+			config_set_str(&cfg->log_path, optarg);
+			break;
+		case OPT_METRICS_PATH:
+			config_set_str(&cfg->metrics_path, optarg);
 			break;
 		case OPT_VCPUS:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
@@ -206,7 +253,7 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 				cfg->serial = SERIAL_NONE;
 			} else if (*optarg) {
 				cfg->serial = SERIAL_FILE;
-				cfg->serial_path = optarg;
+				config_set_str(&cfg->serial_path, optarg);
 			} else {
 				return bad("--serial needs stdout, none or a file path%s", "");
 			}
@@ -240,12 +287,16 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			char err[160];
 			if (cfg->nr_drives == VMM_MAX_DRIVES)
 				return bad("at most 16 drives%s", "");
-			struct blk_drive_config *d = &cfg->drives[cfg->nr_drives];
-			if (cli_parse_drive(strdup(optarg), d, err, sizeof(err)) < 0)
+			struct drive_config *d = &cfg->drives[cfg->nr_drives];
+			char *spec = strdup(optarg);
+			int r = cli_parse_drive(spec, d, err, sizeof(err));
+			free(spec);
+			if (r < 0)
 				return bad("--drive: %s", err);
 			for (unsigned int i = 0; i < cfg->nr_drives; i++)
-				if (strcmp(cfg->drives[i].id, d->id) == 0)
-					return bad("--drive: drive id '%s' is used twice", d->id);
+				if (strcmp(cfg->drives[i].blk.id, d->blk.id) == 0)
+					return bad("--drive: drive id '%s' is used twice",
+						   d->blk.id);
 			cfg->nr_drives++;
 			break;
 		}
@@ -264,8 +315,12 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 	}
 	if (optind < argc)
 		return bad("unexpected argument '%s'", argv[optind]);
-	if (!cfg->kernel_path)
-		return bad("--kernel is required%s", "");
+	if (!cfg->kernel_path && !cfg->api_sock && !cfg->config_file)
+		return bad("--kernel is required (or --api-sock, or --config-file)%s", "");
+	if (cfg->no_api && cfg->api_sock)
+		return bad("--no-api and --api-sock exclude each other%s", "");
+	if (!cfg->id)
+		config_set_str(&cfg->id, "anonymous-instance");
 	uint64_t host = host_mem_mib();
 	if (host && cfg->mem_mib > host) {
 		char msg[96];

@@ -18,24 +18,66 @@
 
 enum serial_mode { SERIAL_STDOUT, SERIAL_NONE, SERIAL_FILE };
 
+#define VMM_MAX_NET 8
+
+/* Stored and validated; the devices arrive with the net/vsock issue. */
+struct net_config {
+	char *iface_id;
+	char *host_dev_name;
+	char *guest_mac;
+};
+
+struct vsock_config {
+	bool set;
+	uint32_t guest_cid;
+	char *uds_path;
+};
+
+/* A drive as the user described it (strings owned by the config). */
+struct drive_config {
+	struct blk_drive_config blk;
+	bool is_root;
+	char *partuuid;
+};
+
+/* All strings in a vmm_config are heap copies it owns. */
 struct vmm_config {
-	const char *kernel_path;
-	const char *initrd_path;
-	const char *cmdline;
+	char *kernel_path;
+	char *initrd_path;
+	char *cmdline;
 	unsigned int vcpus;
 	uint64_t mem_mib;
 #define VMM_MAX_DRIVES 16
 #define DRIVE_ID_MAX 64
 
 	enum serial_mode serial;
-	const char *serial_path;
+	char *serial_path;
 	bool boot_timer;
 	enum boot_protocol protocol;
 	enum log_level log_level;
 	uint64_t start_time_us; /* 0: take it at start-up */
-	struct blk_drive_config drives[VMM_MAX_DRIVES];
+	bool start_time_given;
+	struct drive_config drives[VMM_MAX_DRIVES];
 	unsigned int nr_drives;
+	struct net_config nets[VMM_MAX_NET];
+	unsigned int nr_nets;
+	struct vsock_config vsock;
+	bool smt, track_dirty_pages, huge_pages_2m;
+
+	/* Process-level settings. */
+	char *api_sock;
+	char *config_file;
+	bool no_api;
+	char *id;
+	char *log_path;
+	char *metrics_path;
 };
+
+/* Ids (instance, drive, interface): 1-64 characters of [A-Za-z0-9_-]. */
+bool config_id_valid(const char *id);
+
+/* Replace a config string with a copy of @v (NULL clears it). */
+void config_set_str(char **dst, const char *v);
 
 /*
  * Parse argv. On a bad argument, prints one error line and returns
@@ -47,9 +89,8 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg);
 /*
  * Parse one --drive value, "path=P[,id=ID][,ro=on|off][,cache=unsafe|writeback]
  * [,io_engine=async|sync]", into @d. Returns 0 or -EINVAL with @err set.
- * Keeps pointers into @spec, which must outlive @d.
  */
-int cli_parse_drive(char *spec, struct blk_drive_config *d, char *err, size_t err_len);
+int cli_parse_drive(char *spec, struct drive_config *d, char *err, size_t err_len);
 
 #define EMBER_VERSION "0.1.0"
 #define EMBER_MIN_MEM_MIB 2

@@ -17,16 +17,19 @@ static int log_fd = STDERR_FILENO;
 static __thread char thread_name[16] = "main";
 
 static const char *const level_names[] = {
-	[LOG_ERROR] = "ERROR",
-	[LOG_WARN] = "WARN",
-	[LOG_INFO] = "INFO",
-	[LOG_DEBUG] = "DEBUG",
+	[LOG_OFF] = "OFF",   [LOG_ERROR] = "ERROR", [LOG_WARN] = "WARN",
+	[LOG_INFO] = "INFO", [LOG_DEBUG] = "DEBUG",
 };
 
 void log_init(enum log_level level, int fd)
 {
 	log_level = level;
 	log_fd = fd;
+}
+
+int log_get_fd(void)
+{
+	return log_fd;
 }
 
 void log_set_thread_name(const char *name)

@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <stdnoreturn.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Set the lowest level printed and the destination fd (default stderr). */
 void log_init(enum log_level level, int fd);
+/* The fd log lines go to now. */
+int log_get_fd(void);
 /* Name of the calling thread as it appears in log lines ("main", "vcpu3"). */
 void log_set_thread_name(const char *name);
 /* Parse "error|warn|info|debug" (case-insensitive); -EINVAL otherwise. */

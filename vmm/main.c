@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* ember: a minimal KVM monitor for microVMs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -12,6 +14,7 @@
 #include "clock.h"
 #include "exit_codes.h"
 #include "log.h"
+#include "vcpu.h"
 #include "vmm.h"
 
 static void on_stop(void *opaque, uint32_t events)
@@ -29,7 +32,31 @@ static void on_signal(void *opaque, uint32_t events)
 	if (read(vmm->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	log_info("received signal %u, stopping", si.ssi_signo);
-	vm_request_stop(&vmm->vm, EMBER_EXIT_OK, "signal");
+	if (vmm->state == VMM_NOT_STARTED || vmm->state == VMM_START_FAILED)
+		vmm->loop.stop = true;
+	else
+		vm_request_stop(&vmm->vm, EMBER_EXIT_OK, "signal");
+}
+
+static void on_api(void *opaque, uint32_t events)
+{
+	struct vmm *vmm = opaque;
+	(void)events;
+	struct api_call *c = api_server_take(&vmm->api);
+	bool was_started = vmm->state != VMM_NOT_STARTED;
+	while (c) {
+		struct api_call *next = c->next;
+		api_dispatch(vmm, c);
+		api_server_reply(&vmm->api, c);
+		c = next;
+	}
+	/* The VM's stop eventfd exists only once InstanceStart built the VM. */
+	if (!was_started && (vmm->state == VMM_RUNNING || vmm->state == VMM_PAUSED)) {
+		if (!event_loop_add(&vmm->loop, vmm->vm.stop_efd, EPOLLIN, on_stop, vmm))
+			log_err("cannot watch the VM: %s", strerror(errno));
+		if (serial_attach_stdin(&vmm->serial, &vmm->loop) < 0)
+			log_warn("serial input from stdin is not available");
+	}
 }
 
 /* Signals go to the VMM thread's loop; the mask is inherited by vCPU threads. */
@@ -43,50 +70,89 @@ static int signals_setup(struct vmm *vmm)
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -EINVAL;
 	signal(SIGPIPE, SIG_IGN);
+	if (vcpu_signals_init() < 0)
+		return -EINVAL;
 	vmm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return vmm->signal_fd < 0 ? -errno : 0;
 }
 
-int vmm_run(struct vmm *vmm)
+static int open_log(const struct vmm_config *cfg)
 {
-	if (!event_loop_add(&vmm->loop, vmm->vm.stop_efd, EPOLLIN, on_stop, vmm) ||
-	    !event_loop_add(&vmm->loop, vmm->signal_fd, EPOLLIN, on_signal, vmm)) {
-		log_err("cannot set up the event loop: %s", strerror(errno));
+	if (!cfg->log_path)
+		return STDERR_FILENO;
+	int fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "ember: cannot open --log-path '%s': %s\n", cfg->log_path,
+			strerror(errno));
+		exit(EMBER_EXIT_USAGE);
+	}
+	return fd;
+}
+
+static int start_now(struct vmm *vmm)
+{
+	char err[160];
+	int r = vmm_start(vmm, err, sizeof(err));
+	if (r)
+		return r;
+	if (!event_loop_add(&vmm->loop, vmm->vm.stop_efd, EPOLLIN, on_stop, vmm)) {
+		log_err("cannot watch the VM: %s", strerror(errno));
 		return EMBER_EXIT_ERROR;
 	}
-	if (vmm->serial.out_fd >= 0) {
-		if (serial_attach_stdin(&vmm->serial, &vmm->loop) < 0)
-			log_warn("serial input from stdin is not available");
-	}
-	if (vm_start_vcpus(&vmm->vm) < 0)
-		return EMBER_EXIT_ERROR;
-	if (event_loop_run(&vmm->loop) < 0) {
-		log_err("event loop failed: %s", strerror(errno));
-		return EMBER_EXIT_ERROR;
-	}
-	return vmm->vm.exit_status;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static struct vmm vmm;
-	struct vmm_config cfg;
+	struct vmm_config *cfg = &vmm.cfg;
 
 	clock_init();
-	int r = cli_parse(argc, argv, &cfg);
+	int r = cli_parse(argc, argv, cfg);
 	if (r)
 		return r < 0 ? EMBER_EXIT_OK : r;
-	if (cfg.start_time_us)
-		clock_set_start_us(cfg.start_time_us);
-	log_init(cfg.log_level, STDERR_FILENO);
+	if (cfg->start_time_given)
+		clock_set_start_us(cfg->start_time_us);
+	log_init(cfg->log_level, open_log(cfg));
+	vmm.metrics.fd = -1;
 
-	if (signals_setup(&vmm) < 0 || event_loop_init(&vmm.loop) < 0)
+	if (signals_setup(&vmm) < 0 || event_loop_init(&vmm.loop) < 0 ||
+	    !event_loop_add(&vmm.loop, vmm.signal_fd, EPOLLIN, on_signal, &vmm))
 		die(EMBER_EXIT_ERROR, "cannot set up signals and the event loop");
-	r = vmm_build(&vmm, &cfg);
-	if (r)
-		return r;
-	r = vmm_run(&vmm);
+
+	if (cfg->metrics_path && metrics_start(&vmm, cfg->metrics_path) < 0)
+		die(EMBER_EXIT_USAGE, "cannot open --metrics-path '%s'", cfg->metrics_path);
+	if (cfg->config_file) {
+		char err[600];
+		if (vmm_load_config_file(&vmm, cfg->config_file, err, sizeof(err)) < 0)
+			die(EMBER_EXIT_USAGE, "--config-file: %s", err);
+	}
+	if (cfg->api_sock) {
+		if (api_server_start(&vmm.api, cfg->api_sock) < 0)
+			return EMBER_EXIT_USAGE;
+		vmm.api_on = true;
+		if (!event_loop_add(&vmm.loop, vmm.api.wake_fd, EPOLLIN, on_api, &vmm))
+			die(EMBER_EXIT_ERROR, "cannot watch the API queue");
+		log_info("API server listening on %s after %llu us", cfg->api_sock,
+			 (unsigned long long)clock_us_since_start());
+	}
+	/* A kernel from the command line or config file boots at once. */
+	if (cfg->kernel_path) {
+		r = start_now(&vmm);
+		if (r) {
+			vmm_shutdown(&vmm);
+			return r;
+		}
+		if (serial_attach_stdin(&vmm.serial, &vmm.loop) < 0)
+			log_warn("serial input from stdin is not available");
+	}
+	if (event_loop_run(&vmm.loop) < 0)
+		log_err("event loop failed: %s", strerror(errno));
+	r = vmm.state == VMM_RUNNING || vmm.state == VMM_PAUSED ? vmm.vm.exit_status
+								: EMBER_EXIT_OK;
 	vmm_shutdown(&vmm);
+	if (vmm.metrics.fd >= 0)
+		metrics_flush(&vmm);
 	/* vCPU threads may still be inside KVM_RUN; exit() ends them with us. */
 	exit(r);
 }

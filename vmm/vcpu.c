@@ -132,6 +132,49 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 	}
 }
 
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig; /* only here to make KVM_RUN return EINTR */
+}
+
+int vcpu_signals_init(void)
+{
+	struct sigaction sa = { .sa_handler = vcpu_kick_handler };
+	sigemptyset(&sa.sa_mask);
+	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (vcpu->started)
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+/* Park while the VM is paused. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_requested))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void vcpu_exited(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->exited++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -141,6 +184,12 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 
 	for (;;) {
+		if (atomic_load(&vcpu->vm->pause_requested))
+			vcpu_park(vcpu);
+		/* Cleared before the run: a kick after this makes KVM_RUN return at once. */
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (atomic_load(&vcpu->vm->pause_requested))
+			continue;
 		if (!vcpu->first_run_us) {
 			vcpu->first_run_us = clock_us_since_start();
 			if (vcpu->id == 0)
@@ -161,6 +210,7 @@ static void *vcpu_thread(void *arg)
 		if (vcpu_dispatch(vcpu) || atomic_load(&vcpu->vm->stop_requested))
 			break;
 	}
+	vcpu_exited(vcpu);
 	return NULL;
 }
 
@@ -169,6 +219,8 @@ int vcpu_start(struct vcpu *vcpu)
 	/* vCPU threads take no signals meant for the process (SIGTERM etc. are
 	 * blocked in the VMM thread before this and the mask is inherited). */
 	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	if (!r)
+		vcpu->started = true;
 	if (r) {
 		log_err("cannot start vCPU %u thread: %s", vcpu->id, strerror(r));
 		return -r;

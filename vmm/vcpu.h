@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
@@ -36,6 +37,7 @@ struct vcpu {
 	pthread_t thread;
 	atomic_uint_fast64_t exits[VCPU_EXIT_KINDS];
 	uint64_t first_run_us; /* clock_us_since_start() of the first KVM_RUN */
+	bool started;
 };
 
 /* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */
@@ -43,6 +45,10 @@ int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
     __attribute__((warn_unused_result));
 /* Start the vCPU thread. */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+/* Make the vCPU leave KVM_RUN soon (signal + immediate_exit). Any thread. */
+void vcpu_kick(struct vcpu *vcpu);
+/* Install the no-op handler of the kick signal. Once, before vCPUs start. */
+int vcpu_signals_init(void);
 /* Log the vCPU's registers (for fatal guest exits). vCPU thread only. */
 void vcpu_dump_regs(struct vcpu *vcpu);
 

@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <linux/mman.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -16,7 +18,7 @@
 #include "log.h"
 #include "vcpu.h"
 
-static int vm_map_memory(struct vm *vm, uint64_t mem_bytes)
+static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, bool huge_pages)
 {
 	int r = guest_mem_layout(&vm->mem, mem_bytes, MMIO_GAP_START, MMIO_GAP_END);
 	if (r < 0) {
@@ -26,8 +28,10 @@ static int vm_map_memory(struct vm *vm, uint64_t mem_bytes)
 	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
 		struct guest_region *reg = &vm->mem.regions[i];
 		/* Untouched guest pages cost nothing: MAP_NORESERVE and no prefault. */
-		void *host = mmap(NULL, reg->size, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+		if (huge_pages)
+			flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+		void *host = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, flags, -1, 0);
 		if (host == MAP_FAILED) {
 			r = -errno;
 			log_err("cannot map %llu MiB of guest memory: %s",
@@ -76,12 +80,14 @@ static int vm_create_irqchip(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, bool huge_pages)
 {
 	int r;
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
 	vm->setup_start_us = clock_now_us();
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 
 	if (nr_vcpus < 1 || nr_vcpus > VM_MAX_VCPUS)
 		return -EINVAL;
@@ -118,7 +124,7 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
 	/* Memory before the irqchip: the API allows either order, and adding a
 	 * slot after KVM_CREATE_IRQCHIP/KVM_SET_TSS_ADDR costs ~5 ms more on some
 	 * hosts (measured on this project's nested hypervisor). */
-	r = vm_map_memory(vm, mem_bytes);
+	r = vm_map_memory(vm, mem_bytes, huge_pages);
 	if (r < 0)
 		return r;
 	r = vm_create_irqchip(vm);
@@ -156,6 +162,38 @@ void vm_request_stop(struct vm *vm, int status, const char *why)
 	uint64_t one = 1;
 	ssize_t w = write(vm->stop_efd, &one, sizeof(one));
 	(void)w;
+}
+
+int vm_pause(struct vm *vm)
+{
+	atomic_store(&vm->pause_requested, true);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked + vm->exited < vm->nr_vcpus) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		pthread_mutex_lock(&vm->pause_lock);
+		/* Re-kick now and then: a vCPU may have been between its check
+		 * and KVM_RUN when the first kick came. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 int vm_irq_pulse(struct vm *vm, unsigned int irq)

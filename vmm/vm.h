@@ -41,14 +41,21 @@ struct vm {
 	int exit_status;
 
 	uint64_t setup_start_us; /* clock_now_us() when vm_create began */
+
+	/* Pause: vCPUs park outside KVM_RUN while pause_requested is set. */
+	atomic_bool pause_requested;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	unsigned int parked; /* vCPUs parked now */
+	unsigned int exited; /* vCPU threads that have ended */
 };
 
 /*
  * Create the VM with @mem_bytes of RAM (page-aligned, split around the 32-bit
  * MMIO gap) and @nr_vcpus vCPUs (1..VM_MAX_VCPUS); set up the irqchip and
- * PIT. Returns 0 or a negative errno with the cause logged.
+ * PIT. @huge_pages backs memory with 2 MiB hugetlbfs pages. Returns 0 or a negative errno with the cause logged.
  */
-int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus)
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, bool huge_pages)
     __attribute__((warn_unused_result));
 
 /* Start one thread per vCPU. The boot vCPU's registers must be set first. */
@@ -59,6 +66,13 @@ int vm_start_vcpus(struct vm *vm) __attribute__((warn_unused_result));
  * Safe from any thread and from several at once: only the first call counts.
  */
 void vm_request_stop(struct vm *vm, int status, const char *why);
+
+/*
+ * Stop every vCPU outside KVM_RUN and wait until all are parked (or gone);
+ * vm_resume() lets them run again. VMM thread only.
+ */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
 
 /* Raise an edge on IOAPIC/PIC input @irq (KVM_IRQ_LINE). Any thread. */
 int vm_irq_pulse(struct vm *vm, unsigned int irq);

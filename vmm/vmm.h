@@ -1,23 +1,46 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The monitor process: one VM, its devices and the VMM thread's event loop.
- * vmm_build() turns a configuration into a VM ready to start; vmm_run()
- * starts the vCPUs and serves events until the VM stops.
+ * The monitor process: one VM, its devices, its configuration and state,
+ * the API server and metrics, and the VMM thread's event loop.
+ *
+ * Lifecycle (Firecracker's): "Not started" while configuration is accepted;
+ * vmm_start() builds the VM and starts the vCPUs ("Running"); vmm_pause()
+ * and vmm_resume() move between "Running" and "Paused". The process ends
+ * when the guest stops, on SIGTERM, or on SendCtrlAltDel's reset.
+ * Everything here runs on the VMM thread.
  */
 #ifndef EMBER_VMM_H
 #define EMBER_VMM_H
 
-#include "config.h"
+#include "../api/api.h"
 #include "arch/x86_64/layout.h"
+#include "config.h"
 #include "devices/legacy/legacy.h"
 #include "devices/virtio/block/block.h"
-#include "event_loop.h"
 #include "devtree.h"
+#include "event_loop.h"
 #include "vm.h"
+
+enum vmm_state { VMM_NOT_STARTED, VMM_RUNNING, VMM_PAUSED, VMM_START_FAILED };
+
+struct vmm_metrics {
+	int fd; /* -1 when not configured */
+	struct event_handler *timer_h;
+	int timer_fd;
+	uint64_t api_requests, api_errors;
+	uint64_t api_latency_us_total, api_latency_us_max;
+	uint32_t api_latency_us[1024]; /* last requests, for p50/p99 */
+	unsigned int api_latency_n;
+	uint64_t start_us; /* process start to vmm_start() */
+	uint64_t build_us; /* vmm_start(): VM built and running */
+};
 
 struct vmm {
 	struct vm vm;
+	struct vmm_config cfg;
+	enum vmm_state state;
 	struct serial serial;
+	struct i8042 *i8042;
 	struct event_loop loop;
 	int signal_fd;
 	struct virtio_blk *blks;
@@ -25,13 +48,37 @@ struct vmm {
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;
+	struct api_server api;
+	bool api_on;
+	struct vmm_metrics metrics;
 };
 
-/* Build the VM from @cfg. Returns 0 or an ember exit code, error logged. */
-int vmm_build(struct vmm *vmm, const struct vmm_config *cfg) __attribute__((warn_unused_result));
+/* Build the VM from vmm->cfg. Returns 0 or an ember exit code, error logged. */
+int vmm_build(struct vmm *vmm) __attribute__((warn_unused_result));
+
+/*
+ * Build and start the VM (InstanceStart). On failure returns an exit code
+ * and writes why into @err; the state becomes VMM_START_FAILED.
+ */
+int vmm_start(struct vmm *vmm, char *err, size_t err_len);
+/* Park every vCPU outside KVM_RUN / let them run again. 0 or -errno. */
+int vmm_pause(struct vmm *vmm);
+int vmm_resume(struct vmm *vmm);
+/* Press Ctrl+Alt+Del on the guest's keyboard controller. */
+int vmm_send_ctrl_alt_del(struct vmm *vmm);
 /* Flush what must reach disk (writeback drives) before the process exits. */
 void vmm_shutdown(struct vmm *vmm);
-/* Run until the VM stops; returns the process exit status. */
-int vmm_run(struct vmm *vmm);
+
+/* Apply a Firecracker-style JSON config file to vmm->cfg. 0 or -1 with @err. */
+int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t err_len);
+
+/* Metrics: open @path, write one line now and every 60 s. 0 or -errno. */
+int metrics_start(struct vmm *vmm, const char *path) __attribute__((warn_unused_result));
+/* Write one JSON line of every counter (FlushMetrics, exit). 0 or -errno. */
+int metrics_flush(struct vmm *vmm);
+/* Record an API request's latency. */
+void metrics_api_request(struct vmm *vmm, uint64_t latency_us, bool error);
+
+const char *vmm_state_name(enum vmm_state s);
 
 #endif

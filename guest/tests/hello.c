@@ -4,6 +4,7 @@
  * command line, then, as the command line asks:
  *   echo=N   read N bytes from the serial port and print them back
  *   reset=1  reset through the i8042 (port 0x64, command 0xfe)
+ *   cad=1    wait for Ctrl+Alt+Del on the i8042, print the scan codes
  *   exit=N   exit through the debug port with status N (default 0)
  */
 #include "kit.h"
@@ -32,6 +33,17 @@ int guest_main(void)
 	uint64_t v = 0;
 	if (kit_cmdline_u64("echo=", &v) == 0)
 		echo(v);
+	if (kit_cmdline_u64("cad=", &v) == 0 && v) {
+		kit_puts("waiting for ctrl-alt-del\n");
+		kit_puts("keys:");
+		for (int i = 0; i < 4; i++) {
+			while (!(inb(0x64) & 1))
+				__asm__ volatile("pause");
+			kit_putc(' ');
+			kit_put_hex(inb(0x60));
+		}
+		kit_putc('\n');
+	}
 	if (kit_cmdline_u64("reset=", &v) == 0 && v) {
 		outb(0x64, 0xfe);
 		kit_puts("reset did not happen\n");

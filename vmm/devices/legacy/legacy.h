@@ -46,7 +46,16 @@ unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned in
 int serial_attach_stdin(struct serial *s, struct event_loop *loop)
     __attribute__((warn_unused_result));
 
-int i8042_init(struct vm *vm) __attribute__((warn_unused_result));
+struct i8042 {
+	pthread_mutex_t lock;
+	struct vm *vm;
+	uint8_t out[16]; /* bytes for the guest to read from port 0x60 */
+	unsigned int head, len;
+};
+
+int i8042_init(struct i8042 *k, struct vm *vm) __attribute__((warn_unused_result));
+/* Queue the Ctrl+Alt+Del key presses and raise IRQ 1. Any thread. */
+int i8042_send_ctrl_alt_del(struct i8042 *k);
 int boot_timer_init(struct vm *vm) __attribute__((warn_unused_result));
 int debug_exit_init(struct vm *vm) __attribute__((warn_unused_result));
 

@@ -335,12 +335,78 @@ int virtio_blk_init(struct virtio_blk *b, const struct guest_mem *mem,
 
 int virtio_blk_add_to_loop(struct virtio_blk *b, struct event_loop *loop)
 {
+	b->loop = loop;
 	int cfd = b->engine->completion_fd(b);
-	if (cfd >= 0 && !event_loop_add(loop, cfd, EPOLLIN, blk_completion_ready, b))
-		return -errno;
+	if (cfd >= 0) {
+		b->completion_h = event_loop_add(loop, cfd, EPOLLIN, blk_completion_ready, b);
+		if (!b->completion_h)
+			return -errno;
+	}
 	if (!event_loop_add(loop, b->timer_fd, EPOLLIN, blk_timer_ready, b))
 		return -errno;
 	return 0;
+}
+
+static int blk_swap_backing(struct virtio_blk *b, const char *path, char *err, size_t err_len)
+{
+	struct virtio_blk next = { .cfg = b->cfg };
+	next.cfg.path = path;
+	snprintf(next.id, sizeof(next.id), "%s", b->id);
+	int r = blk_open(&next, err, err_len);
+	if (r < 0)
+		return r;
+	/* Let the old engine finish what it has, then start one on the new file. */
+	if (b->completion_h)
+		event_loop_del(b->loop, b->completion_h);
+	b->completion_h = NULL;
+	b->engine->destroy(b);
+	if (b->nr_free && virtio_mmio_active(&b->transport) && virtq_should_signal(&b->queue))
+		b->tops->signal_used(&b->transport);
+	close(b->fd);
+	b->fd = next.fd;
+	b->capacity = next.capacity;
+	b->cfg.path = path; /* the caller owns the string */
+	r = b->engine->init(b, err, err_len);
+	if (r < 0 && b->engine == &blk_engine_uring) {
+		b->engine = &blk_engine_sync;
+		r = b->engine->init(b, err, err_len);
+	}
+	if (r < 0)
+		return r;
+	int cfd = b->engine->completion_fd(b);
+	if (cfd >= 0) {
+		b->completion_h = event_loop_add(b->loop, cfd, EPOLLIN, blk_completion_ready, b);
+		if (!b->completion_h)
+			return -errno;
+	}
+	/* The capacity may have changed: tell the driver to read the config again. */
+	if (b->transport.status & VIRTIO_STATUS_DRIVER_OK)
+		b->tops->signal_config(&b->transport);
+	return 0;
+}
+
+int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_drive_config *limits,
+		      char *err, size_t err_len)
+{
+	int r = 0;
+	pthread_mutex_lock(&b->transport.lock);
+	if (limits) {
+		uint64_t now = clock_now_ns();
+		struct rate_limiter rl = { .throttled = b->rl.throttled };
+		if (token_bucket_init(&rl.bytes, limits->bw_size, limits->bw_burst,
+				      limits->bw_refill_ms, now) < 0 ||
+		    token_bucket_init(&rl.ops, limits->ops_size, limits->ops_burst,
+				      limits->ops_refill_ms, now) < 0) {
+			snprintf(err, err_len, "rate limiter refill time must be more than 0 ms");
+			r = -EINVAL;
+		} else {
+			b->rl = rl;
+		}
+	}
+	if (!r && path)
+		r = blk_swap_backing(b, strdup(path), err, err_len);
+	pthread_mutex_unlock(&b->transport.lock);
+	return r;
 }
 
 int virtio_blk_flush_backing(struct virtio_blk *b)

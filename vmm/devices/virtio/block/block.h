@@ -101,6 +101,8 @@ struct virtio_blk {
 
 	struct rate_limiter rl;
 	int timer_fd;
+	struct event_loop *loop;
+	struct event_handler *completion_h;
 	bool throttled;
 	struct blk_metrics m;
 	bool logged_bad_chain;
@@ -122,6 +124,14 @@ int virtio_blk_add_to_loop(struct virtio_blk *b, struct event_loop *loop)
 void virtio_blk_process(struct virtio_blk *b);
 /* Reap engine completions (VMM thread, takes the transport lock). */
 void virtio_blk_complete_ready(struct virtio_blk *b);
+
+/*
+ * PATCH /drives: swap the backing file for @path (after the requests in
+ * flight have completed; the guest is told the capacity may have changed)
+ * and/or replace the rate limits with those in @limits. VMM thread.
+ */
+int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_drive_config *limits,
+		      char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* Flush the backing file (writeback mode) before the process exits. */
 int virtio_blk_flush_backing(struct virtio_blk *b);

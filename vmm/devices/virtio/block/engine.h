@@ -24,6 +24,8 @@ struct blk_engine {
 	void (*kick)(struct virtio_blk *b);
 	/* Call blk_complete() for each finished request. */
 	void (*reap)(struct virtio_blk *b);
+	/* Wait for every request in flight to complete, then free the engine. */
+	void (*destroy)(struct virtio_blk *b);
 };
 
 extern const struct blk_engine blk_engine_uring;

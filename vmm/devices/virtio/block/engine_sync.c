@@ -80,4 +80,5 @@ const struct blk_engine blk_engine_sync = {
 	.submit = sync_submit,
 	.kick = sync_nop,
 	.reap = sync_nop,
+	.destroy = sync_nop,
 };

@@ -149,6 +149,22 @@ static void uring_reap(struct virtio_blk *b)
 	uring_drain_cq(b);
 }
 
+static void uring_destroy(struct virtio_blk *b)
+{
+	struct uring_state *u = b->engine_state;
+	uring_kick(b);
+	while (b->inflight) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&u->ring, &cqe) < 0)
+			break;
+		uring_drain_cq(b);
+	}
+	io_uring_queue_exit(&u->ring);
+	close(u->efd);
+	free(u);
+	b->engine_state = NULL;
+}
+
 const struct blk_engine blk_engine_uring = {
 	.name = "io_uring",
 	.init = uring_init,
@@ -156,4 +172,5 @@ const struct blk_engine blk_engine_uring = {
 	.submit = uring_submit,
 	.kick = uring_kick,
 	.reap = uring_reap,
+	.destroy = uring_destroy,
 };

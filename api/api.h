@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ember's control plane: Firecracker's REST API over HTTP/1.1 on a Unix
+ * socket.
+ *
+ * Threads: libmicrohttpd runs the HTTP side on its own polling thread
+ * (server.c). Each complete request becomes a struct api_call on a queue;
+ * the VMM thread is woken through an eventfd, answers the calls with
+ * api_dispatch() (routes.c), and resumes the suspended connections. vCPU
+ * threads never touch the API.
+ */
+#ifndef EMBER_API_H
+#define EMBER_API_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define API_MAX_BODY 51200
+
+struct MHD_Connection;
+struct MHD_Daemon;
+struct vmm;
+
+struct api_call {
+	struct MHD_Connection *conn;
+	char method[8];
+	char *path;
+	char *body;
+	size_t body_len;
+	int too_large;
+	int queued;
+	/* the answer, filled by the VMM thread */
+	unsigned int status;
+	char *response;     /* JSON or NULL for an empty body */
+	int answered;
+	uint64_t start_ns;
+	struct api_call *next;
+};
+
+struct api_server {
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	int wake_fd; /* eventfd: calls are waiting */
+	char *sock_path;
+	pthread_mutex_t lock;
+	struct api_call *head, *tail;
+};
+
+/*
+ * Bind @path (it must not exist yet) and start serving. Returns 0 or
+ * -errno with the cause logged.
+ */
+int api_server_start(struct api_server *s, const char *path) __attribute__((warn_unused_result));
+/* Take every queued call (VMM thread). Returns a list linked by ->next. */
+struct api_call *api_server_take(struct api_server *s);
+/* Hand an answered call back to its connection (VMM thread). */
+void api_server_reply(struct api_server *s, struct api_call *c);
+/* Stop serving and remove the socket file. */
+void api_server_stop(struct api_server *s);
+
+/*
+ * Answer one call against @vmm: route, validate, act. Sets c->status and
+ * c->response. VMM thread only.
+ */
+void api_dispatch(struct vmm *vmm, struct api_call *c);
+
+#endif

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The HTTP side of the API: libmicrohttpd on a Unix socket. */
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "clock.h"
+#include "log.h"
+
+static enum MHD_Result api_send(struct MHD_Connection *conn, unsigned int status, const char *json)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(json ? strlen(json) : 0,
+								 (void *)(uintptr_t)(json ? json : ""),
+								 MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	if (json)
+		MHD_add_response_header(r, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void api_enqueue(struct api_server *s, struct api_call *c)
+{
+	pthread_mutex_lock(&s->lock);
+	c->next = NULL;
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	pthread_mutex_unlock(&s->lock);
+	uint64_t one = 1;
+	ssize_t w = write(s->wake_fd, &one, sizeof(one));
+	(void)w;
+}
+
+static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct api_call *c = *con_cls;
+	(void)version;
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return MHD_NO;
+		c->conn = conn;
+		c->start_ns = clock_now_ns();
+		snprintf(c->method, sizeof(c->method), "%s", method);
+		c->path = strdup(url);
+		*con_cls = c;
+		return c->path ? MHD_YES : MHD_NO;
+	}
+	if (*upload_size) {
+		/* Gather the body; past the limit, keep reading but drop it. */
+		if (!c->too_large && c->body_len + *upload_size <= API_MAX_BODY) {
+			char *b = realloc(c->body, c->body_len + *upload_size + 1);
+			if (!b)
+				return MHD_NO;
+			memcpy(b + c->body_len, upload_data, *upload_size);
+			c->body = b;
+			c->body_len += *upload_size;
+			c->body[c->body_len] = 0;
+		} else {
+			c->too_large = 1;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (c->too_large)
+		return api_send(conn, 413,
+				"{\"fault_message\": \"Request body is larger than 51200 bytes.\"}");
+	if (c->answered)
+		return api_send(conn, c->status, c->response);
+	if (!c->queued) {
+		/* The VMM thread answers; the connection sleeps until then. */
+		c->queued = 1;
+		MHD_suspend_connection(conn);
+		api_enqueue(s, c);
+	}
+	return MHD_YES;
+}
+
+static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct api_call *c = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!c)
+		return;
+	free(c->path);
+	free(c->body);
+	free(c->response);
+	free(c);
+	*con_cls = NULL;
+}
+
+struct api_call *api_server_take(struct api_server *s)
+{
+	uint64_t v;
+	ssize_t r = read(s->wake_fd, &v, sizeof(v));
+	(void)r;
+	pthread_mutex_lock(&s->lock);
+	struct api_call *list = s->head;
+	s->head = s->tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return list;
+}
+
+void api_server_reply(struct api_server *s, struct api_call *c)
+{
+	(void)s;
+	c->answered = 1;
+	MHD_resume_connection(c->conn);
+}
+
+int api_server_start(struct api_server *s, const char *path)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->listen_fd = -1;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		log_err("API socket path '%s' is too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, path);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0)
+		return -errno;
+	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno;
+		log_err("cannot bind the API socket '%s': %s", path, strerror(e));
+		close(s->listen_fd);
+		return -e;
+	}
+	s->sock_path = strdup(path);
+	if (listen(s->listen_fd, 64) < 0)
+		return -errno;
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0)
+		return -errno;
+	s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+					     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+				     0, NULL, NULL, api_access, s, MHD_OPTION_LISTEN_SOCKET,
+				     s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, s,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
+	if (!s->daemon) {
+		log_err("cannot start the API server");
+		return -EIO;
+	}
+	return 0;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	if (s->daemon)
+		MHD_stop_daemon(s->daemon);
+	s->daemon = NULL;
+	if (s->sock_path)
+		unlink(s->sock_path);
+}

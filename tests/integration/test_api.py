@@ -1,0 +1,182 @@
+"""Firecracker-compatible API over a Unix socket: the getting-started
+sequence with curl, lifecycle rules, pause/resume, Ctrl+Alt+Del, metrics,
+config file, malformed requests and concurrent clients."""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from api_client import Api, start_ember
+from conftest import read_until
+
+
+@pytest.fixture
+def sock(tmp_path):
+    return str(tmp_path / "ember.sock")
+
+
+def curl(sock, method, path, body=None):
+    cmd = ["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", sock, "-X", method,
+           f"http://localhost{path}", "-H", "Accept: application/json"]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    text, code = out.rsplit("\n", 1)
+    return int(code), (json.loads(text) if text else None)
+
+
+def test_getting_started_with_curl(ember, guest, sock, tmp_path):
+    disk = tmp_path / "rootfs.img"
+    disk.write_bytes(b"\0" * (512 << 10))
+    p = start_ember(ember, sock)
+    try:
+        assert curl(sock, "GET", "/") == (200, {"app_name": "ember", "id": "anonymous-instance",
+                                               "state": "Not started", "vmm_version": "0.1.0"})
+        assert curl(sock, "PUT", "/boot-source", {
+            "kernel_image_path": str(guest("blk.elf")), "boot_args": "console=ttyS0 reboot=k panic=1"})[0] == 204
+        assert curl(sock, "PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 128})[0] == 204
+        assert curl(sock, "PUT", "/drives/rootfs", {
+            "drive_id": "rootfs", "path_on_host": str(disk), "is_root_device": True,
+            "is_read_only": False})[0] == 204
+        code, cfg = curl(sock, "GET", "/vm/config")
+        assert code == 200 and cfg["machine-config"]["vcpu_count"] == 2
+        assert cfg["drives"][0]["path_on_host"] == str(disk)
+        assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert b"blk 0: id=rootfs capacity=1024 ro=0 irq=5 wrote=1024 read=1024 verified=1024 errors=0" in out
+    assert not os.path.exists(sock), "the socket must be removed at exit"
+
+
+def test_lifecycle_rules(ember, guest, sock):
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        # Post-boot-only calls before boot.
+        st, body = api.call("PATCH", "/vm", {"state": "Paused"})
+        assert st == 400 and "before starting" in body["fault_message"]
+        st, body = api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+        assert st == 400 and "before starting" in body["fault_message"]
+        st, body = api.call("PUT", "/actions", {"action_type": "InstanceStart"})
+        assert st == 400 and "kernel" in body["fault_message"]
+        assert api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")),
+                                                 "boot_args": "cad=1"})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        m, _ = read_until(p, r"waiting for ctrl-alt-del\n", 20)
+        assert m
+        assert api.call("GET", "/")[1]["state"] == "Running"
+        # Pre-boot-only calls after boot, and a second InstanceStart.
+        st, body = api.call("PUT", "/actions", {"action_type": "InstanceStart"})
+        assert st == 400 and "after starting" in body["fault_message"]
+        st, body = api.call("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})
+        assert st == 400 and "after starting" in body["fault_message"]
+        st, body = api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf"))})
+        assert st == 400 and "after starting" in body["fault_message"]
+        # GET works at any time.
+        assert api.call("GET", "/machine-config")[0] == 200
+        # Ctrl+Alt+Del reaches the guest's keyboard controller.
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        m, text = read_until(p, r"keys: (.*)\n", 20)
+        assert m and m.group(1) == "0x14 0x11 0xe0 0x71", text
+        assert p.wait(timeout=20) == 0
+    finally:
+        api.close()
+        p.kill()
+
+
+def test_pause_and_resume_keep_the_guest_correct(ember, guest, sock):
+    iters = 1_500_000_000
+    host = subprocess.run([str(guest("ring3-checksum-host")), str(iters)],
+                          capture_output=True, text=True, check=True).stdout
+    want = re.search(r"checksum=(0x[0-9a-f]+)", host).group(1)
+    p = start_ember(ember, sock, "--level", "info")
+    api = Api(sock)
+    try:
+        api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("ring3.elf")),
+                                         "boot_args": f"iters={iters}"})
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        m, _ = read_until(p, r"entering user mode\n", 20)
+        assert m
+        t0 = time.monotonic()
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        assert api.call("GET", "/")[1]["state"] == "Paused"
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204  # idempotent
+        time.sleep(1.0)
+        assert p.poll() is None
+        assert api.call("PATCH", "/vm", {"state": "Resumed"})[0] == 204
+        assert api.call("GET", "/")[1]["state"] == "Running"
+        m, text = read_until(p, r"checksum=(0x[0-9a-f]+) ", 120)
+        assert m and m.group(1) == want, text
+        assert time.monotonic() - t0 >= 1.0
+        assert p.wait(timeout=20) == 0
+    finally:
+        api.close()
+        p.kill()
+
+
+def test_metrics_logger_and_sigterm(ember, guest, sock, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    log = tmp_path / "ember.log"
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        assert api.call("PUT", "/logger", {"log_path": str(log), "level": "Info"})[0] == 204
+        assert api.call("PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204
+        st, body = api.call("PUT", "/metrics", {"metrics_path": str(metrics)})
+        assert st == 400 and "Reinitialization" in body["fault_message"]
+        api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")), "boot_args": "cad=1"})
+        api.call("PUT", "/actions", {"action_type": "InstanceStart"})
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0
+    finally:
+        api.close()
+        p.kill()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert len(lines) == 3  # at PUT /metrics, FlushMetrics, exit
+    assert lines[1]["api_server"]["requests"] >= 5
+    assert lines[1]["state"] == "Running"
+    assert lines[2]["vcpu"]["exits_io"] > 0
+    assert "VM started" in log.read_text()
+    assert not os.path.exists(sock)
+
+
+def test_config_file_boots(ember, guest, tmp_path):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * (256 << 10))
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("blk.elf"))},
+        "drives": [{"drive_id": "data", "path_on_host": str(disk), "is_root_device": False}],
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+    }))
+    r = subprocess.run([str(ember), "--no-api", "--config-file", str(cfg)], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "blk 0: id=data capacity=512" in r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"boot-source": {"kernel_image_path": str(guest("blk.elf"))},
+                               "drivez": []}))
+    r = subprocess.run([str(ember), "--config-file", str(bad)], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 64 and "unknown section `drivez`" in r.stderr
+
+
+def test_body_over_the_limit_gets_413(ember, sock):
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        big = json.dumps({"kernel_image_path": "x" * 60000})
+        st, body = api.call("PUT", "/boot-source", raw=big)
+        assert st == 413 and "51200" in body["fault_message"]
+        assert Api(sock).call("GET", "/")[0] == 200
+    finally:
+        api.close()
+        p.kill()
