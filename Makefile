@@ -32,7 +32,11 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all setup run test unit integration bench fmt fmt-check clean help guests kernel
-all: $(BUILD)/ember guests
+all: $(BUILD)/ember $(BUILD)/emberctl guests
+
+$(BUILD)/emberctl: api/emberctl
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 help:
 	@echo "make            build build/ember and the test guests"

@@ -32,7 +32,7 @@ struct api_call {
 	int queued;
 	/* the answer, filled by the VMM thread */
 	unsigned int status;
-	char *response;     /* JSON or NULL for an empty body */
+	char *response; /* JSON or NULL for an empty body */
 	int answered;
 	uint64_t start_ns;
 	struct api_call *next;

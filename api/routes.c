@@ -27,8 +27,8 @@ enum when { ANY, PRE_BOOT, POST_BOOT };
 struct ctx {
 	struct vmm *vmm;
 	const char *id; /* {id} in the path, if any */
-	json_t *body;   /* parsed body (object) or NULL */
-	json_t *resp;   /* 200 body, if any */
+	json_t *body; /* parsed body (object) or NULL */
+	json_t *resp; /* 200 body, if any */
 	char err[ERR_MAX];
 };
 
@@ -89,8 +89,8 @@ static int check_file(struct ctx *c, const char *what, const char *path, bool ne
 
 static unsigned int get_root(struct ctx *c)
 {
-	c->resp = json_pack("{s:s, s:s, s:s, s:s}", "app_name", "ember", "id", c->vmm->cfg.id, "state",
-			    vmm_state_name(c->vmm->state), "vmm_version", EMBER_VERSION);
+	c->resp = json_pack("{s:s, s:s, s:s, s:s}", "app_name", "ember", "id", c->vmm->cfg.id,
+			    "state", vmm_state_name(c->vmm->state), "vmm_version", EMBER_VERSION);
 	return 200;
 }
 
@@ -104,8 +104,9 @@ static unsigned int get_version(struct ctx *c)
 static json_t *machine_json(const struct vmm_config *cfg)
 {
 	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
-			 "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt, "track_dirty_pages",
-			 cfg->track_dirty_pages, "huge_pages", cfg->huge_pages_2m ? "2M" : "None");
+			 "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
+			 "track_dirty_pages", cfg->track_dirty_pages, "huge_pages",
+			 cfg->huge_pages_2m ? "2M" : "None");
 }
 
 static json_t *nullable(const char *s)
@@ -120,29 +121,33 @@ static unsigned int get_vm_config(struct ctx *c)
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		const struct drive_config *d = &cfg->drives[i];
 		json_array_append_new(
-			drives, json_pack("{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "drive_id", d->blk.id,
-					  "path_on_host", d->blk.path, "is_root_device", d->is_root,
-					  "is_read_only", d->blk.read_only, "partuuid", nullable(d->partuuid),
-					  "cache_type",
-					  d->blk.cache == BLK_CACHE_WRITEBACK ? "Writeback" : "Unsafe",
-					  "io_engine", d->blk.engine == BLK_ENGINE_SYNC ? "Sync" : "Async"));
+		    drives,
+		    json_pack("{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "drive_id", d->blk.id,
+			      "path_on_host", d->blk.path, "is_root_device", d->is_root,
+			      "is_read_only", d->blk.read_only, "partuuid", nullable(d->partuuid),
+			      "cache_type",
+			      d->blk.cache == BLK_CACHE_WRITEBACK ? "Writeback" : "Unsafe",
+			      "io_engine", d->blk.engine == BLK_ENGINE_SYNC ? "Sync" : "Async"));
 	}
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
 		const struct net_config *n = &cfg->nets[i];
-		json_array_append_new(nets, json_pack("{s:s, s:s, s:o}", "iface_id", n->iface_id,
-						      "host_dev_name", n->host_dev_name, "guest_mac",
-						      nullable(n->guest_mac)));
+		json_array_append_new(nets,
+				      json_pack("{s:s, s:s, s:o}", "iface_id", n->iface_id,
+						"host_dev_name", n->host_dev_name, "guest_mac",
+						nullable(n->guest_mac)));
 	}
-	json_t *vsock = cfg->vsock.set ? json_pack("{s:I, s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid,
-						   "uds_path", cfg->vsock.uds_path)
-				       : json_null();
+	json_t *vsock = cfg->vsock.set
+	    ? json_pack("{s:I, s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid, "uds_path",
+			cfg->vsock.uds_path)
+	    : json_null();
 	json_t *boot = json_pack("{s:o, s:o, s:o}", "kernel_image_path", nullable(cfg->kernel_path),
-				 "boot_args", nullable(cfg->cmdline), "initrd_path", nullable(cfg->initrd_path));
-	c->resp = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives", drives,
-			    "machine-config", machine_json(cfg), "network-interfaces", nets, "vsock",
-			    vsock, "logger",
-			    json_pack("{s:o}", "log_path", nullable(cfg->log_path)), "metrics",
-			    json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
+				 "boot_args", nullable(cfg->cmdline), "initrd_path",
+				 nullable(cfg->initrd_path));
+	c->resp =
+	    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives", drives,
+		      "machine-config", machine_json(cfg), "network-interfaces", nets, "vsock",
+		      vsock, "logger", json_pack("{s:o}", "log_path", nullable(cfg->log_path)),
+		      "metrics", json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
 	return 200;
 }
 
@@ -166,8 +171,8 @@ static unsigned int put_boot_source(struct ctx *c)
 	    (initrd && check_file(c, "initrd", initrd, false) < 0))
 		return 400;
 	if (args && strlen(args) >= CMDLINE_MAX)
-		return fail(c, "boot_args is %zu bytes, the kernel accepts at most %u", strlen(args),
-			    CMDLINE_MAX - 1);
+		return fail(c, "boot_args is %zu bytes, the kernel accepts at most %u",
+			    strlen(args), CMDLINE_MAX - 1);
 	struct vmm_config *cfg = &c->vmm->cfg;
 	config_set_str(&cfg->kernel_path, kernel);
 	config_set_str(&cfg->initrd_path, initrd);
@@ -209,11 +214,11 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 	uint64_t mem = juint(c->body, "mem_size_mib", put ? 0 : cfg->mem_mib);
 	bool smt = jbool(c->body, "smt", put ? false : cfg->smt);
 	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
-		return fail(c, "Invalid vCPU count: %llu (must be 1 to %d)", (unsigned long long)vcpus,
-			    VM_MAX_VCPUS);
+		return fail(c, "Invalid vCPU count: %llu (must be 1 to %d)",
+			    (unsigned long long)vcpus, VM_MAX_VCPUS);
 	if (mem < EMBER_MIN_MEM_MIB)
-		return fail(c, "Invalid memory size: %llu MiB (at least %d)", (unsigned long long)mem,
-			    EMBER_MIN_MEM_MIB);
+		return fail(c, "Invalid memory size: %llu MiB (at least %d)",
+			    (unsigned long long)mem, EMBER_MIN_MEM_MIB);
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 	if (pages > 0 && mem > (((uint64_t)pages * (uint64_t)page) >> 20))
 		return fail(c, "Invalid memory size: %llu MiB exceeds the host's memory",
@@ -226,7 +231,8 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 	cfg->vcpus = (unsigned int)vcpus;
 	cfg->mem_mib = mem;
 	cfg->smt = smt;
-	cfg->track_dirty_pages = jbool(c->body, "track_dirty_pages", put ? false : cfg->track_dirty_pages);
+	cfg->track_dirty_pages =
+	    jbool(c->body, "track_dirty_pages", put ? false : cfg->track_dirty_pages);
 	cfg->huge_pages_2m = hp ? strcmp(hp, "2M") == 0 : (put ? false : cfg->huge_pages_2m);
 	return 204;
 }
@@ -275,8 +281,8 @@ static int id_matches(struct ctx *c, const char *field)
 {
 	const char *body_id = jstr(c->body, field);
 	if (strcmp(body_id, c->id) != 0) {
-		fail(c, "The id from the path [%s] does not match the id from the body [%s]!", c->id,
-		     body_id);
+		fail(c, "The id from the path [%s] does not match the id from the body [%s]!",
+		     c->id, body_id);
 		return -1;
 	}
 	if (!config_id_valid(c->id)) {
@@ -304,7 +310,8 @@ static int rate_limits_valid(struct ctx *c, const json_t *rl)
 	for (int i = 0; i < 2; i++) {
 		const json_t *b = json_object_get(rl, names[i]);
 		if (b && juint(b, "size", 0) && !juint(b, "refill_time", 0)) {
-			fail(c, "rate_limiter.%s: refill_time must be more than 0 when size is set", names[i]);
+			fail(c, "rate_limiter.%s: refill_time must be more than 0 when size is set",
+			     names[i]);
 			return -1;
 		}
 	}
@@ -346,9 +353,13 @@ static unsigned int put_drive(struct ctx *c)
 	const char *engine = jstr(c->body, "io_engine");
 	const char *cache = jstr(c->body, "cache_type");
 	*d = (struct drive_config){
-		.blk = { .id = strdup(c->id), .path = strdup(path), .read_only = ro,
-			 .cache = cache && strcmp(cache, "Writeback") == 0 ? BLK_CACHE_WRITEBACK : BLK_CACHE_UNSAFE,
-			 .engine = engine && strcmp(engine, "Sync") == 0 ? BLK_ENGINE_SYNC : BLK_ENGINE_URING },
+		.blk = { .id = strdup(c->id),
+			 .path = strdup(path),
+			 .read_only = ro,
+			 .cache = cache && strcmp(cache, "Writeback") == 0 ? BLK_CACHE_WRITEBACK
+									   : BLK_CACHE_UNSAFE,
+			 .engine = engine && strcmp(engine, "Sync") == 0 ? BLK_ENGINE_SYNC
+									 : BLK_ENGINE_URING },
 		.is_root = root,
 		.partuuid = jstr(c->body, "partuuid") ? strdup(jstr(c->body, "partuuid")) : NULL,
 	};
@@ -480,7 +491,8 @@ static unsigned int put_vsock(struct ctx *c)
 	uint64_t cid = juint(c->body, "guest_cid", 0);
 	const char *uds = jstr(c->body, "uds_path");
 	if (cid < 3 || cid > UINT32_MAX)
-		return fail(c, "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
+		return fail(c,
+			    "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
 			    (unsigned long long)cid);
 	if (!*uds || strlen(uds) >= 108)
 		return fail(c, "uds_path must be 1 to 107 characters (a Unix socket path)");
@@ -493,7 +505,8 @@ static unsigned int put_vsock(struct ctx *c)
 
 /* ---- logger, metrics ------------------------------------------------------- */
 
-static const char *const level_values[] = { "Error", "Warning", "Info", "Debug", "Trace", "Off", NULL };
+static const char *const level_values[] = { "Error", "Warning", "Info", "Debug",
+					    "Trace", "Off",	NULL };
 
 static const struct jfield logger_schema[] = {
 	{ "log_path", J_STRING, false, NULL, NULL },
@@ -563,18 +576,22 @@ static unsigned int patch_vm(struct ctx *c)
 	bool pause = strcmp(jstr(c->body, "state"), "Paused") == 0;
 	int r = pause ? vmm_pause(c->vmm) : vmm_resume(c->vmm);
 	if (r < 0)
-		return fail(c, "Cannot %s the microVM: %s", pause ? "pause" : "resume", strerror(-r));
+		return fail(c, "Cannot %s the microVM: %s", pause ? "pause" : "resume",
+			    strerror(-r));
 	return 204;
 }
 
-static const char *const action_values[] = { "InstanceStart", "SendCtrlAltDel", "FlushMetrics", NULL };
+static const char *const action_values[] = { "InstanceStart", "SendCtrlAltDel", "FlushMetrics",
+					     NULL };
 static const struct jfield action_schema[] = {
 	{ "action_type", J_ENUM, true, action_values, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
-static const char *pre_boot_msg = "The requested operation is not supported after starting the microVM.";
-static const char *post_boot_msg = "The requested operation is not supported before starting the microVM.";
+static const char *pre_boot_msg =
+    "The requested operation is not supported after starting the microVM.";
+static const char *post_boot_msg =
+    "The requested operation is not supported before starting the microVM.";
 
 static unsigned int put_actions(struct ctx *c)
 {
@@ -584,11 +601,14 @@ static unsigned int put_actions(struct ctx *c)
 	bool started = c->vmm->state != VMM_NOT_STARTED;
 	if (strcmp(a, "InstanceStart") == 0) {
 		if (c->vmm->state == VMM_START_FAILED)
-			return fail(c, "A previous InstanceStart failed; start a new ember process.");
+			return fail(c,
+				    "A previous InstanceStart failed; start a new ember process.");
 		if (started)
 			return fail(c, "%s", pre_boot_msg);
 		if (!c->vmm->cfg.kernel_path)
-			return fail(c, "Cannot start the microVM without a kernel: PUT /boot-source first.");
+			return fail(
+			    c,
+			    "Cannot start the microVM without a kernel: PUT /boot-source first.");
 		if (vmm_start(c->vmm, c->err, sizeof(c->err)) != 0)
 			return 400;
 		return 204;
@@ -653,7 +673,8 @@ static unsigned int route_call(struct ctx *c, const char *method, const char *pa
 {
 	const struct route *r = NULL;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(routes[i].method, method) == 0 && path_matches(&routes[i], path, &c->id)) {
+		if (strcmp(routes[i].method, method) == 0 &&
+		    path_matches(&routes[i], path, &c->id)) {
 			r = &routes[i];
 			break;
 		}
@@ -667,11 +688,13 @@ static unsigned int route_call(struct ctx *c, const char *method, const char *pa
 		return fail(c, "%s", post_boot_msg);
 	if (strcmp(method, "GET") != 0) {
 		if (!body || !body_len)
-			return fail(c, "Empty request body: %s %s needs a JSON object.", method, path);
+			return fail(c, "Empty request body: %s %s needs a JSON object.", method,
+				    path);
 		json_error_t je;
 		c->body = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
 		if (!c->body)
-			return fail(c, "Invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
+			return fail(c, "Invalid JSON at line %d, column %d: %s", je.line, je.column,
+				    je.text);
 		if (!json_is_object(c->body))
 			return fail(c, "The request body must be a JSON object.");
 	}
@@ -722,8 +745,10 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 		return -1;
 	}
 	int r = -1;
-	static const char *const known[] = { "boot-source", "drives", "machine-config",
-					      "network-interfaces", "vsock", "logger", "metrics", NULL };
+	static const char *const known[] = { "boot-source",    "drives",
+					     "machine-config", "network-interfaces",
+					     "vsock",	       "logger",
+					     "metrics",	       NULL };
 	const char *key;
 	json_t *v;
 	if (!json_is_object(root)) {
@@ -741,9 +766,11 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 		}
 	}
 	/* Logger and metrics first, so the rest is logged and counted. */
-	if ((v = json_object_get(root, "logger")) && config_section(vmm, put_logger, v, NULL, "logger", err, err_len) < 0)
+	if ((v = json_object_get(root, "logger")) &&
+	    config_section(vmm, put_logger, v, NULL, "logger", err, err_len) < 0)
 		goto out;
-	if ((v = json_object_get(root, "metrics")) && config_section(vmm, put_metrics, v, NULL, "metrics", err, err_len) < 0)
+	if ((v = json_object_get(root, "metrics")) &&
+	    config_section(vmm, put_metrics, v, NULL, "metrics", err, err_len) < 0)
 		goto out;
 	if ((v = json_object_get(root, "machine-config")) &&
 	    config_section(vmm, put_machine, v, NULL, "machine-config", err, err_len) < 0)
@@ -766,11 +793,13 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 		json_array_foreach(arr, i, v)
 		{
 			const char *id = json_is_object(v) ? jstr(v, ids[l]) : NULL;
-			if (config_section(vmm, fns[l], v, id ? id : "", lists[l], err, err_len) < 0)
+			if (config_section(vmm, fns[l], v, id ? id : "", lists[l], err, err_len) <
+			    0)
 				goto out;
 		}
 	}
-	if ((v = json_object_get(root, "vsock")) && config_section(vmm, put_vsock, v, NULL, "vsock", err, err_len) < 0)
+	if ((v = json_object_get(root, "vsock")) &&
+	    config_section(vmm, put_vsock, v, NULL, "vsock", err, err_len) < 0)
 		goto out;
 	r = 0;
 out:

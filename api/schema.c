@@ -19,10 +19,8 @@ const struct jfield schema_rate_limiter[] = {
 };
 
 static const char *const type_names[] = {
-	[J_STRING] = "a string",
-	[J_UINT] = "a non-negative integer",
-	[J_BOOL] = "a boolean",
-	[J_OBJECT] = "an object",
+	[J_STRING] = "a string", [J_UINT] = "a non-negative integer",
+	[J_BOOL] = "a boolean",	 [J_OBJECT] = "an object",
 	[J_ENUM] = "a string",
 };
 
@@ -68,13 +66,13 @@ int schema_check(const json_t *obj, const struct jfield *fields, const char *wha
 			f++;
 		if (!f->name) {
 			list_names(fields, names, sizeof(names));
-			snprintf(err, err_len, "unknown field `%s` in %s, expected one of %s", key, what,
-				 names);
+			snprintf(err, err_len, "unknown field `%s` in %s, expected one of %s", key,
+				 what, names);
 			return -1;
 		}
 		if (!type_ok(v, f)) {
-			snprintf(err, err_len, "invalid type for field `%s` in %s: expected %s", key, what,
-				 type_names[f->type]);
+			snprintf(err, err_len, "invalid type for field `%s` in %s: expected %s",
+				 key, what, type_names[f->type]);
 			return -1;
 		}
 		if (f->type == J_ENUM) {
@@ -86,10 +84,13 @@ int schema_check(const json_t *obj, const struct jfield *fields, const char *wha
 				size_t n = 0;
 				names[0] = 0;
 				for (ok = f->values; *ok && n < sizeof(names); ok++)
-					n += (size_t)snprintf(names + n, sizeof(names) - n, "%s`%s`",
-							      ok == f->values ? "" : ", ", *ok);
-				snprintf(err, err_len, "unknown variant `%s` for field `%s` in %s, expected one of %s",
-					 s, key, what, names);
+					n +=
+					    (size_t)snprintf(names + n, sizeof(names) - n, "%s`%s`",
+							     ok == f->values ? "" : ", ", *ok);
+				snprintf(
+				    err, err_len,
+				    "unknown variant `%s` for field `%s` in %s, expected one of %s",
+				    s, key, what, names);
 				return -1;
 			}
 		}

@@ -18,7 +18,7 @@ struct jfield {
 	const char *name;
 	enum jtype type;
 	bool required;
-	const char *const *values;   /* J_ENUM: NULL-terminated allowed strings */
+	const char *const *values; /* J_ENUM: NULL-terminated allowed strings */
 	const struct jfield *fields; /* J_OBJECT: the nested schema, NULL-terminated */
 };
 

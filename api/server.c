@@ -16,9 +16,8 @@
 
 static enum MHD_Result api_send(struct MHD_Connection *conn, unsigned int status, const char *json)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(json ? strlen(json) : 0,
-								 (void *)(uintptr_t)(json ? json : ""),
-								 MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    json ? strlen(json) : 0, (void *)(uintptr_t)(json ? json : ""), MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	if (json)
@@ -78,8 +77,8 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (c->too_large)
-		return api_send(conn, 413,
-				"{\"fault_message\": \"Request body is larger than 51200 bytes.\"}");
+		return api_send(
+		    conn, 413, "{\"fault_message\": \"Request body is larger than 51200 bytes.\"}");
 	if (c->answered)
 		return api_send(conn, c->status, c->response);
 	if (!c->queued) {
@@ -152,12 +151,12 @@ int api_server_start(struct api_server *s, const char *path)
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0)
 		return -errno;
-	s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-					     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-				     0, NULL, NULL, api_access, s, MHD_OPTION_LISTEN_SOCKET,
-				     s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, s,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
+	s->daemon = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, api_access, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+	    MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)0, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
 	if (!s->daemon) {
 		log_err("cannot start the API server");
 		return -EIO;

@@ -32,7 +32,8 @@ int vmm_start(struct vmm *vmm, char *err, size_t err_len)
 	if (r) {
 		/* KVM objects may be half made: this process cannot try again. */
 		vmm->state = VMM_START_FAILED;
-		snprintf(err, err_len, "InstanceStart failed (exit code %d); the log has the cause", r);
+		snprintf(err, err_len, "InstanceStart failed (exit code %d); the log has the cause",
+			 r);
 		return r;
 	}
 	vmm->metrics.build_us = clock_now_us() - t0;

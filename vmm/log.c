@@ -2,6 +2,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "clock.h"
 
 static enum log_level log_level = LOG_INFO;
+static atomic_uint_fast64_t log_missed;
 static int log_fd = STDERR_FILENO;
 static __thread char thread_name[16] = "main";
 
@@ -25,6 +28,11 @@ void log_init(enum log_level level, int fd)
 {
 	log_level = level;
 	log_fd = fd;
+}
+
+uint64_t log_missed_count(void)
+{
+	return atomic_load(&log_missed);
 }
 
 int log_get_fd(void)
@@ -65,9 +73,18 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	/* One write per line keeps lines from different threads whole. */
+	/* A log reader that stops reading (a full pipe or FIFO) must never stall
+	 * the monitor: lines that cannot be written now are dropped and counted.
+	 * A line is shorter than PIPE_BUF, so a pipe that polls writable takes it
+	 * whole, in one write that also keeps lines from different threads apart. */
+	struct pollfd p = { .fd = log_fd, .events = POLLOUT };
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+		atomic_fetch_add(&log_missed, 1);
+		return;
+	}
 	ssize_t w = write(log_fd, line, len);
-	(void)w;
+	if (w != (ssize_t)len)
+		atomic_fetch_add(&log_missed, 1);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

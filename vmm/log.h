@@ -13,6 +13,8 @@ enum log_level { LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Set the lowest level printed and the destination fd (default stderr). */
 void log_init(enum log_level level, int fd);
+/* Lines dropped because the log destination was full (for metrics). */
+uint64_t log_missed_count(void);
 /* The fd log lines go to now. */
 int log_get_fd(void);
 /* Name of the calling thread as it appears in log lines ("main", "vcpu3"). */

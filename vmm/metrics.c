@@ -59,15 +59,15 @@ static json_t *block_metrics(const struct vmm *vmm)
 		const struct virtio_blk *b = &vmm->blks[i];
 		const struct blk_metrics *m = &b->m;
 		json_object_set_new(
-			o, b->id,
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
-				  (json_int_t)m->reads, "write_count", (json_int_t)m->writes,
-				  "flush_count", (json_int_t)m->flushes, "read_bytes",
-				  (json_int_t)m->read_bytes, "write_bytes", (json_int_t)m->write_bytes,
-				  "errors", (json_int_t)m->errors, "bad_chains", (json_int_t)m->bad_chains,
-				  "rate_limiter_throttled", (json_int_t)m->throttled, "backpressure",
-				  (json_int_t)m->backpressure, "needs_reset",
-				  (json_int_t)b->transport.needs_reset_events));
+		    o, b->id,
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
+			      (json_int_t)m->reads, "write_count", (json_int_t)m->writes,
+			      "flush_count", (json_int_t)m->flushes, "read_bytes",
+			      (json_int_t)m->read_bytes, "write_bytes", (json_int_t)m->write_bytes,
+			      "errors", (json_int_t)m->errors, "bad_chains",
+			      (json_int_t)m->bad_chains, "rate_limiter_throttled",
+			      (json_int_t)m->throttled, "backpressure", (json_int_t)m->backpressure,
+			      "needs_reset", (json_int_t)b->transport.needs_reset_events));
 	}
 	return o;
 }
@@ -92,13 +92,15 @@ int metrics_flush(struct vmm *vmm)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	json_t *line = json_pack(
-		"{s:I, s:s, s:s, s:o, s:o, s:o, s:{s:I, s:I, s:I}}", "utc_timestamp_ms",
-		(json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id", vmm->cfg.id, "state",
-		vmm_state_name(vmm->state), "api_server", api_metrics(m), "block", block_metrics(vmm),
-		"vcpu", vcpu_metrics(vmm), "boot", "start_to_instance_start_us",
-		(json_int_t)m->start_us, "instance_start_us", (json_int_t)m->build_us,
-		"first_kvm_run_us",
-		(json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus ? vmm->vm.vcpus[0].first_run_us : 0));
+	    "{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:{s:I, s:I, s:I}}", "utc_timestamp_ms",
+	    (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id", vmm->cfg.id, "state",
+	    vmm_state_name(vmm->state), "missed_log_count", (json_int_t)log_missed_count(),
+	    "api_server", api_metrics(m), "block", block_metrics(vmm), "vcpu", vcpu_metrics(vmm),
+	    "boot", "start_to_instance_start_us", (json_int_t)m->start_us, "instance_start_us",
+	    (json_int_t)m->build_us, "first_kvm_run_us",
+	    (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
+			     ? vmm->vm.vcpus[0].first_run_us
+			     : 0));
 	char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	json_decref(line);
 	if (!s)
@@ -118,7 +120,8 @@ void metrics_api_request(struct vmm *vmm, uint64_t latency_us, bool error)
 	m->api_latency_us_total += latency_us;
 	if (latency_us > m->api_latency_us_max)
 		m->api_latency_us_max = latency_us;
-	m->api_latency_us[m->api_latency_n++ % 1024] = latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us;
+	m->api_latency_us[m->api_latency_n++ % 1024] =
+	    latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us;
 }
 
 static void metrics_timer(void *opaque, uint32_t events)
@@ -142,7 +145,8 @@ int metrics_start(struct vmm *vmm, const char *path)
 		return -errno;
 	m->fd = fd;
 	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct itimerspec its = { .it_value = { METRICS_PERIOD_S, 0 }, .it_interval = { METRICS_PERIOD_S, 0 } };
+	struct itimerspec its = { .it_value = { METRICS_PERIOD_S, 0 },
+				  .it_interval = { METRICS_PERIOD_S, 0 } };
 	if (m->timer_fd < 0 || timerfd_settime(m->timer_fd, 0, &its, NULL) < 0)
 		return -errno;
 	m->timer_h = event_loop_add(&vmm->loop, m->timer_fd, EPOLLIN, metrics_timer, vmm);

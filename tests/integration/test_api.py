@@ -180,3 +180,28 @@ def test_body_over_the_limit_gets_413(ember, sock):
     finally:
         api.close()
         p.kill()
+
+
+def test_emberctl(ember, guest, sock):
+    from conftest import BUILD
+    ctl = [str(BUILD / "emberctl"), "--sock", sock]
+    p = start_ember(ember, sock)
+    try:
+        r = subprocess.run(ctl + ["info"], capture_output=True, text=True)
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "Not started"
+        r = subprocess.run(ctl + ["machine", "0", "64"], capture_output=True, text=True)
+        assert r.returncode == 1 and "Invalid vCPU count" in r.stderr
+        assert subprocess.run(ctl + ["kernel", str(guest("hello.elf")), "cad=1"]).returncode == 0
+        assert subprocess.run(ctl + ["machine", "1", "64"]).returncode == 0
+        assert subprocess.run(ctl + ["boot"]).returncode == 0
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
+        assert subprocess.run(ctl + ["pause"]).returncode == 0
+        r = subprocess.run(ctl + ["info"], capture_output=True, text=True)
+        assert json.loads(r.stdout)["state"] == "Paused"
+        assert subprocess.run(ctl + ["resume"]).returncode == 0
+        assert subprocess.run(ctl + ["ctrl-alt-del"]).returncode == 0
+        assert p.wait(timeout=20) == 0
+        r = subprocess.run(ctl + ["info"], capture_output=True, text=True)
+        assert r.returncode == 2 and "cannot reach" in r.stderr
+    finally:
+        p.kill()

@@ -447,8 +447,15 @@ static void hold_nop(struct virtio_blk *b)
 {
 	(void)b;
 }
-static const struct blk_engine hold_engine = { "hold",	    hold_init, hold_fd,
-					       hold_submit, hold_nop,  hold_nop };
+static const struct blk_engine hold_engine = {
+	.name = "hold",
+	.init = hold_init,
+	.completion_fd = hold_fd,
+	.submit = hold_submit,
+	.kick = hold_nop,
+	.reap = hold_nop,
+	.destroy = hold_nop,
+};
 
 static void reset_drops_inflight_completions(void **state)
 {

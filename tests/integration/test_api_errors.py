@@ -1,0 +1,176 @@
+"""Malformed API requests, table-driven: each gets the right status and a
+fault_message naming the problem, and the server still answers GET /
+afterwards. Then 8 concurrent keep-alive clients x 1000 mixed requests."""
+import json
+import threading
+
+import pytest
+
+from api_client import Api, start_ember
+
+MC = "/machine-config"
+BS = "/boot-source"
+
+# (method, path, body (dict, or str sent raw), status, words in fault_message)
+CASES = [
+    # unknown paths and wrong methods
+    ("GET", "/nope", None, 400, "Invalid request method and/or path: GET /nope"),
+    ("DELETE", "/", None, 400, "Invalid request method and/or path: DELETE /"),
+    ("POST", BS, {}, 400, "Invalid request method and/or path: POST /boot-source"),
+    ("GET", BS, None, 400, "Invalid request method and/or path"),
+    ("PUT", "/drives", {}, 400, "Invalid request method and/or path"),
+    ("PUT", "/drives/a/b", {}, 400, "Invalid request method and/or path"),
+    ("GET", "/drives/x", None, 400, "Invalid request method and/or path"),
+    ("PUT", "/snapshot/create", {}, 400, "Invalid request method and/or path"),
+    # bodies that are not JSON objects
+    ("PUT", BS, "", 400, "Empty request body"),
+    ("PUT", BS, "{", 400, "Invalid JSON"),
+    ("PUT", BS, "not json", 400, "Invalid JSON"),
+    ("PUT", BS, "[1, 2]", 400, "must be a JSON object"),
+    ("PUT", BS, '"kernel"', 400, "Invalid JSON"),
+    ("PUT", MC, '{"vcpu_count": 1, "vcpu_count": 2, "mem_size_mib": 128}', 400, "duplicate"),
+    # boot-source
+    ("PUT", BS, {"boot_args": "x"}, 400, "missing field `kernel_image_path`"),
+    ("PUT", BS, {"kernel_image_path": 42}, 400, "invalid type for field `kernel_image_path`"),
+    ("PUT", BS, {"kernel_image_path": "/nonexistent"}, 400, "kernel image '/nonexistent' cannot be opened"),
+    ("PUT", BS, {"kernel_image_path": "/tmp"}, 400, "is not a regular file"),
+    ("PUT", BS, {"kernel_image_path": "@K", "kernel": 1}, 400, "unknown field `kernel`"),
+    ("PUT", BS, {"kernel_image_path": "@K", "initrd_path": "/nonexistent"}, 400, "initrd '/nonexistent'"),
+    ("PUT", BS, {"kernel_image_path": "@K", "boot_args": "x" * 3000}, 400, "boot_args is 3000 bytes"),
+    # machine-config
+    ("PUT", MC, {"vcpu_count": 2}, 400, "missing field `mem_size_mib`"),
+    ("PUT", MC, {"mem_size_mib": 128}, 400, "missing field `vcpu_count`"),
+    ("PUT", MC, {"vcpu_count": 0, "mem_size_mib": 128}, 400, "Invalid vCPU count: 0"),
+    ("PUT", MC, {"vcpu_count": 33, "mem_size_mib": 128}, 400, "Invalid vCPU count: 33"),
+    ("PUT", MC, {"vcpu_count": -1, "mem_size_mib": 128}, 400, "invalid type for field `vcpu_count`"),
+    ("PUT", MC, {"vcpu_count": "2", "mem_size_mib": 128}, 400, "invalid type for field `vcpu_count`"),
+    ("PUT", MC, {"vcpu_count": 1.5, "mem_size_mib": 128}, 400, "invalid type for field `vcpu_count`"),
+    ("PUT", MC, {"vcpu_count": 1, "mem_size_mib": 0}, 400, "Invalid memory size: 0"),
+    ("PUT", MC, {"vcpu_count": 1, "mem_size_mib": 1 << 40}, 400, "exceeds the host"),
+    ("PUT", MC, {"vcpu_count": 2, "mem_size_mib": 128, "smt": "yes"}, 400, "invalid type for field `smt`"),
+    ("PUT", MC, {"vcpu_count": 2, "mem_size_mib": 128, "smt": True}, 400, "smt"),
+    ("PUT", MC, {"vcpu_count": 1, "mem_size_mib": 128, "huge_pages": "1G"}, 400, "unknown variant `1G` for field `huge_pages`"),
+    ("PUT", MC, {"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "T2"}, 400, "unknown variant `T2`"),
+    ("PUT", MC, {"vcpu_count": 1, "mem_size_mib": 128, "ht_enabled": False}, 400, "unknown field `ht_enabled`"),
+    ("PATCH", MC, {"vcpu_count": 64}, 400, "Invalid vCPU count: 64"),
+    ("PATCH", MC, {"mem": 1}, 400, "unknown field `mem`"),
+    # drives
+    ("PUT", "/drives/a", {"drive_id": "b", "path_on_host": "@D", "is_root_device": False}, 400,
+     "The id from the path [a] does not match the id from the body [b]!"),
+    ("PUT", "/drives/a", {"drive_id": "a", "is_root_device": False}, 400, "missing field `path_on_host`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D"}, 400, "missing field `is_root_device`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "/nonexistent", "is_root_device": False}, 400,
+     "drive file '/nonexistent' cannot be opened"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": "no"}, 400,
+     "invalid type for field `is_root_device`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False, "cache_type": "None"},
+     400, "unknown variant `None` for field `cache_type`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False, "io_engine": "aio"},
+     400, "unknown variant `aio` for field `io_engine`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
+                          "rate_limiter": {"bandwidth": {"size": 100}}}, 400, "missing field `refill_time` in `bandwidth`"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
+                          "rate_limiter": {"bandwidth": {"size": 100, "refill_time": 0}}}, 400, "refill_time must be more than 0"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
+                          "rate_limiter": {"iops": {}}}, 400, "unknown field `iops` in `rate_limiter`"),
+    ("PUT", "/drives/a%20b", {"drive_id": "a b", "path_on_host": "@D", "is_root_device": False}, 400, "Invalid id"),
+    ("PATCH", "/drives/a", {"drive_id": "a"}, 400, "not supported before starting"),
+    # network interfaces and vsock
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0"}, 400, "missing field `host_dev_name`"),
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth1", "host_dev_name": "tap0"}, 400, "does not match"),
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00"}, 400,
+     "is not a MAC address"),
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "t" * 20}, 400, "host_dev_name"),
+    ("PUT", "/vsock", {"guest_cid": 2, "uds_path": "/tmp/v.sock"}, 400, "guest_cid must be from 3"),
+    ("PUT", "/vsock", {"guest_cid": 3}, 400, "missing field `uds_path`"),
+    # logger, metrics, vm, actions
+    ("PUT", "/logger", {"level": "Loud"}, 400, "unknown variant `Loud` for field `level`"),
+    ("PUT", "/logger", {"log_path": "/nonexistent/dir/log"}, 400, "log_path '/nonexistent/dir/log' cannot be opened"),
+    ("PUT", "/metrics", {}, 400, "missing field `metrics_path`"),
+    ("PUT", "/metrics", {"metrics_path": "/nonexistent/dir/m"}, 400, "cannot be opened"),
+    ("PATCH", "/vm", {"state": "Paused"}, 400, "not supported before starting"),
+    ("PUT", "/actions", {"action_type": "Reboot"}, 400, "unknown variant `Reboot` for field `action_type`"),
+    ("PUT", "/actions", {}, 400, "missing field `action_type`"),
+    ("PUT", "/actions", {"action_type": "FlushMetrics"}, 400, "metrics are not configured"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(ember, tmp_path_factory, guest):
+    d = tmp_path_factory.mktemp("api")
+    disk = d / "disk.img"
+    disk.write_bytes(b"\0" * 4096)
+    sock = str(d / "api.sock")
+    p = start_ember(ember, sock)
+    yield sock, {"@K": str(guest("hello.elf")), "@D": str(disk)}
+    p.kill()
+    p.wait()
+
+
+def subst(body, paths):
+    if isinstance(body, dict):
+        return {k: subst(v, paths) for k, v in body.items()}
+    return paths.get(body, body) if isinstance(body, str) else body
+
+
+@pytest.mark.parametrize("method,path,body,status,words", CASES,
+                         ids=[f"{c[0]} {c[1]} {c[4][:40]}" for c in CASES])
+def test_malformed_request(server, method, path, body, status, words):
+    sock, paths = server
+    api = Api(sock)
+    try:
+        if isinstance(body, str):
+            st, resp = api.call(method, path, raw=body)
+        else:
+            st, resp = api.call(method, path, subst(body, paths))
+        assert st == status, resp
+        assert words in resp["fault_message"], resp
+        # The server is still there, on the same connection and a new one.
+        assert api.call("GET", "/")[0] == 200
+        assert Api(sock).call("GET", "/")[1]["state"] == "Not started"
+    finally:
+        api.close()
+
+
+def test_enough_malformed_cases():
+    assert len(CASES) >= 40
+
+
+def test_concurrent_clients(server):
+    sock, _ = server
+    errors = []
+
+    def client(n):
+        api = Api(sock)
+        try:
+            for i in range(1000):
+                kind = i % 4
+                if kind == 0:
+                    st, body = api.call("GET", "/")
+                    ok = st == 200 and body["app_name"] == "ember"
+                elif kind == 1:
+                    st, body = api.call("GET", "/machine-config")
+                    ok = st == 200 and "vcpu_count" in body
+                elif kind == 2:
+                    st, body = api.call("PATCH", "/machine-config", {"mem_size_mib": 64 + n})
+                    ok = st == 204 and body is None
+                else:
+                    # A unique bad path: the error must echo exactly ours.
+                    st, body = api.call("GET", f"/client-{n}-req-{i}")
+                    ok = st == 400 and body["fault_message"].endswith(f"GET /client-{n}-req-{i}.")
+                if not ok:
+                    errors.append((n, i, st, body))
+                    return
+        except Exception as e:  # noqa: BLE001
+            errors.append((n, "exception", repr(e)))
+        finally:
+            api.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:5]
+    st, body = Api(sock).call("GET", "/machine-config")
+    assert st == 200 and 64 <= body["mem_size_mib"] < 72
