@@ -137,6 +137,7 @@ run: setup all
 bench: setup all $(BUILD)/bench/blk-harness
 	scripts/bench/boot.sh
 	scripts/bench/block.sh
+	scripts/bench/api.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
