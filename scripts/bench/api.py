@@ -25,14 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../tests/integration"))
 from api_client import Api  # noqa: E402
-
-
-def pct(v, p):
-    s = sorted(v)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+from stats import pct  # noqa: E402
 
 
 def row(name, v, unit="us"):

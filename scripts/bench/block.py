@@ -16,19 +16,15 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats import pct  # noqa: E402
+
+
 CONFIGS = [
     ("4k randread", "randread", 4096),
     ("128k read", "read", 131072),
     ("128k write", "write", 131072),
 ]
-
-
-def pct(v, p):
-    s = sorted(v)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def fio(path, rw, bs, qd, seconds, direct):

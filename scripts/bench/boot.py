@@ -14,16 +14,13 @@ import re
 import statistics
 import subprocess
 import sys
+
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats import pct  # noqa: E402
+
 MARKER = b"Hello from the ember guest"
-
-
-def pct(values, p):
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def run_once(argv):

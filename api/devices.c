@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The API's configuration endpoints: boot source, machine configuration,
+ * drives, network interfaces and vsock. VMM thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "routes.h"
+#include "vmm.h"
+
+/* ---- boot-source --------------------------------------------------------- */
+
+static const struct jfield boot_source_schema[] = {
+	{ "kernel_image_path", J_STRING, true, NULL, NULL },
+	{ "boot_args", J_STRING, false, NULL, NULL },
+	{ "initrd_path", J_STRING, false, NULL, NULL },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+unsigned int put_boot_source(struct ctx *c)
+{
+	if (api_check(c, boot_source_schema, "boot-source") < 0)
+		return 400;
+	const char *kernel = jstr(c->body, "kernel_image_path");
+	const char *initrd = jstr(c->body, "initrd_path");
+	const char *args = jstr(c->body, "boot_args");
+	if (api_check_file(c, "kernel image", kernel, false) < 0 ||
+	    (initrd && api_check_file(c, "initrd", initrd, false) < 0))
+		return 400;
+	if (args && strlen(args) >= CMDLINE_MAX)
+		return api_fail(c, "boot_args is %zu bytes, the kernel accepts at most %u",
+			    strlen(args), CMDLINE_MAX - 1);
+	struct vmm_config *cfg = &c->vmm->cfg;
+	config_set_str(&cfg->kernel_path, kernel);
+	config_set_str(&cfg->initrd_path, initrd);
+	config_set_str(&cfg->cmdline, args);
+	return 204;
+}
+
+/* ---- machine-config ------------------------------------------------------ */
+
+static const char *const huge_pages_values[] = { "None", "2M", NULL };
+static const char *const cpu_template_values[] = { "None", NULL };
+
+static const struct jfield machine_schema_put[] = {
+	{ "vcpu_count", J_UINT, true, NULL, NULL },
+	{ "mem_size_mib", J_UINT, true, NULL, NULL },
+	{ "smt", J_BOOL, false, NULL, NULL },
+	{ "track_dirty_pages", J_BOOL, false, NULL, NULL },
+	{ "huge_pages", J_ENUM, false, huge_pages_values, NULL },
+	{ "cpu_template", J_ENUM, false, cpu_template_values, NULL },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static const struct jfield machine_schema_patch[] = {
+	{ "vcpu_count", J_UINT, false, NULL, NULL },
+	{ "mem_size_mib", J_UINT, false, NULL, NULL },
+	{ "smt", J_BOOL, false, NULL, NULL },
+	{ "track_dirty_pages", J_BOOL, false, NULL, NULL },
+	{ "huge_pages", J_ENUM, false, huge_pages_values, NULL },
+	{ "cpu_template", J_ENUM, false, cpu_template_values, NULL },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static unsigned int apply_machine(struct ctx *c, bool put)
+{
+	if (api_check(c, put ? machine_schema_put : machine_schema_patch, "machine-config") < 0)
+		return 400;
+	struct vmm_config *cfg = &c->vmm->cfg;
+	uint64_t vcpus = juint(c->body, "vcpu_count", put ? 0 : cfg->vcpus);
+	uint64_t mem = juint(c->body, "mem_size_mib", put ? 0 : cfg->mem_mib);
+	bool smt = jbool(c->body, "smt", put ? false : cfg->smt);
+	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
+		return api_fail(c, "Invalid vCPU count: %llu (must be 1 to %d)",
+			    (unsigned long long)vcpus, VM_MAX_VCPUS);
+	if (mem < EMBER_MIN_MEM_MIB)
+		return api_fail(c, "Invalid memory size: %llu MiB (at least %d)",
+			    (unsigned long long)mem, EMBER_MIN_MEM_MIB);
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && mem > (((uint64_t)pages * (uint64_t)page) >> 20))
+		return api_fail(c, "Invalid memory size: %llu MiB exceeds the host's memory",
+			    (unsigned long long)mem);
+	if (smt)
+		return api_fail(c, "smt: simultaneous multithreading is not supported by ember");
+	const char *hp = jstr(c->body, "huge_pages");
+	if (hp && strcmp(hp, "2M") == 0 && mem % 2)
+		return api_fail(c, "mem_size_mib must be a multiple of 2 with 2M huge pages");
+	cfg->vcpus = (unsigned int)vcpus;
+	cfg->mem_mib = mem;
+	cfg->smt = smt;
+	cfg->track_dirty_pages =
+	    jbool(c->body, "track_dirty_pages", put ? false : cfg->track_dirty_pages);
+	cfg->huge_pages_2m = hp ? strcmp(hp, "2M") == 0 : (put ? false : cfg->huge_pages_2m);
+	return 204;
+}
+
+unsigned int put_machine(struct ctx *c)
+{
+	return apply_machine(c, true);
+}
+
+unsigned int patch_machine(struct ctx *c)
+{
+	return apply_machine(c, false);
+}
+
+unsigned int get_machine(struct ctx *c)
+{
+	c->resp = api_machine_json(c->vmm);
+	return 200;
+}
+
+/* ---- drives ---------------------------------------------------------------- */
+
+static const char *const cache_values[] = { "Unsafe", "Writeback", NULL };
+static const char *const engine_values[] = { "Sync", "Async", NULL };
+
+static const struct jfield drive_schema[] = {
+	{ "drive_id", J_STRING, true, NULL, NULL },
+	{ "path_on_host", J_STRING, true, NULL, NULL },
+	{ "is_root_device", J_BOOL, true, NULL, NULL },
+	{ "is_read_only", J_BOOL, false, NULL, NULL },
+	{ "partuuid", J_STRING, false, NULL, NULL },
+	{ "cache_type", J_ENUM, false, cache_values, NULL },
+	{ "io_engine", J_ENUM, false, engine_values, NULL },
+	{ "rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static const struct jfield drive_patch_schema[] = {
+	{ "drive_id", J_STRING, true, NULL, NULL },
+	{ "path_on_host", J_STRING, false, NULL, NULL },
+	{ "rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static int id_matches(struct ctx *c, const char *field)
+{
+	const char *body_id = jstr(c->body, field);
+	if (strcmp(body_id, c->id) != 0) {
+		api_fail(c, "The id from the path [%s] does not match the id from the body [%s]!",
+		     c->id, body_id);
+		return -1;
+	}
+	if (!config_id_valid(c->id)) {
+		api_fail(c, "Invalid id [%s]: use 1 to 64 characters of [A-Za-z0-9_-]", c->id);
+		return -1;
+	}
+	return 0;
+}
+
+static void rate_limits(const json_t *rl, struct blk_drive_config *d)
+{
+	const json_t *bw = json_object_get(rl, "bandwidth");
+	const json_t *ops = json_object_get(rl, "ops");
+	d->bw_size = juint(bw, "size", 0);
+	d->bw_burst = juint(bw, "one_time_burst", 0);
+	d->bw_refill_ms = juint(bw, "refill_time", 0);
+	d->ops_size = juint(ops, "size", 0);
+	d->ops_burst = juint(ops, "one_time_burst", 0);
+	d->ops_refill_ms = juint(ops, "refill_time", 0);
+}
+
+static int rate_limits_valid(struct ctx *c, const json_t *rl)
+{
+	const char *names[2] = { "bandwidth", "ops" };
+	for (int i = 0; i < 2; i++) {
+		const json_t *b = json_object_get(rl, names[i]);
+		if (b && juint(b, "size", 0) && !juint(b, "refill_time", 0)) {
+			api_fail(c, "rate_limiter.%s: refill_time must be more than 0 when size is set",
+			     names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+unsigned int put_drive(struct ctx *c)
+{
+	if (api_check(c, drive_schema, "drive") < 0 || id_matches(c, "drive_id") < 0)
+		return 400;
+	struct vmm_config *cfg = &c->vmm->cfg;
+	bool ro = jbool(c->body, "is_read_only", false);
+	bool root = jbool(c->body, "is_root_device", false);
+	const char *path = jstr(c->body, "path_on_host");
+	if (api_check_file(c, "drive file", path, !ro) < 0)
+		return 400;
+	const json_t *rl = json_object_get(c->body, "rate_limiter");
+	if (rl && rate_limits_valid(c, rl) < 0)
+		return 400;
+	unsigned int slot = cfg->nr_drives;
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (strcmp(cfg->drives[i].blk.id, c->id) == 0)
+			slot = i;
+		else if (root && cfg->drives[i].is_root)
+			return api_fail(c, "A root block device already exists!");
+	}
+	if (slot == VMM_MAX_DRIVES)
+		return api_fail(c, "Too many drives: at most %d", VMM_MAX_DRIVES);
+	if (slot + 1 + cfg->nr_nets > VIRTIO_MAX_DEVICES)
+		return api_fail(c, "Too many virtio devices: at most %d", VIRTIO_MAX_DEVICES);
+	struct drive_config *d = &cfg->drives[slot];
+	if (slot == cfg->nr_drives) {
+		memset(d, 0, sizeof(*d));
+		cfg->nr_drives++;
+	}
+	free((void *)(uintptr_t)d->blk.id);
+	free((void *)(uintptr_t)d->blk.path);
+	free(d->partuuid);
+	const char *engine = jstr(c->body, "io_engine");
+	const char *cache = jstr(c->body, "cache_type");
+	*d = (struct drive_config){
+		.blk = { .id = strdup(c->id),
+			 .path = strdup(path),
+			 .read_only = ro,
+			 .cache = cache && strcmp(cache, "Writeback") == 0 ? BLK_CACHE_WRITEBACK
+									   : BLK_CACHE_UNSAFE,
+			 .engine = engine && strcmp(engine, "Sync") == 0 ? BLK_ENGINE_SYNC
+									 : BLK_ENGINE_URING },
+		.is_root = root,
+		.partuuid = jstr(c->body, "partuuid") ? strdup(jstr(c->body, "partuuid")) : NULL,
+	};
+	if (rl)
+		rate_limits(rl, &d->blk);
+	return 204;
+}
+
+unsigned int patch_drive(struct ctx *c)
+{
+	if (api_check(c, drive_patch_schema, "drive") < 0 || id_matches(c, "drive_id") < 0)
+		return 400;
+	struct vmm *vmm = c->vmm;
+	struct virtio_blk *b = NULL;
+	for (unsigned int i = 0; i < vmm->nr_blks; i++)
+		if (strcmp(vmm->blks[i].id, c->id) == 0)
+			b = &vmm->blks[i];
+	if (!b)
+		return api_fail(c, "No drive with id [%s]", c->id);
+	const char *path = jstr(c->body, "path_on_host");
+	const json_t *rl = json_object_get(c->body, "rate_limiter");
+	if (rl && rate_limits_valid(c, rl) < 0)
+		return 400;
+	if (path && api_check_file(c, "drive file", path, !b->cfg.read_only) < 0)
+		return 400;
+	struct blk_drive_config limits = { 0 };
+	if (rl)
+		rate_limits(rl, &limits);
+	char err[200] = "";
+	if (virtio_blk_update(b, path, rl ? &limits : NULL, err, sizeof(err)) < 0)
+		return api_fail(c, "drive [%s]: %s", c->id, err);
+	if (path) {
+		struct vmm_config *cfg = &vmm->cfg;
+		for (unsigned int i = 0; i < cfg->nr_drives; i++)
+			if (strcmp(cfg->drives[i].blk.id, c->id) == 0) {
+				free((void *)(uintptr_t)cfg->drives[i].blk.path);
+				cfg->drives[i].blk.path = strdup(path);
+			}
+	}
+	return 204;
+}
+
+/* ---- network interfaces and vsock (validated and stored) ------------------ */
+
+static const struct jfield net_schema[] = {
+	{ "iface_id", J_STRING, true, NULL, NULL },
+	{ "host_dev_name", J_STRING, true, NULL, NULL },
+	{ "guest_mac", J_STRING, false, NULL, NULL },
+	{ "rx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ "tx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static const struct jfield net_patch_schema[] = {
+	{ "iface_id", J_STRING, true, NULL, NULL },
+	{ "rx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ "tx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+static bool mac_valid(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	}
+	return true;
+}
+
+unsigned int put_net(struct ctx *c)
+{
+	if (api_check(c, net_schema, "network interface") < 0 || id_matches(c, "iface_id") < 0)
+		return 400;
+	const char *dev = jstr(c->body, "host_dev_name");
+	const char *mac = jstr(c->body, "guest_mac");
+	if (!*dev || strlen(dev) >= 16)
+		return api_fail(c, "host_dev_name must be 1 to 15 characters (a TAP device name)");
+	if (mac && !mac_valid(mac))
+		return api_fail(c, "guest_mac '%s' is not a MAC address like 06:00:ac:10:00:02", mac);
+	const char *lims[2] = { "rx_rate_limiter", "tx_rate_limiter" };
+	for (int i = 0; i < 2; i++) {
+		const json_t *rl = json_object_get(c->body, lims[i]);
+		if (rl && rate_limits_valid(c, rl) < 0)
+			return 400;
+	}
+	struct vmm_config *cfg = &c->vmm->cfg;
+	unsigned int slot = cfg->nr_nets;
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		if (strcmp(cfg->nets[i].iface_id, c->id) == 0)
+			slot = i;
+		else if (strcmp(cfg->nets[i].host_dev_name, dev) == 0)
+			return api_fail(c, "The host device name [%s] is already used by [%s]", dev,
+				    cfg->nets[i].iface_id);
+	}
+	if (slot == VMM_MAX_NET)
+		return api_fail(c, "Too many network interfaces: at most %d", VMM_MAX_NET);
+	struct net_config *n = &cfg->nets[slot];
+	if (slot == cfg->nr_nets) {
+		memset(n, 0, sizeof(*n));
+		cfg->nr_nets++;
+	}
+	config_set_str(&n->iface_id, c->id);
+	config_set_str(&n->host_dev_name, dev);
+	config_set_str(&n->guest_mac, mac);
+	return 204;
+}
+
+unsigned int patch_net(struct ctx *c)
+{
+	if (api_check(c, net_patch_schema, "network interface") < 0 || id_matches(c, "iface_id") < 0)
+		return 400;
+	/* No VM can be running with an interface yet (InstanceStart refuses them). */
+	return api_fail(c, "No network interface with id [%s] is attached", c->id);
+}
+
+static const struct jfield vsock_schema[] = {
+	{ "guest_cid", J_UINT, true, NULL, NULL },
+	{ "uds_path", J_STRING, true, NULL, NULL },
+	{ "vsock_id", J_STRING, false, NULL, NULL },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+unsigned int put_vsock(struct ctx *c)
+{
+	if (api_check(c, vsock_schema, "vsock") < 0)
+		return 400;
+	uint64_t cid = juint(c->body, "guest_cid", 0);
+	const char *uds = jstr(c->body, "uds_path");
+	if (cid < 3 || cid > UINT32_MAX)
+		return api_fail(c,
+			    "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
+			    (unsigned long long)cid);
+	if (!*uds || strlen(uds) >= 108)
+		return api_fail(c, "uds_path must be 1 to 107 characters (a Unix socket path)");
+	struct vmm_config *cfg = &c->vmm->cfg;
+	cfg->vsock.set = true;
+	cfg->vsock.guest_cid = (uint32_t)cid;
+	config_set_str(&cfg->vsock.uds_path, uds);
+	return 204;
+}
+
