@@ -205,3 +205,33 @@ def test_emberctl(ember, guest, sock):
         assert r.returncode == 2 and "cannot reach" in r.stderr
     finally:
         p.kill()
+
+
+def test_patch_drive_after_boot(ember, guest, sock, tmp_path):
+    a = tmp_path / "a.img"
+    b = tmp_path / "b.img"
+    a.write_bytes(b"\0" * 4096)
+    b.write_bytes(b"\0" * 8192)
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")), "boot_args": "cad=1"})
+        assert api.call("PUT", "/drives/data", {"drive_id": "data", "path_on_host": str(a),
+                                                "is_root_device": False})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
+        assert api.call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": str(b)})[0] == 204
+        assert api.call("GET", "/vm/config")[1]["drives"][0]["path_on_host"] == str(b)
+        assert api.call("PATCH", "/drives/data", {"drive_id": "data", "rate_limiter": {
+            "ops": {"size": 100, "refill_time": 1000}}})[0] == 204
+        st, body = api.call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": "/nonexistent"})
+        assert st == 400 and "cannot be opened" in body["fault_message"]
+        st, body = api.call("PATCH", "/drives/nope", {"drive_id": "nope"})
+        assert st == 400 and "No drive with id [nope]" in body["fault_message"]
+        st, body = api.call("PATCH", "/drives/data", {"drive_id": "data", "is_read_only": True})
+        assert st == 400 and "unknown field `is_read_only`" in body["fault_message"]
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert p.wait(timeout=20) == 0
+    finally:
+        api.close()
+        p.kill()

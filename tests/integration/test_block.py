@@ -116,3 +116,28 @@ def test_bad_drive_input(ember, guest, tmp_path, args, code, words):
     errors = [line for line in r.stderr.splitlines() if "ERROR" in line or line.startswith("ember:")]
     assert len(errors) == 1 and words in errors[0], r.stderr
     assert r.stdout == ""
+
+
+def test_rate_limiter_holds_the_guest_to_its_budget(ember, guest, tmp_path):
+    import json
+    import time
+    disk = make_disk(tmp_path / "slow.img", 1 << 20)
+    metrics = tmp_path / "metrics.json"
+    cfg = tmp_path / "vm.json"
+    # 512 KiB per 250 ms (2 MiB/s), bucket starting full: the guest moves
+    # 2 MiB (1 MiB written, 1 MiB read back), so at least 0.75 s of waiting.
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("blk.elf"))},
+        "drives": [{"drive_id": "slow", "path_on_host": str(disk), "is_root_device": False,
+                    "rate_limiter": {"bandwidth": {"size": 512 << 10, "refill_time": 250}}}],
+        "metrics": {"metrics_path": str(metrics)},
+    }))
+    t0 = time.monotonic()
+    r = run_ember(ember, "--config-file", cfg, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert "blk 0: id=slow capacity=2048 ro=0 irq=5 wrote=2048 read=2048 verified=2048 errors=0" in r.stdout
+    last = json.loads(metrics.read_text().splitlines()[-1])
+    assert last["block"]["slow"]["rate_limiter_throttled"] > 0
+    assert elapsed >= 0.75, f"2 MiB at 2 MiB/s with a 512 KiB bucket took only {elapsed:.2f} s"
+    print(f"rate-limited run took {elapsed:.2f} s")
