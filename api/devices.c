@@ -37,7 +37,7 @@ unsigned int put_boot_source(struct ctx *c)
 		return 400;
 	if (args && strlen(args) >= CMDLINE_MAX)
 		return api_fail(c, "boot_args is %zu bytes, the kernel accepts at most %u",
-			    strlen(args), CMDLINE_MAX - 1);
+				strlen(args), CMDLINE_MAX - 1);
 	struct vmm_config *cfg = &c->vmm->cfg;
 	config_set_str(&cfg->kernel_path, kernel);
 	config_set_str(&cfg->initrd_path, initrd);
@@ -80,14 +80,14 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 	bool smt = jbool(c->body, "smt", put ? false : cfg->smt);
 	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
 		return api_fail(c, "Invalid vCPU count: %llu (must be 1 to %d)",
-			    (unsigned long long)vcpus, VM_MAX_VCPUS);
+				(unsigned long long)vcpus, VM_MAX_VCPUS);
 	if (mem < EMBER_MIN_MEM_MIB)
 		return api_fail(c, "Invalid memory size: %llu MiB (at least %d)",
-			    (unsigned long long)mem, EMBER_MIN_MEM_MIB);
+				(unsigned long long)mem, EMBER_MIN_MEM_MIB);
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 	if (pages > 0 && mem > (((uint64_t)pages * (uint64_t)page) >> 20))
 		return api_fail(c, "Invalid memory size: %llu MiB exceeds the host's memory",
-			    (unsigned long long)mem);
+				(unsigned long long)mem);
 	if (smt)
 		return api_fail(c, "smt: simultaneous multithreading is not supported by ember");
 	const char *hp = jstr(c->body, "huge_pages");
@@ -147,7 +147,7 @@ static int id_matches(struct ctx *c, const char *field)
 	const char *body_id = jstr(c->body, field);
 	if (strcmp(body_id, c->id) != 0) {
 		api_fail(c, "The id from the path [%s] does not match the id from the body [%s]!",
-		     c->id, body_id);
+			 c->id, body_id);
 		return -1;
 	}
 	if (!config_id_valid(c->id)) {
@@ -175,8 +175,9 @@ static int rate_limits_valid(struct ctx *c, const json_t *rl)
 	for (int i = 0; i < 2; i++) {
 		const json_t *b = json_object_get(rl, names[i]);
 		if (b && juint(b, "size", 0) && !juint(b, "refill_time", 0)) {
-			api_fail(c, "rate_limiter.%s: refill_time must be more than 0 when size is set",
-			     names[i]);
+			api_fail(
+			    c, "rate_limiter.%s: refill_time must be more than 0 when size is set",
+			    names[i]);
 			return -1;
 		}
 	}
@@ -305,7 +306,8 @@ unsigned int put_net(struct ctx *c)
 	if (!*dev || strlen(dev) >= 16)
 		return api_fail(c, "host_dev_name must be 1 to 15 characters (a TAP device name)");
 	if (mac && !mac_valid(mac))
-		return api_fail(c, "guest_mac '%s' is not a MAC address like 06:00:ac:10:00:02", mac);
+		return api_fail(c, "guest_mac '%s' is not a MAC address like 06:00:ac:10:00:02",
+				mac);
 	const char *lims[2] = { "rx_rate_limiter", "tx_rate_limiter" };
 	for (int i = 0; i < 2; i++) {
 		const json_t *rl = json_object_get(c->body, lims[i]);
@@ -319,7 +321,7 @@ unsigned int put_net(struct ctx *c)
 			slot = i;
 		else if (strcmp(cfg->nets[i].host_dev_name, dev) == 0)
 			return api_fail(c, "The host device name [%s] is already used by [%s]", dev,
-				    cfg->nets[i].iface_id);
+					cfg->nets[i].iface_id);
 	}
 	if (slot == VMM_MAX_NET)
 		return api_fail(c, "Too many network interfaces: at most %d", VMM_MAX_NET);
@@ -336,7 +338,8 @@ unsigned int put_net(struct ctx *c)
 
 unsigned int patch_net(struct ctx *c)
 {
-	if (api_check(c, net_patch_schema, "network interface") < 0 || id_matches(c, "iface_id") < 0)
+	if (api_check(c, net_patch_schema, "network interface") < 0 ||
+	    id_matches(c, "iface_id") < 0)
 		return 400;
 	/* No VM can be running with an interface yet (InstanceStart refuses them). */
 	return api_fail(c, "No network interface with id [%s] is attached", c->id);
@@ -356,9 +359,9 @@ unsigned int put_vsock(struct ctx *c)
 	uint64_t cid = juint(c->body, "guest_cid", 0);
 	const char *uds = jstr(c->body, "uds_path");
 	if (cid < 3 || cid > UINT32_MAX)
-		return api_fail(c,
-			    "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
-			    (unsigned long long)cid);
+		return api_fail(
+		    c, "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
+		    (unsigned long long)cid);
 	if (!*uds || strlen(uds) >= 108)
 		return api_fail(c, "uds_path must be 1 to 107 characters (a Unix socket path)");
 	struct vmm_config *cfg = &c->vmm->cfg;
@@ -367,4 +370,3 @@ unsigned int put_vsock(struct ctx *c)
 	config_set_str(&cfg->vsock.uds_path, uds);
 	return 204;
 }
-

@@ -20,8 +20,8 @@ struct vmm;
 struct ctx {
 	struct vmm *vmm;
 	const char *id; /* {id} in the path, if any */
-	json_t *body;   /* parsed body (object) or NULL */
-	json_t *resp;   /* 200 body, if any */
+	json_t *body; /* parsed body (object) or NULL */
+	json_t *resp; /* 200 body, if any */
 	char err[ERR_MAX];
 };
 

@@ -347,14 +347,17 @@ int virtio_blk_add_to_loop(struct virtio_blk *b, struct event_loop *loop)
 	return 0;
 }
 
-static int blk_swap_backing(struct virtio_blk *b, const char *path, char *err, size_t err_len)
+/* Takes ownership of @path (a heap copy). */
+static int blk_swap_backing(struct virtio_blk *b, char *path, char *err, size_t err_len)
 {
 	struct virtio_blk next = { .cfg = b->cfg };
 	next.cfg.path = path;
 	snprintf(next.id, sizeof(next.id), "%s", b->id);
 	int r = blk_open(&next, err, err_len);
-	if (r < 0)
+	if (r < 0) {
+		free(path);
 		return r;
+	}
 	/* Let the old engine finish what it has, then start one on the new file. */
 	if (b->completion_h)
 		event_loop_del(b->loop, b->completion_h);
@@ -365,7 +368,9 @@ static int blk_swap_backing(struct virtio_blk *b, const char *path, char *err, s
 	close(b->fd);
 	b->fd = next.fd;
 	b->capacity = next.capacity;
-	b->cfg.path = path; /* the caller owns the string */
+	free(b->swapped_path);
+	b->swapped_path = path;
+	b->cfg.path = path;
 	r = b->engine->init(b, err, err_len);
 	if (r < 0 && b->engine == &blk_engine_uring) {
 		b->engine = &blk_engine_sync;
@@ -403,8 +408,10 @@ int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_d
 			b->rl = rl;
 		}
 	}
-	if (!r && path)
-		r = blk_swap_backing(b, strdup(path), err, err_len);
+	if (!r && path) {
+		char *copy = strdup(path);
+		r = copy ? blk_swap_backing(b, copy, err, err_len) : -ENOMEM;
+	}
 	pthread_mutex_unlock(&b->transport.lock);
 	return r;
 }

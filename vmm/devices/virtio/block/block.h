@@ -103,6 +103,7 @@ struct virtio_blk {
 	int timer_fd;
 	struct event_loop *loop;
 	struct event_handler *completion_h;
+	char *swapped_path; /* owned copy of cfg.path after a PATCH swap */
 	bool throttled;
 	struct blk_metrics m;
 	bool logged_bad_chain;
