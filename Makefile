@@ -140,7 +140,7 @@ bench: setup all $(BUILD)/bench/blk-harness
 	scripts/bench/api.sh
 
 # --- formatting -----------------------------------------------------------
-FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 fmt:
 	clang-format -i $(FMT_SRCS)
 fmt-check:
