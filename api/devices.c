@@ -157,16 +157,55 @@ static int id_matches(struct ctx *c, const char *field)
 	return 0;
 }
 
-static void rate_limits(const json_t *rl, struct blk_drive_config *d)
+/* A rate_limiter object's two buckets, in the order the device configs keep them. */
+struct limits {
+	uint64_t bw_size, bw_burst, bw_refill_ms, ops_size, ops_burst, ops_refill_ms;
+};
+
+static struct limits read_limits(const json_t *rl)
 {
 	const json_t *bw = json_object_get(rl, "bandwidth");
 	const json_t *ops = json_object_get(rl, "ops");
-	d->bw_size = juint(bw, "size", 0);
-	d->bw_burst = juint(bw, "one_time_burst", 0);
-	d->bw_refill_ms = juint(bw, "refill_time", 0);
-	d->ops_size = juint(ops, "size", 0);
-	d->ops_burst = juint(ops, "one_time_burst", 0);
-	d->ops_refill_ms = juint(ops, "refill_time", 0);
+	return (struct limits){
+		.bw_size = juint(bw, "size", 0),
+		.bw_burst = juint(bw, "one_time_burst", 0),
+		.bw_refill_ms = juint(bw, "refill_time", 0),
+		.ops_size = juint(ops, "size", 0),
+		.ops_burst = juint(ops, "one_time_burst", 0),
+		.ops_refill_ms = juint(ops, "refill_time", 0),
+	};
+}
+
+static void rate_limits(const json_t *rl, struct blk_drive_config *d)
+{
+	struct limits l = read_limits(rl);
+	d->bw_size = l.bw_size;
+	d->bw_burst = l.bw_burst;
+	d->bw_refill_ms = l.bw_refill_ms;
+	d->ops_size = l.ops_size;
+	d->ops_burst = l.ops_burst;
+	d->ops_refill_ms = l.ops_refill_ms;
+}
+
+/* rx_rate_limiter / tx_rate_limiter of a network interface body, into @d. */
+static void net_limits(const json_t *body, struct net_device_config *d)
+{
+	const json_t *rx = json_object_get(body, "rx_rate_limiter");
+	const json_t *tx = json_object_get(body, "tx_rate_limiter");
+	if (rx) {
+		struct limits l = read_limits(rx);
+		d->rx_bw_size = l.bw_size, d->rx_bw_burst = l.bw_burst,
+		d->rx_bw_refill_ms = l.bw_refill_ms;
+		d->rx_ops_size = l.ops_size, d->rx_ops_burst = l.ops_burst,
+		d->rx_ops_refill_ms = l.ops_refill_ms;
+	}
+	if (tx) {
+		struct limits l = read_limits(tx);
+		d->tx_bw_size = l.bw_size, d->tx_bw_burst = l.bw_burst,
+		d->tx_bw_refill_ms = l.bw_refill_ms;
+		d->tx_ops_size = l.ops_size, d->tx_ops_burst = l.ops_burst,
+		d->tx_ops_refill_ms = l.ops_refill_ms;
+	}
 }
 
 static int rate_limits_valid(struct ctx *c, const json_t *rl)
@@ -333,6 +372,8 @@ unsigned int put_net(struct ctx *c)
 	config_set_str(&n->iface_id, c->id);
 	config_set_str(&n->host_dev_name, dev);
 	config_set_str(&n->guest_mac, mac);
+	memset(&n->limits, 0, sizeof(n->limits));
+	net_limits(c->body, &n->limits);
 	return 204;
 }
 
@@ -341,7 +382,24 @@ unsigned int patch_net(struct ctx *c)
 	if (api_check(c, net_patch_schema, "network interface") < 0 ||
 	    id_matches(c, "iface_id") < 0)
 		return 400;
-	/* No VM can be running with an interface yet (InstanceStart refuses them). */
+	const char *lims[2] = { "rx_rate_limiter", "tx_rate_limiter" };
+	for (int i = 0; i < 2; i++) {
+		const json_t *rl = json_object_get(c->body, lims[i]);
+		if (rl && rate_limits_valid(c, rl) < 0)
+			return 400;
+	}
+	struct vmm *vmm = c->vmm;
+	for (unsigned int i = 0; i < vmm->nr_nets; i++) {
+		struct virtio_net *n = &vmm->nets[i];
+		if (strcmp(n->cfg.id, c->id) != 0)
+			continue;
+		/* A direction left out keeps its limits. */
+		struct net_device_config d = n->cfg;
+		net_limits(c->body, &d);
+		virtio_net_set_limits(n, &d);
+		n->cfg = d;
+		return 204;
+	}
 	return api_fail(c, "No network interface with id [%s] is attached", c->id);
 }
 

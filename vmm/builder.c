@@ -163,6 +163,28 @@ static int serial_output_fd(const struct vmm_config *cfg)
 	return fd;
 }
 
+/* "06:00:0a:00:02:02" -> bytes; the API checked the format already. */
+static void parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)strtoul(s + 3 * i, NULL, 16);
+}
+
+static struct fdt_mmio_device *next_mmio_slot(struct vmm *vmm)
+{
+	if (vmm->nr_mmio_devs == VIRTIO_MAX_DEVICES) {
+		log_err("too many virtio devices (at most %d)", VIRTIO_MAX_DEVICES);
+		return NULL;
+	}
+	struct fdt_mmio_device *d = &vmm->mmio_devs[vmm->nr_mmio_devs];
+	*d = (struct fdt_mmio_device){
+		.base = VIRTIO_MMIO_BASE + 0x1000ull * vmm->nr_mmio_devs,
+		.size = VIRTIO_MMIO_SIZE,
+		.irq = VIRTIO_IRQ_BASE + vmm->nr_mmio_devs,
+	};
+	return d;
+}
+
 /* The root device first (it becomes /dev/vda), then the rest in order. */
 static const struct blk_drive_config *nth_drive(const struct vmm_config *cfg, unsigned int n)
 {
@@ -185,21 +207,14 @@ static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
 		struct virtio_blk *b = &vmm->blks[i];
 		const struct blk_drive_config *dc = nth_drive(cfg, i);
 		char err[200] = "";
-		if (vmm->nr_mmio_devs == VIRTIO_MAX_DEVICES) {
-			log_err("too many virtio devices (at most %d)", VIRTIO_MAX_DEVICES);
+		struct fdt_mmio_device *d = next_mmio_slot(vmm);
+		if (!d)
 			return EMBER_EXIT_USAGE;
-		}
 		if (virtio_blk_init(b, &vmm->vm.mem, dc, err, sizeof(err)) < 0) {
 			log_err("drive '%s': %s", dc->id, err);
 			return EMBER_EXIT_BAD_DRIVE;
 		}
 		vmm->nr_blks++;
-		struct fdt_mmio_device *d = &vmm->mmio_devs[vmm->nr_mmio_devs];
-		*d = (struct fdt_mmio_device){
-			.base = VIRTIO_MMIO_BASE + 0x1000ull * vmm->nr_mmio_devs,
-			.size = VIRTIO_MMIO_SIZE,
-			.irq = VIRTIO_IRQ_BASE + vmm->nr_mmio_devs,
-		};
 		if (virtio_blk_add_to_loop(b, &vmm->loop) < 0 ||
 		    virtio_mmio_attach(&b->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
 			log_err("drive '%s': cannot attach the device", dc->id);
@@ -210,6 +225,43 @@ static int add_drives(struct vmm *vmm, const struct vmm_config *cfg)
 			 b->cfg.path, (unsigned long long)b->capacity,
 			 b->cfg.read_only ? "ro" : "rw", b->engine->name,
 			 (unsigned long long)d->base, d->irq);
+	}
+	return 0;
+}
+
+static int add_nets(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	if (!cfg->nr_nets)
+		return 0;
+	vmm->nets = calloc(cfg->nr_nets, sizeof(*vmm->nets));
+	if (!vmm->nets)
+		return EMBER_EXIT_ERROR;
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		const struct net_config *nc = &cfg->nets[i];
+		struct net_device_config dc = nc->limits;
+		dc.id = nc->iface_id;
+		dc.tap_name = nc->host_dev_name;
+		dc.has_mac = nc->guest_mac != NULL;
+		if (dc.has_mac)
+			parse_mac(nc->guest_mac, dc.mac);
+		struct virtio_net *n = &vmm->nets[i];
+		char err[200] = "";
+		struct fdt_mmio_device *d = next_mmio_slot(vmm);
+		if (!d)
+			return EMBER_EXIT_USAGE;
+		if (virtio_net_init(n, &vmm->vm.mem, &dc, err, sizeof(err)) < 0) {
+			log_err("network interface '%s': %s", nc->iface_id, err);
+			return EMBER_EXIT_BAD_DRIVE;
+		}
+		vmm->nr_nets++;
+		if (virtio_net_add_to_loop(n, &vmm->loop) < 0 ||
+		    virtio_mmio_attach(&n->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
+			log_err("network interface '%s': cannot attach the device", nc->iface_id);
+			return EMBER_EXIT_ERROR;
+		}
+		vmm->nr_mmio_devs++;
+		log_info("network interface '%s': TAP %s at 0x%llx irq %u", nc->iface_id,
+			 nc->host_dev_name, (unsigned long long)d->base, d->irq);
 	}
 	return 0;
 }
@@ -228,7 +280,8 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 		log_err("cannot set up legacy devices");
 		return EMBER_EXIT_ERROR;
 	}
-	return add_drives(vmm, cfg);
+	int r = add_drives(vmm, cfg);
+	return r ? r : add_nets(vmm, cfg);
 }
 
 int vmm_build(struct vmm *vmm)
@@ -238,9 +291,8 @@ int vmm_build(struct vmm *vmm)
 		log_err("no kernel configured (PUT /boot-source or --kernel)");
 		return EMBER_EXIT_USAGE;
 	}
-	if (cfg->nr_nets || cfg->vsock.set) {
-		log_err("%s are configured, but this build of ember has no virtio-net/vsock yet",
-			cfg->nr_nets ? "network interfaces" : "vsock");
+	if (cfg->vsock.set) {
+		log_err("vsock is configured, but this build of ember has no virtio-vsock yet");
 		return EMBER_EXIT_USAGE;
 	}
 	/* Check the inputs exist before paying for a VM. */

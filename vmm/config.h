@@ -11,6 +11,7 @@
 
 #include "arch/x86_64/boot.h"
 #include "devices/virtio/block/block.h"
+#include "devices/virtio/net/net.h"
 #include "log.h"
 
 #define VMM_MAX_DRIVES 16
@@ -20,13 +21,14 @@ enum serial_mode { SERIAL_STDOUT, SERIAL_NONE, SERIAL_FILE };
 
 #define VMM_MAX_NET 8
 
-/* Stored and validated; the devices arrive with the net/vsock issue. */
 struct net_config {
 	char *iface_id;
 	char *host_dev_name;
 	char *guest_mac;
+	struct net_device_config limits; /* rate limits only */
 };
 
+/* Stored and validated; the device arrives with vsock. */
 struct vsock_config {
 	bool set;
 	uint32_t guest_cid;

@@ -72,6 +72,26 @@ static json_t *block_metrics(const struct vmm *vmm)
 	return o;
 }
 
+static json_t *net_metrics(const struct vmm *vmm)
+{
+	json_t *o = json_object();
+	for (unsigned int i = 0; i < vmm->nr_nets; i++) {
+		const struct virtio_net *n = &vmm->nets[i];
+		const struct net_metrics *m = &n->m;
+		json_object_set_new(
+		    o, n->cfg.id,
+		    json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_frames",
+			(json_int_t)m->rx_frames, "rx_bytes", (json_int_t)m->rx_bytes, "tx_frames",
+			(json_int_t)m->tx_frames, "tx_bytes", (json_int_t)m->tx_bytes, "rx_dropped",
+			(json_int_t)m->rx_dropped, "tx_malformed", (json_int_t)m->tx_malformed,
+			"bad_chains", (json_int_t)m->bad_chains, "rx_rate_limiter_throttled",
+			(json_int_t)m->rx_throttled, "tx_rate_limiter_throttled",
+			(json_int_t)m->tx_throttled, "tap_errors", (json_int_t)m->tap_errors));
+	}
+	return o;
+}
+
 static json_t *vcpu_metrics(const struct vmm *vmm)
 {
 	json_t *o = json_object();
@@ -91,16 +111,17 @@ int metrics_flush(struct vmm *vmm)
 		return -ENODEV;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	json_t *line = json_pack(
-	    "{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:{s:I, s:I, s:I}}", "utc_timestamp_ms",
-	    (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id", vmm->cfg.id, "state",
-	    vmm_state_name(vmm->state), "missed_log_count", (json_int_t)log_missed_count(),
-	    "api_server", api_metrics(m), "block", block_metrics(vmm), "vcpu", vcpu_metrics(vmm),
-	    "boot", "start_to_instance_start_us", (json_int_t)m->start_us, "instance_start_us",
-	    (json_int_t)m->build_us, "first_kvm_run_us",
-	    (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
-			     ? vmm->vm.vcpus[0].first_run_us
-			     : 0));
+	json_t *line =
+	    json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I}}",
+		      "utc_timestamp_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id",
+		      vmm->cfg.id, "state", vmm_state_name(vmm->state), "missed_log_count",
+		      (json_int_t)log_missed_count(), "api_server", api_metrics(m), "block",
+		      block_metrics(vmm), "net", net_metrics(vmm), "vcpu", vcpu_metrics(vmm),
+		      "boot", "start_to_instance_start_us", (json_int_t)m->start_us,
+		      "instance_start_us", (json_int_t)m->build_us, "first_kvm_run_us",
+		      (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
+				       ? vmm->vm.vcpus[0].first_run_us
+				       : 0));
 	char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	json_decref(line);
 	if (!s)

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "devices/legacy/legacy.h"
 #include "devices/virtio/block/block.h"
+#include "devices/virtio/net/net.h"
 #include "devtree.h"
 #include "event_loop.h"
 #include "vm.h"
@@ -45,6 +46,8 @@ struct vmm {
 	int signal_fd;
 	struct virtio_blk *blks;
 	unsigned int nr_blks;
+	struct virtio_net *nets;
+	unsigned int nr_nets;
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;

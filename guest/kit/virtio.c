@@ -68,7 +68,7 @@ static void wr64(const struct gv_device *d, uint32_t off, uint64_t v)
 	wr(d, off + 4, (uint32_t)(v >> 32));
 }
 
-int gv_start(struct gv_device *d, uint64_t wanted, struct gv_queue_mem *q)
+int gv_start(struct gv_device *d, uint64_t wanted, struct gv_queue_mem **qs, unsigned int nq)
 {
 	if (rd(d, R_MAGIC) != 0x74726976 || rd(d, R_VERSION) != 2)
 		return -1;
@@ -88,17 +88,23 @@ int gv_start(struct gv_device *d, uint64_t wanted, struct gv_queue_mem *q)
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(rd(d, R_STATUS) & S_FEATURES_OK))
 		return -3;
-	wr(d, R_QUEUE_SEL, 0);
-	if (rd(d, R_QUEUE_NUM_MAX) < GV_QUEUE_SIZE)
+	if (nq > GV_MAX_QUEUES)
 		return -4;
-	memset(q, 0, sizeof(*q));
-	d->q = q;
-	d->avail_idx = d->used_seen = 0;
-	wr(d, R_QUEUE_NUM, GV_QUEUE_SIZE);
-	wr64(d, R_QUEUE_DESC, (uint64_t)q->desc);
-	wr64(d, R_QUEUE_DRIVER, (uint64_t)&q->avail);
-	wr64(d, R_QUEUE_DEVICE, (uint64_t)&q->used);
-	wr(d, R_QUEUE_READY, 1);
+	d->nr_queues = nq;
+	for (unsigned int i = 0; i < nq; i++) {
+		struct gv_queue_mem *q = qs[i];
+		wr(d, R_QUEUE_SEL, i);
+		if (rd(d, R_QUEUE_NUM_MAX) < GV_QUEUE_SIZE)
+			return -4;
+		memset(q, 0, sizeof(*q));
+		d->q[i] = q;
+		d->avail_idx[i] = d->used_seen[i] = 0;
+		wr(d, R_QUEUE_NUM, GV_QUEUE_SIZE);
+		wr64(d, R_QUEUE_DESC, (uint64_t)q->desc);
+		wr64(d, R_QUEUE_DRIVER, (uint64_t)&q->avail);
+		wr64(d, R_QUEUE_DEVICE, (uint64_t)&q->used);
+		wr(d, R_QUEUE_READY, 1);
+	}
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	return (rd(d, R_STATUS) & S_DRIVER_OK) ? 0 : -5;
 }
@@ -108,36 +114,53 @@ uint32_t gv_config32(const struct gv_device *d, uint32_t off)
 	return rd(d, R_CONFIG + off);
 }
 
-uint32_t gv_transfer(struct gv_device *d, const struct gv_buf *bufs, int n)
+void gv_post(struct gv_device *d, unsigned int qi, uint16_t slot, const struct gv_buf *bufs, int n)
 {
-	struct gv_queue_mem *q = d->q;
-	/* One request at a time: descriptors 0..n-1 are always free here. */
+	struct gv_queue_mem *q = d->q[qi];
 	for (int i = 0; i < n; i++) {
-		q->desc[i] =
+		uint16_t idx = (uint16_t)((slot + i) % GV_QUEUE_SIZE);
+		q->desc[idx] =
 		    (struct gv_desc){ .addr = (uint64_t)bufs[i].addr,
 				      .len = bufs[i].len,
 				      .flags = (uint16_t)((bufs[i].writable ? D_WRITE : 0) |
 							  (i + 1 < n ? D_NEXT : 0)),
-				      .next = (uint16_t)(i + 1) };
+				      .next = (uint16_t)((idx + 1) % GV_QUEUE_SIZE) };
 	}
-	uint16_t old = d->avail_idx;
-	q->avail.ring[old % GV_QUEUE_SIZE] = 0;
-	q->avail.used_event = d->used_seen; /* interrupts would come at once; we poll */
-	d->avail_idx++;
+	uint16_t old = d->avail_idx[qi];
+	q->avail.ring[old % GV_QUEUE_SIZE] = slot;
+	q->avail.used_event = d->used_seen[qi]; /* interrupts would come at once; we poll */
+	d->avail_idx[qi]++;
 	/* Release: the ring entry and descriptors before the index. */
-	__atomic_store_n(&q->avail.idx, d->avail_idx, __ATOMIC_RELEASE);
+	__atomic_store_n(&q->avail.idx, d->avail_idx[qi], __ATOMIC_RELEASE);
 	/* Full barrier before reading avail_event (the device's side of EVENT_IDX). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	bool notify = true;
 	if (d->features & F_EVENT_IDX) {
 		uint16_t ev = __atomic_load_n(&q->used.avail_event, __ATOMIC_RELAXED);
-		notify = (uint16_t)(d->avail_idx - ev - 1) < (uint16_t)(d->avail_idx - old);
+		notify = (uint16_t)(d->avail_idx[qi] - ev - 1) < (uint16_t)(d->avail_idx[qi] - old);
 	}
 	if (notify)
-		wr(d, R_QUEUE_NOTIFY, 0);
-	while (__atomic_load_n(&q->used.idx, __ATOMIC_ACQUIRE) == d->used_seen)
+		wr(d, R_QUEUE_NOTIFY, qi);
+}
+
+int gv_take_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t *len)
+{
+	struct gv_queue_mem *q = d->q[qi];
+	if (__atomic_load_n(&q->used.idx, __ATOMIC_ACQUIRE) == d->used_seen[qi])
+		return -1;
+	*head = (uint16_t)q->used.ring[d->used_seen[qi] % GV_QUEUE_SIZE].id;
+	*len = q->used.ring[d->used_seen[qi] % GV_QUEUE_SIZE].len;
+	d->used_seen[qi]++;
+	return 0;
+}
+
+uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *bufs, int n)
+{
+	/* One request at a time on this queue: descriptors from 0 are free. */
+	gv_post(d, qi, 0, bufs, n);
+	uint16_t head;
+	uint32_t len;
+	while (gv_take_used(d, qi, &head, &len) < 0)
 		__asm__ volatile("pause");
-	uint32_t len = q->used.ring[d->used_seen % GV_QUEUE_SIZE].len;
-	d->used_seen++;
 	return len;
 }

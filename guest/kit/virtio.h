@@ -36,13 +36,16 @@ struct gv_queue_mem {
 	} used;
 } __attribute__((aligned(4096)));
 
+#define GV_MAX_QUEUES 2
+
 struct gv_device {
 	uint64_t base;
 	uint32_t irq;
 	uint32_t device_id;
 	uint64_t features; /* negotiated */
-	struct gv_queue_mem *q;
-	uint16_t avail_idx, used_seen;
+	unsigned int nr_queues;
+	struct gv_queue_mem *q[GV_MAX_QUEUES];
+	uint16_t avail_idx[GV_MAX_QUEUES], used_seen[GV_MAX_QUEUES];
 };
 
 /* Fill @devs from the device tree's "virtio,mmio" nodes; returns how many. */
@@ -50,9 +53,10 @@ int gv_discover(const void *dtb, struct gv_device *devs, int max);
 
 /*
  * Reset and start @d: negotiate VERSION_1 plus what @wanted asks of the
- * device's offer, set up queue 0 in @q. Returns 0 or a negative step number.
+ * device's offer, set up queues 0..@nq-1 in @q[]. Returns 0 or a negative
+ * step number.
  */
-int gv_start(struct gv_device *d, uint64_t wanted, struct gv_queue_mem *q);
+int gv_start(struct gv_device *d, uint64_t wanted, struct gv_queue_mem **q, unsigned int nq);
 
 /* Read 32 bits of device config space at @off. */
 uint32_t gv_config32(const struct gv_device *d, uint32_t off);
@@ -66,6 +70,14 @@ struct gv_buf {
 	uint32_t len;
 	bool writable;
 };
-uint32_t gv_transfer(struct gv_device *d, const struct gv_buf *bufs, int n);
+uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *bufs, int n);
+
+/*
+ * Post a chain of @n buffers at descriptor @slot of queue @qi (the caller
+ * keeps slots of chains in flight apart) and notify if the device wants it.
+ */
+void gv_post(struct gv_device *d, unsigned int qi, uint16_t slot, const struct gv_buf *bufs, int n);
+/* Take the next used chain of queue @qi: 0 with its head and length, -1 if none. */
+int gv_take_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t *len);
 
 #endif

@@ -49,7 +49,7 @@ static uint8_t blk_req(struct gv_device *d, uint32_t type, uint64_t sector, void
 	if (len)
 		b[n++] = (struct gv_buf){ buf, len, type != BLK_T_OUT };
 	b[n++] = (struct gv_buf){ &status, 1, true };
-	gv_transfer(d, b, n);
+	gv_transfer(d, 0, b, n);
 	return *(volatile uint8_t *)&status;
 }
 
@@ -86,7 +86,8 @@ static void report(uint32_t i, const char *what, uint64_t v)
 static int test_drive(uint32_t i, struct gv_device *d)
 {
 	int errors = 0;
-	int r = gv_start(d, BLK_F_RO | BLK_F_FLUSH, &queues[i]);
+	struct gv_queue_mem *q = &queues[i];
+	int r = gv_start(d, BLK_F_RO | BLK_F_FLUSH, &q, 1);
 	if (r < 0) {
 		kit_puts("blk: device start failed at step ");
 		kit_put_dec((uint64_t)-r);
@@ -149,7 +150,8 @@ static int test_drive(uint32_t i, struct gv_device *d)
 
 static void durable(struct gv_device *d)
 {
-	if (gv_start(d, BLK_F_FLUSH, &queues[0]) < 0)
+	struct gv_queue_mem *q = &queues[0];
+	if (gv_start(d, BLK_F_FLUSH, &q, 1) < 0)
 		kit_exit(1);
 	uint64_t capacity = gv_config32(d, 0) | (uint64_t)gv_config32(d, 4) << 32;
 	uint64_t acked = 0;

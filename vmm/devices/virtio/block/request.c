@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "devices/virtio/iov.h"
 
 #define BLK_HDR_BYTES 16
 
@@ -11,41 +12,6 @@ struct blk_hdr {
 	uint32_t reserved;
 	uint64_t sector;
 };
-
-/* The iovecs of @iov[0..n) from byte @off for @len bytes, into @out. */
-static uint32_t iov_slice(const struct iovec *iov, unsigned int n, uint64_t off, uint64_t len,
-			  struct iovec *out)
-{
-	uint32_t k = 0;
-	for (unsigned int i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		uint64_t take = iov[i].iov_len - off;
-		if (take > len)
-			take = len;
-		out[k++] =
-		    (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + off, .iov_len = take };
-		len -= take;
-		off = 0;
-	}
-	return k;
-}
-
-/* Copy @len bytes starting @off bytes into @iov[0..n) to @dst; false if short. */
-static bool iov_copy_out(const struct iovec *iov, unsigned int n, uint64_t off, void *dst,
-			 uint64_t len)
-{
-	struct iovec part[VIRTQ_MAX_SIZE];
-	uint32_t k = iov_slice(iov, n, off, len, part);
-	uint8_t *d = dst;
-	for (uint32_t i = 0; i < k; i++) {
-		memcpy(d, part[i].iov_base, part[i].iov_len);
-		d += part[i].iov_len;
-	}
-	return (uint64_t)(d - (uint8_t *)dst) == len;
-}
 
 uint8_t blk_req_parse(const struct virtq_chain *c, uint64_t capacity, bool read_only,
 		      struct blk_req *req)

@@ -1,0 +1,118 @@
+"""virtio-net over a real TAP in a network namespace the test creates, with
+a UDP echo peer there: ARP and UDP both ways, MTU edge, a TAP deleted under
+a running VM."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from api_client import Api
+from conftest import read_until, run_ember
+
+PEER = "10.0.2.1"
+GUEST_ARGS = "ip=0x0a000202 peer=0x0a000201 port=7777"
+ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.0.2.1", 7777))
+while True:
+    d, a = s.recvfrom(65536)
+    s.sendto(d, a)
+"""
+
+
+def sh(*args):
+    subprocess.run(args, check=True, capture_output=True)
+
+
+@pytest.fixture
+def netns(kvm):
+    name = f"ember-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    sh("ip", "netns", "add", name)
+    try:
+        sh("ip", "netns", "exec", name, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+        sh("ip", "netns", "exec", name, "ip", "addr", "add", f"{PEER}/24", "dev", "tap0")
+        sh("ip", "netns", "exec", name, "ip", "link", "set", "tap0", "up")
+        sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        echo = subprocess.Popen(["ip", "netns", "exec", name, "/usr/bin/python3", "-c", ECHO])
+        time.sleep(0.2)
+        yield name
+        echo.kill()
+        echo.wait()
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def vm_config(tmp_path, guest, kernel_args, metrics):
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("net.elf")), "boot_args": kernel_args},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                "guest_mac": "06:00:0a:00:02:02"}],
+        "metrics": {"metrics_path": str(metrics)},
+    }))
+    return cfg
+
+
+def test_arp_and_udp_both_ways_and_the_mtu_edge(ember, guest, netns, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    cfg = vm_config(tmp_path, guest, GUEST_ARGS, metrics)
+    r = subprocess.run(["ip", "netns", "exec", netns, str(ember), "--config-file", str(cfg)],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "net: mac 0x6:0x0:0xa:0x0:0x2:0x2 mtu 1500" in out
+    assert "net: arp reply ok" in out
+    for size in (1, 64, 1000, 1472):  # 1472: a full 1500-byte IP packet
+        assert f"net: udp {size} echo ok" in out
+    assert "net: oversize frame dropped" in out
+    net = json.loads(metrics.read_text().splitlines()[-1])["net"]["eth0"]
+    assert net["tx_malformed"] == 1, net  # the frame one byte over the MTU
+    assert net["tx_frames"] == 5 and net["rx_frames"] >= 5, net
+
+
+def test_tap_deleted_under_a_running_vm(ember, guest, netns, tmp_path):
+    sock = str(tmp_path / "api.sock")
+    metrics = tmp_path / "metrics.json"
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("hello.elf")), "boot_args": "cad=1"},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],
+        "metrics": {"metrics_path": str(metrics)},
+    }))
+    p = subprocess.Popen(["ip", "netns", "exec", netns, str(ember), "--api-sock", sock,
+                          "--config-file", str(cfg)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
+        sh("ip", "netns", "exec", netns, "ip", "link", "del", "tap0")
+        time.sleep(0.3)
+        api = Api(sock)
+        assert api.call("GET", "/")[1]["state"] == "Running"
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        net = json.loads(metrics.read_text().splitlines()[-1])["net"]["eth0"]
+        assert net["tap_errors"] >= 1, net
+        # Rate limits can still be changed on the interface.
+        assert api.call("PATCH", "/network-interfaces/eth0", {
+            "iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 10, "refill_time": 100}}})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert p.wait(timeout=20) == 0
+        assert b"TAP 'tap0' failed" in p.stderr.read()
+    finally:
+        p.kill()
+
+
+def test_missing_tap_is_a_clear_error(ember, guest, tmp_path):
+    # TUNSETIFF creates a TAP that does not exist yet (we are root), so the
+    # error case is a name the kernel refuses.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("net.elf"))},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "bad/name"}],
+    }))
+    r = run_ember(ember, "--config-file", bad, timeout=30)
+    assert r.returncode == 67, r.stderr
+    assert "network interface 'eth0'" in r.stderr and "TAP 'bad/name'" in r.stderr
