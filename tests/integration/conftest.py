@@ -66,24 +66,29 @@ def run_ember(ember, *args, timeout=60, input=None):
 
 def read_until(proc, pattern, timeout):
     """Read proc.stdout until regex @pattern matches (on \\r\\n-normalised
-    text) or @timeout seconds pass. Never blocks past the deadline. Returns
-    (match or None, text so far)."""
+    text) or @timeout seconds pass. Never blocks past the deadline. What was
+    read past the match is kept for the next call on the same process.
+    Returns (match or None, text searched)."""
     import re
     import select
     import time
 
-    out = b""
+    out = getattr(proc, "_ember_unread", b"")
     deadline = time.monotonic() + timeout
     while True:
         text = out.decode(errors="replace").replace("\r\n", "\n")
         m = re.search(pattern, text)
         left = deadline - time.monotonic()
-        if m or left <= 0:
+        if m:
+            proc._ember_unread = text[m.end():].encode()
             return m, text
+        if left <= 0:
+            proc._ember_unread = out
+            return None, text
         ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
         if ready:
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:
-                text = out.decode(errors="replace").replace("\r\n", "\n")
-                return re.search(pattern, text), text
+                proc._ember_unread = out
+                return None, text
             out += chunk
