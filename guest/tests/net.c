@@ -5,6 +5,8 @@
  * several sizes to the peer's echo port and checks each echo; then one
  * datagram one byte over the MTU, which the monitor must drop (no echo).
  * Command line: ip=0x0a000202 peer=0x0a000201 port=7777 (hex IPv4 in host order).
+ * flood=N size=S: after the ARP, send N datagrams of S bytes to port+1 as
+ * fast as the device takes them (no echoes), for rate-limiter tests.
  * Exit status: 0 when all checks passed, 1 otherwise, 2 with no NIC.
  */
 #include "kit.h"
@@ -110,7 +112,8 @@ static int is_udp_echo(const uint8_t *f, int len, void *arg)
 	    get16(f + 34) == port && get16(f + 38) == want + 8;
 }
 
-static int udp_roundtrip(struct gv_device *d, int size, uint8_t *reply)
+/* Build a UDP datagram of @size bytes to @dport in txbuf; returns the frame length. */
+static int build_udp(int size, uint16_t dport)
 {
 	uint8_t *f = txbuf + HDR;
 	memcpy(f, peer_mac, 6);
@@ -129,12 +132,18 @@ static int udp_roundtrip(struct gv_device *d, int size, uint8_t *reply)
 	put16(ip + 10, ip_csum(ip, 20));
 	uint8_t *udp = ip + 20;
 	put16(udp, 40000);
-	put16(udp + 2, port);
+	put16(udp + 2, dport);
 	put16(udp + 4, (uint16_t)(8 + size));
 	put16(udp + 6, 0); /* no UDP checksum (allowed on IPv4) */
 	for (int i = 0; i < size; i++)
 		udp[8 + i] = (uint8_t)(i * 7 + size);
-	send_frame(d, 14 + 20 + 8 + size);
+	return 14 + 20 + 8 + size;
+}
+
+static int udp_roundtrip(struct gv_device *d, int size, uint8_t *reply)
+{
+	const uint8_t *udp = txbuf + HDR + 14 + 20;
+	send_frame(d, build_udp(size, port));
 	int len = wait_frame(d, is_udp_echo, &size, reply);
 	if (len < 0)
 		return 0;
@@ -206,6 +215,15 @@ static void user_main(void)
 	memcpy(peer_mac, reply + 22, 6);
 	kit_puts("net: arp reply ok\n");
 
+	uint64_t flood = 0, fsize = 1000;
+	if (kit_cmdline_u64("flood=", &flood) == 0) {
+		kit_cmdline_u64("size=", &fsize);
+		int len = build_udp((int)fsize, (uint16_t)(port + 1));
+		for (uint64_t i = 0; i < flood; i++)
+			send_frame(d, len);
+		kit_puts("net: flood done\n");
+		kit_exit(0);
+	}
 	int failed = 0;
 	int max_payload = mtu - 20 - 8;
 	int sizes[] = { 1, 64, 1000, max_payload };

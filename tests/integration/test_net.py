@@ -116,3 +116,47 @@ def test_missing_tap_is_a_clear_error(ember, guest, tmp_path):
     r = run_ember(ember, "--config-file", bad, timeout=30)
     assert r.returncode == 67, r.stderr
     assert "network interface 'eth0'" in r.stderr and "TAP 'bad/name'" in r.stderr
+
+
+SINK = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.0.2.1", 7778))
+s.settimeout(30)
+n = int(sys.argv[1])
+stamps = []
+for _ in range(n):
+    d, a = s.recvfrom(65536)
+    stamps.append((time.monotonic(), len(d)))
+print(" ".join(f"{t:.6f}:{b}" for t, b in stamps))
+"""
+
+
+def test_tx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
+    count, size = 800, 1000
+    frame = 14 + 20 + 8 + size
+    rate = 100_000  # bytes per 100 ms = 1 MB/s, bucket 100 kB
+    sink = subprocess.Popen(["ip", "netns", "exec", netns, "/usr/bin/python3", "-c", SINK, str(count)],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(0.2)
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("net.elf")),
+                        "boot_args": f"{GUEST_ARGS} flood={count} size={size}"},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                "tx_rate_limiter": {"bandwidth": {"size": rate, "refill_time": 100}}}],
+    }))
+    r = subprocess.run(["ip", "netns", "exec", netns, str(ember), "--config-file", str(cfg)],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "net: flood done" in r.stdout
+    out, _ = sink.communicate(timeout=40)
+    stamps = [(float(t), int(b)) for t, b in (x.split(":") for x in out.split())]
+    assert len(stamps) == count
+    # Past the first bucket (sent at once), frames arrive at the refill rate.
+    first = rate // frame + 1
+    t0, t1 = stamps[first][0], stamps[-1][0]
+    measured = (count - 1 - first) * frame / (t1 - t0)
+    configured = rate * 10  # bytes per second
+    print(f"tx rate limiter: configured {configured} B/s, measured {measured:.0f} B/s")
+    assert abs(measured - configured) / configured < 0.10
