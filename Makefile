@@ -136,10 +136,15 @@ run: setup all
 	@echo "== booting build/guest/hello.elf"
 	$(BUILD)/ember --kernel $(BUILD)/guest/hello.elf --boot-timer --level info --cmdline "exit=0"
 
-bench: setup all $(BUILD)/bench/blk-harness
+$(BUILD)/bench/net-harness: scripts/bench/net_harness.c $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
+
+bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness
 	scripts/bench/boot.sh
 	scripts/bench/block.sh
 	scripts/bench/api.sh
+	scripts/bench/net.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

@@ -29,6 +29,8 @@ struct fake_desc {
 struct fake_vq {
 	const struct guest_mem *mem;
 	struct virtio_mmio *t;
+	unsigned int qi; /* queue index */
+	uint64_t desc_gpa, avail_gpa, used_gpa;
 	uint16_t size;
 	uint16_t next_desc; /* next free descriptor slot (wraps) */
 	uint16_t avail_idx;
@@ -47,17 +49,9 @@ static inline uint32_t fq_reg_read(struct virtio_mmio *t, uint64_t off)
 	return v;
 }
 
-/* Negotiate @features and bring queue 0 up with @size entries at the default
- * addresses (or @desc/@avail/@used when non-zero). Returns the status register. */
-static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t,
-				const struct guest_mem *mem, uint16_t size, uint64_t features,
-				uint64_t desc, uint64_t avail, uint64_t used)
+/* Reset the device and negotiate @features (status up to FEATURES_OK). */
+static inline void fq_begin(struct virtio_mmio *t, uint64_t features)
 {
-	memset(q, 0, sizeof(*q));
-	q->mem = mem;
-	q->t = t;
-	q->size = size;
-	memset(guest_mem_ptr(mem, FQ_DESC, 0x30000), 0, 0x30000);
 	fq_reg_write(t, 0x070, 0);
 	fq_reg_write(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	fq_reg_write(t, 0x024, 0);
@@ -66,11 +60,32 @@ static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t,
 	fq_reg_write(t, 0x020, (uint32_t)(features >> 32));
 	fq_reg_write(t, 0x070,
 		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	fq_reg_write(t, 0x030, 0);
+}
+
+/* Lay out queue @qi with @size entries at the given addresses and make it ready. */
+static inline void fq_queue(struct fake_vq *q, struct virtio_mmio *t, const struct guest_mem *mem,
+			    unsigned int qi, uint16_t size, uint64_t desc, uint64_t avail,
+			    uint64_t used)
+{
+	memset(q, 0, sizeof(*q));
+	q->mem = mem;
+	q->t = t;
+	q->qi = qi;
+	q->size = size;
+	q->desc_gpa = desc;
+	q->avail_gpa = avail;
+	q->used_gpa = used;
+	uint8_t *d = guest_mem_ptr(mem, desc, 16ull * size),
+		*a = guest_mem_ptr(mem, avail, 6ull + 2 * size),
+		*u = guest_mem_ptr(mem, used, 6ull + 8 * size);
+	if (d)
+		memset(d, 0, 16ull * size);
+	if (a)
+		memset(a, 0, 6ull + 2 * size);
+	if (u)
+		memset(u, 0, 6ull + 8 * size);
+	fq_reg_write(t, 0x030, qi);
 	fq_reg_write(t, 0x038, size);
-	desc = desc ? desc : FQ_DESC;
-	avail = avail ? avail : FQ_AVAIL;
-	used = used ? used : FQ_USED;
 	fq_reg_write(t, 0x080, (uint32_t)desc);
 	fq_reg_write(t, 0x084, (uint32_t)(desc >> 32));
 	fq_reg_write(t, 0x090, (uint32_t)avail);
@@ -78,25 +93,42 @@ static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t,
 	fq_reg_write(t, 0x0a0, (uint32_t)used);
 	fq_reg_write(t, 0x0a4, (uint32_t)(used >> 32));
 	fq_reg_write(t, 0x044, 1);
+}
+
+/* Set DRIVER_OK; returns the status register. */
+static inline uint32_t fq_driver_ok(struct virtio_mmio *t)
+{
 	fq_reg_write(t, 0x070,
 		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 			 VIRTIO_STATUS_DRIVER_OK);
 	return fq_reg_read(t, 0x070);
 }
 
+/* Negotiate @features and bring queue 0 up with @size entries at the default
+ * addresses (or @desc/@avail/@used when non-zero). Returns the status register. */
+static inline uint32_t fq_setup(struct fake_vq *q, struct virtio_mmio *t,
+				const struct guest_mem *mem, uint16_t size, uint64_t features,
+				uint64_t desc, uint64_t avail, uint64_t used)
+{
+	fq_begin(t, features);
+	fq_queue(q, t, mem, 0, size, desc ? desc : FQ_DESC, avail ? avail : FQ_AVAIL,
+		 used ? used : FQ_USED);
+	return fq_driver_ok(t);
+}
+
 static inline struct virtq_desc *fq_desc(struct fake_vq *q)
 {
-	return guest_mem_ptr(q->mem, FQ_DESC, 16ull * q->size);
+	return guest_mem_ptr(q->mem, q->desc_gpa, 16ull * q->size);
 }
 
 static inline struct virtq_avail *fq_avail(struct fake_vq *q)
 {
-	return guest_mem_ptr(q->mem, FQ_AVAIL, 6ull + 2ull * q->size);
+	return guest_mem_ptr(q->mem, q->avail_gpa, 6ull + 2ull * q->size);
 }
 
 static inline struct virtq_used *fq_used(struct fake_vq *q)
 {
-	return guest_mem_ptr(q->mem, FQ_USED, 6ull + 8ull * q->size);
+	return guest_mem_ptr(q->mem, q->used_gpa, 6ull + 8ull * q->size);
 }
 
 /* Write a chain of @n descriptors linked in order; returns its head. */
@@ -127,13 +159,13 @@ static inline void fq_publish(struct fake_vq *q, uint16_t head)
 	__atomic_store_n(&a->idx, q->avail_idx, __ATOMIC_RELEASE);
 }
 
-/* Notify queue 0 the way an ioeventfd would. */
+/* Notify the queue the way an ioeventfd would. */
 static inline void fq_kick(struct fake_vq *q)
 {
 	uint64_t one = 1;
-	ssize_t w = write(q->t->notify_fds[0], &one, sizeof(one));
+	ssize_t w = write(q->t->notify_fds[q->qi], &one, sizeof(one));
 	(void)w;
-	virtio_mmio_notify(q->t, 0);
+	virtio_mmio_notify(q->t, q->qi);
 }
 
 /* Next used element, or -1 if none. */
