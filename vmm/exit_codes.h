@@ -13,7 +13,7 @@ enum ember_exit {
 	EMBER_EXIT_USAGE = 64, /* bad command-line argument */
 	EMBER_EXIT_BAD_KERNEL = 65, /* kernel or initrd unusable */
 	EMBER_EXIT_KVM = 66, /* /dev/kvm missing or a KVM set-up call failed */
-	EMBER_EXIT_BAD_DRIVE = 67, /* a drive's backing file is unusable */
+	EMBER_EXIT_BAD_DRIVE = 67, /* a drive's backing file or a NIC's TAP is unusable */
 	EMBER_EXIT_TRIPLE_FAULT = 70, /* guest triple-faulted (KVM_EXIT_SHUTDOWN) */
 	EMBER_EXIT_EMULATION = 71, /* KVM could not emulate a guest instruction */
 	EMBER_EXIT_ENTRY_FAILED = 72, /* KVM refused to enter the guest */

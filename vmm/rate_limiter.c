@@ -103,7 +103,8 @@ bool rate_limiter_enabled(const struct rate_limiter *rl)
 	return rl->bytes.size || rl->ops.size;
 }
 
-void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes, uint64_t now_ns)
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns)
 {
+	bucket_take(&rl->ops, ops, now_ns);
 	bucket_take(&rl->bytes, bytes, now_ns);
 }

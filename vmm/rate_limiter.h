@@ -47,10 +47,10 @@ uint64_t rate_limiter_wait_ns(const struct rate_limiter *rl, uint64_t ops, uint6
 bool rate_limiter_enabled(const struct rate_limiter *rl);
 
 /*
- * Take @bytes from the bytes bucket whatever its level (down to empty), for
+ * Take @ops and @bytes whatever the buckets' levels (down to empty), for
  * work whose size is only known once done (a received frame): the next
  * requests then wait for the refill.
  */
-void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes, uint64_t now_ns);
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns);
 
 #endif

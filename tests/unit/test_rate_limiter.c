@@ -74,6 +74,23 @@ static void both_or_neither(void **state)
 	assert_int_equal(token_bucket_init(&rl.ops, 1, 0, 0, 0), -22); /* refill 0 */
 }
 
+static void charge_after_the_fact(void **state)
+{
+	(void)state;
+	struct rate_limiter rl = { 0 };
+	/* 1000 bytes per 100 ms. A 1500-byte frame read with the bucket full
+	 * empties it; the next one must wait until a token is back. */
+	assert_int_equal(token_bucket_init(&rl.bytes, 1000, 0, 100, 0), 0);
+	assert_int_equal(rate_limiter_wait_ns(&rl, 1, 1, 0), 0);
+	rate_limiter_charge(&rl, 1, 1500, 0);
+	assert_true(rate_limiter_wait_ns(&rl, 1, 1, 0) > 0);
+	assert_int_equal(rate_limiter_wait_ns(&rl, 1, 1, MS / 10), 0); /* 0.1 ms: one token */
+	/* A zero-byte probe passes even on an empty bucket: the RX path must not use it. */
+	rate_limiter_charge(&rl, 1, 1000, MS / 10);
+	assert_true(rate_limiter_consume(&rl, 1, 0, MS / 10));
+	assert_true(rate_limiter_wait_ns(&rl, 1, 1, MS / 10) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -82,6 +99,7 @@ int main(void)
 		cmocka_unit_test(one_time_burst_is_spent_first),
 		cmocka_unit_test(oversize_request_waits_for_a_full_bucket),
 		cmocka_unit_test(both_or_neither),
+		cmocka_unit_test(charge_after_the_fact),
 	};
 	return cmocka_run_group_tests_name("rate_limiter", tests, NULL, NULL);
 }

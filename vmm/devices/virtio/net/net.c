@@ -17,7 +17,8 @@
 #define ETH_HLEN 14
 #define VLAN_HLEN 4
 #define NET_RX_MAX_CHAINS 64
-#define NET_RX_MAX_IOV 1024
+/* One slot stays for the overflow buffer: readv takes at most IOV_MAX (1024). */
+#define NET_RX_MAX_IOV 1023
 
 #define F(bit) (1ull << (bit))
 #define NET_GSO_FEATURES                                                                           \
@@ -310,9 +311,11 @@ static void net_rx(struct virtio_net *n)
 	/* Enough room for any frame the guest may get, header included. */
 	uint64_t need = net_max_frame(n->acked, n->cfg.mtu, true, true) + NET_HDR_LEN;
 	while (n->rx_pending && !n->rx_throttled && !n->tap_broken) {
+		/* A frame's size is known only once read: go on while both buckets
+		 * hold a token, then charge the frame's real size. */
 		if (rate_limiter_enabled(&n->rx_rl) &&
-		    !rate_limiter_consume(&n->rx_rl, 1, 0, clock_now_ns())) {
-			net_throttle(n, true, 0);
+		    rate_limiter_wait_ns(&n->rx_rl, 1, 1, clock_now_ns()) > 0) {
+			net_throttle(n, true, 1);
 			break;
 		}
 		if (rx_gather(n, &b, need, &progress) < 0)
@@ -368,7 +371,8 @@ static void net_rx(struct virtio_net *n)
 		n->m.rx_frames++;
 		n->m.rx_bytes += (uint64_t)len - NET_HDR_LEN;
 		if (rate_limiter_enabled(&n->rx_rl))
-			rate_limiter_charge(&n->rx_rl, (uint64_t)len - NET_HDR_LEN, clock_now_ns());
+			rate_limiter_charge(&n->rx_rl, 1, (uint64_t)len - NET_HDR_LEN,
+					    clock_now_ns());
 	}
 	net_signal(n, q, progress);
 }
