@@ -2,6 +2,7 @@
 #include "rate_limiter.h"
 
 #include <errno.h>
+#include <sys/timerfd.h>
 
 #define NS_PER_MS 1000000ull
 
@@ -107,4 +108,13 @@ void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, 
 {
 	bucket_take(&rl->ops, ops, now_ns);
 	bucket_take(&rl->bytes, bytes, now_ns);
+}
+
+int rate_limiter_arm_timer(const struct rate_limiter *rl, int timer_fd, uint64_t ops,
+			   uint64_t bytes, uint64_t now_ns)
+{
+	uint64_t ns = rate_limiter_wait_ns(rl, ops, bytes, now_ns);
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
+						.tv_nsec = (long)(ns % 1000000000ull) } };
+	return timerfd_settime(timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
 }

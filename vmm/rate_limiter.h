@@ -47,6 +47,13 @@ uint64_t rate_limiter_wait_ns(const struct rate_limiter *rl, uint64_t ops, uint6
 bool rate_limiter_enabled(const struct rate_limiter *rl);
 
 /*
+ * Arm the one-shot timerfd @timer_fd to fire when rate_limiter_consume(@ops,
+ * @bytes) can succeed: how devices wait out a throttle. 0 or -errno.
+ */
+int rate_limiter_arm_timer(const struct rate_limiter *rl, int timer_fd, uint64_t ops,
+			   uint64_t bytes, uint64_t now_ns);
+
+/*
  * Take @ops and @bytes whatever the buckets' levels (down to empty), for
  * work whose size is only known once done (a received frame): the next
  * requests then wait for the refill.

@@ -140,10 +140,7 @@ void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 
 static void blk_throttle(struct virtio_blk *b, uint64_t ops, uint64_t bytes)
 {
-	uint64_t ns = rate_limiter_wait_ns(&b->rl, ops, bytes, clock_now_ns());
-	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
-						.tv_nsec = (long)(ns % 1000000000ull) } };
-	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	rate_limiter_arm_timer(&b->rl, b->timer_fd, ops, bytes, clock_now_ns());
 	b->throttled = true;
 	b->m.throttled++;
 }

@@ -163,10 +163,7 @@ static void net_tap_failed(struct virtio_net *n, int err)
 static void net_throttle(struct virtio_net *n, bool rx, uint64_t bytes)
 {
 	struct rate_limiter *rl = rx ? &n->rx_rl : &n->tx_rl;
-	uint64_t ns = rate_limiter_wait_ns(rl, 1, bytes, clock_now_ns());
-	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
-						.tv_nsec = (long)(ns % 1000000000ull) } };
-	timerfd_settime(rx ? n->rx_timer_fd : n->tx_timer_fd, 0, &its, NULL);
+	rate_limiter_arm_timer(rl, rx ? n->rx_timer_fd : n->tx_timer_fd, 1, bytes, clock_now_ns());
 	if (rx) {
 		n->rx_throttled = true;
 		n->m.rx_throttled++;
