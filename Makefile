@@ -12,18 +12,18 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-stro
 LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
-	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c api/*.c)
+	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c api/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 
 # Test guests: freestanding, static, no libc. The kit is shared by all.
-GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net
+GUEST_NAMES := hello smp crash ring3 blk net vsock
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -84,7 +84,9 @@ FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/li
 $(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o: $(FDT_HEADERS)
+$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o: $(FDT_HEADERS)
+$(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/net.elf: $(BUILD)/guest/tests/net.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
@@ -160,3 +162,4 @@ clean:
 
 .SECONDARY:
 -include $(VMM_OBJS:.o=.d)
+-include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d)

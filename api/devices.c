@@ -420,8 +420,12 @@ unsigned int put_vsock(struct ctx *c)
 		return api_fail(
 		    c, "guest_cid must be from 3 to 4294967295 (0-2 are reserved), not %llu",
 		    (unsigned long long)cid);
-	if (!*uds || strlen(uds) >= 108)
-		return api_fail(c, "uds_path must be 1 to 107 characters (a Unix socket path)");
+	/* Room for "_<port>", the guest-initiated connections' socket names. */
+	if (!*uds || strlen(uds) > VSOCK_UDS_PATH_MAX)
+		return api_fail(c,
+				"uds_path must be 1 to %d characters (a Unix socket path, plus "
+				"room for a _<port> suffix)",
+				VSOCK_UDS_PATH_MAX);
 	struct vmm_config *cfg = &c->vmm->cfg;
 	cfg->vsock.set = true;
 	cfg->vsock.guest_cid = (uint32_t)cid;

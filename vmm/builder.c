@@ -266,6 +266,34 @@ static int add_nets(struct vmm *vmm, const struct vmm_config *cfg)
 	return 0;
 }
 
+static int add_vsock(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	if (!cfg->vsock.set)
+		return 0;
+	char err[200] = "";
+	struct fdt_mmio_device *d = next_mmio_slot(vmm);
+	if (!d)
+		return EMBER_EXIT_USAGE;
+	vmm->vsock = calloc(1, sizeof(*vmm->vsock));
+	if (!vmm->vsock)
+		return EMBER_EXIT_ERROR;
+	if (virtio_vsock_init(vmm->vsock, &vmm->vm.mem, cfg->vsock.guest_cid, cfg->vsock.uds_path,
+			      err, sizeof(err)) < 0) {
+		log_err("vsock: %s", err);
+		return EMBER_EXIT_BAD_DRIVE;
+	}
+	if (virtio_vsock_add_to_loop(vmm->vsock, &vmm->loop) < 0 ||
+	    virtio_mmio_attach(&vmm->vsock->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
+		log_err("vsock: cannot attach the device");
+		return EMBER_EXIT_ERROR;
+	}
+	vmm->nr_mmio_devs++;
+	log_info("vsock: guest CID %llu, %s, at 0x%llx irq %u",
+		 (unsigned long long)cfg->vsock.guest_cid, cfg->vsock.uds_path,
+		 (unsigned long long)d->base, d->irq);
+	return 0;
+}
+
 static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	struct vm *vm = &vmm->vm;
@@ -281,7 +309,9 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 		return EMBER_EXIT_ERROR;
 	}
 	int r = add_drives(vmm, cfg);
-	return r ? r : add_nets(vmm, cfg);
+	if (!r)
+		r = add_nets(vmm, cfg);
+	return r ? r : add_vsock(vmm, cfg);
 }
 
 int vmm_build(struct vmm *vmm)
@@ -289,10 +319,6 @@ int vmm_build(struct vmm *vmm)
 	const struct vmm_config *cfg = &vmm->cfg;
 	if (!cfg->kernel_path) {
 		log_err("no kernel configured (PUT /boot-source or --kernel)");
-		return EMBER_EXIT_USAGE;
-	}
-	if (cfg->vsock.set) {
-		log_err("vsock is configured, but this build of ember has no virtio-vsock yet");
 		return EMBER_EXIT_USAGE;
 	}
 	/* Check the inputs exist before paying for a VM. */
@@ -321,6 +347,8 @@ void vmm_shutdown(struct vmm *vmm)
 	for (unsigned int i = 0; i < vmm->nr_blks; i++)
 		if (virtio_blk_flush_backing(&vmm->blks[i]) < 0)
 			log_err("drive '%s': final flush failed", vmm->blks[i].id);
+	if (vmm->vsock)
+		virtio_vsock_shutdown(vmm->vsock);
 	if (vmm->api_on)
 		api_server_stop(&vmm->api);
 }

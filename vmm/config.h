@@ -28,7 +28,7 @@ struct net_config {
 	struct net_device_config limits; /* rate limits only */
 };
 
-/* Stored and validated; the device arrives with vsock. */
+/* The virtio-vsock device (PUT /vsock). */
 struct vsock_config {
 	bool set;
 	uint32_t guest_cid;

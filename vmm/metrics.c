@@ -92,6 +92,24 @@ static json_t *net_metrics(const struct vmm *vmm)
 	return o;
 }
 
+static json_t *vsock_metrics(const struct vmm *vmm)
+{
+	if (!vmm->vsock)
+		return json_object();
+	const struct vsock_metrics *m = &vmm->vsock->m;
+	unsigned int open = 0;
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
+		open += vmm->vsock->conns[i].state != VSOCK_FREE;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "conns_opened",
+			 (json_int_t)m->conns_opened, "conns_closed", (json_int_t)m->conns_closed,
+			 "conns_refused", (json_int_t)m->conns_refused, "conns_open",
+			 (json_int_t)open, "tx_bytes", (json_int_t)m->tx_bytes, "rx_bytes",
+			 (json_int_t)m->rx_bytes, "bad_packets", (json_int_t)m->bad_packets,
+			 "bad_chains", (json_int_t)m->bad_chains, "resets_to_guest",
+			 (json_int_t)m->resets_to_guest, "needs_reset",
+			 (json_int_t)vmm->vsock->transport.needs_reset_events);
+}
+
 static json_t *vcpu_metrics(const struct vmm *vmm)
 {
 	json_t *o = json_object();
@@ -111,17 +129,17 @@ int metrics_flush(struct vmm *vmm)
 		return -ENODEV;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	json_t *line =
-	    json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I}}",
-		      "utc_timestamp_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id",
-		      vmm->cfg.id, "state", vmm_state_name(vmm->state), "missed_log_count",
-		      (json_int_t)log_missed_count(), "api_server", api_metrics(m), "block",
-		      block_metrics(vmm), "net", net_metrics(vmm), "vcpu", vcpu_metrics(vmm),
-		      "boot", "start_to_instance_start_us", (json_int_t)m->start_us,
-		      "instance_start_us", (json_int_t)m->build_us, "first_kvm_run_us",
-		      (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
-				       ? vmm->vm.vcpus[0].first_run_us
-				       : 0));
+	json_t *line = json_pack(
+	    "{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I}}", "utc_timestamp_ms",
+	    (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id", vmm->cfg.id, "state",
+	    vmm_state_name(vmm->state), "missed_log_count", (json_int_t)log_missed_count(),
+	    "api_server", api_metrics(m), "block", block_metrics(vmm), "net", net_metrics(vmm),
+	    "vsock", vsock_metrics(vmm), "vcpu", vcpu_metrics(vmm), "boot",
+	    "start_to_instance_start_us", (json_int_t)m->start_us, "instance_start_us",
+	    (json_int_t)m->build_us, "first_kvm_run_us",
+	    (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
+			     ? vmm->vm.vcpus[0].first_run_us
+			     : 0));
 	char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	json_decref(line);
 	if (!s)

@@ -18,6 +18,7 @@
 #include "devices/legacy/legacy.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
+#include "devices/virtio/vsock/vsock.h"
 #include "devtree.h"
 #include "event_loop.h"
 #include "vm.h"
@@ -48,6 +49,7 @@ struct vmm {
 	unsigned int nr_blks;
 	struct virtio_net *nets;
 	unsigned int nr_nets;
+	struct virtio_vsock *vsock;
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;

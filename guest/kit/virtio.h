@@ -36,7 +36,7 @@ struct gv_queue_mem {
 	} used;
 } __attribute__((aligned(4096)));
 
-#define GV_MAX_QUEUES 2
+#define GV_MAX_QUEUES 3
 
 struct gv_device {
 	uint64_t base;

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The host side of virtio-vsock: Unix sockets. The listening socket at
+ * uds_path takes host-initiated connections ("CONNECT <port>\n", answered
+ * "OK <host_port>\n" once the guest accepts); guest-initiated connections go
+ * to "<uds_path>_<port>". Each connection's socket is on the VMM loop,
+ * edge-triggered.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/virtio/iov.h"
+#include "event_loop.h"
+#include "log.h"
+#include "util.h"
+#include "vsock.h"
+
+#define HOST_PORT_FIRST (1u << 30) /* host ports ember hands out for host-initiated connections */
+
+struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t guest_port, uint32_t host_port)
+{
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->conns[i];
+		if (c->state >= VSOCK_REQUESTED && c->guest_port == guest_port &&
+		    c->host_port == host_port)
+			return c;
+	}
+	return NULL;
+}
+
+void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	if (c->h)
+		event_loop_del(v->loop, c->h);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->txbuf);
+	*c = (struct vsock_conn){ .state = VSOCK_FREE, .fd = -1 };
+	v->m.conns_closed++;
+}
+
+static void vsock_sock_ready(void *opaque, uint32_t events);
+
+/* Take a free slot for @fd and watch it. NULL when at the connection limit. */
+static struct vsock_conn *conn_new(struct virtio_vsock *v, int fd, enum vsock_conn_state state)
+{
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->conns[i];
+		if (c->state != VSOCK_FREE)
+			continue;
+		*c = (struct vsock_conn){ .owner = v, .state = state, .fd = fd };
+		c->txbuf = malloc(VSOCK_BUF_ALLOC);
+		c->h = c->txbuf
+		    ? event_loop_add(v->loop, fd, EPOLLIN | EPOLLOUT | EPOLLET, vsock_sock_ready, c)
+		    : NULL;
+		if (!c->h) {
+			free(c->txbuf);
+			*c = (struct vsock_conn){ .state = VSOCK_FREE, .fd = -1 };
+			return NULL;
+		}
+		v->m.conns_opened++;
+		return c;
+	}
+	return NULL;
+}
+
+void vsock_guest_connect(struct virtio_vsock *v, uint32_t guest_port, uint32_t port,
+			 const struct virtio_vsock_hdr *h)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", v->uds_path, port);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct vsock_conn *c = NULL;
+	/* A local connect either succeeds at once or nobody listens. */
+	if (fd >= 0 && n < (int)sizeof(addr.sun_path) &&
+	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		c = conn_new(v, fd, VSOCK_ESTABLISHED);
+	if (!c) {
+		if (fd >= 0)
+			close(fd);
+		v->m.conns_refused++;
+		vsock_send_ctrl(v, port, guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+		return;
+	}
+	c->guest_port = guest_port;
+	c->host_port = port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	c->readable = true;
+	vsock_send_ctrl(v, port, guest_port, VIRTIO_VSOCK_OP_RESPONSE, 0, 0);
+}
+
+void vsock_conn_established(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	char ok[32];
+	int n = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
+	c->state = VSOCK_ESTABLISHED;
+	c->readable = true;
+	/* A few bytes on a fresh socket: if even this does not go, the peer is gone. */
+	if (write(c->fd, ok, (size_t)n) != n) {
+		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+		vsock_conn_close(v, c);
+	}
+}
+
+void vsock_conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	while (c->tx_len) {
+		uint32_t first = VSOCK_BUF_ALLOC - c->tx_head;
+		if (first > c->tx_len)
+			first = c->tx_len;
+		struct iovec iov[2] = { { c->txbuf + c->tx_head, first },
+					{ c->txbuf, c->tx_len - first } };
+		ssize_t w = writev(c->fd, iov, c->tx_len > first ? 2 : 1);
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w <= 0) {
+			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+			vsock_conn_close(v, c);
+			return;
+		}
+		c->tx_head = (c->tx_head + (uint32_t)w) % VSOCK_BUF_ALLOC;
+		c->tx_len -= (uint32_t)w;
+		c->fwd_cnt += (uint32_t)w;
+	}
+	/* Tell the guest about freed buffer space before it runs dry. */
+	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF_ALLOC / 2) {
+		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0,
+				c->fwd_cnt);
+		c->fwd_cnt_sent = c->fwd_cnt;
+	}
+}
+
+int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct iovec *iov,
+		     unsigned int n, uint32_t len)
+{
+	/* The guest may have at most VSOCK_BUF_ALLOC bytes outstanding. */
+	if (len > VSOCK_BUF_ALLOC - c->tx_len)
+		return -1;
+	for (unsigned int i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		uint32_t left = (uint32_t)iov[i].iov_len;
+		while (left) {
+			uint32_t tail = (c->tx_head + c->tx_len) % VSOCK_BUF_ALLOC;
+			uint32_t run = VSOCK_BUF_ALLOC - tail;
+			if (run > left)
+				run = left;
+			memcpy(c->txbuf + tail, p, run);
+			c->tx_len += run;
+			p += run;
+			left -= run;
+		}
+	}
+	vsock_conn_flush(v, c);
+	return 0;
+}
+
+/* "CONNECT <port>\n" from a host peer: ask the guest. */
+static void vsock_handshake(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	while (c->line_len < sizeof(c->line) - 1) {
+		ssize_t r = read(c->fd, c->line + c->line_len, 1);
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r <= 0)
+			break;
+		if (c->line[c->line_len++] != '\n')
+			continue;
+		c->line[c->line_len] = 0;
+		unsigned long port;
+		char *end;
+		if (strncmp(c->line, "CONNECT ", 8) != 0)
+			break;
+		port = strtoul(c->line + 8, &end, 10);
+		if (end == c->line + 8 || *end != '\n' || port > UINT32_MAX)
+			break;
+		c->guest_port = (uint32_t)port;
+		c->host_port = v->next_host_port++;
+		if (v->next_host_port < HOST_PORT_FIRST)
+			v->next_host_port = HOST_PORT_FIRST;
+		c->state = VSOCK_REQUESTED;
+		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_REQUEST, 0, 0);
+		return;
+	}
+	/* A malformed or abandoned handshake: drop the host peer. */
+	v->m.bad_packets++;
+	vsock_conn_close(v, c);
+}
+
+static void vsock_sock_ready(void *opaque, uint32_t events)
+{
+	struct vsock_conn *c = opaque;
+	struct virtio_vsock *v = c->owner;
+	pthread_mutex_lock(&v->transport.lock);
+	if (c->state == VSOCK_HANDSHAKE) {
+		vsock_handshake(v, c);
+	} else if (c->state == VSOCK_ESTABLISHED) {
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			c->readable = true; /* read (or find the hang-up) when the guest has room */
+		if (events & EPOLLOUT)
+			vsock_conn_flush(v, c);
+	} else if (c->state == VSOCK_REQUESTED && (events & (EPOLLHUP | EPOLLERR))) {
+		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+		vsock_conn_close(v, c);
+	}
+	vsock_rx(v);
+	pthread_mutex_unlock(&v->transport.lock);
+}
+
+static void vsock_accept(void *opaque, uint32_t events)
+{
+	struct virtio_vsock *v = opaque;
+	(void)events;
+	for (;;) {
+		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		pthread_mutex_lock(&v->transport.lock);
+		struct vsock_conn *c = conn_new(v, fd, VSOCK_HANDSHAKE);
+		if (!c) {
+			v->m.conns_refused++;
+			close(fd); /* at the connection limit */
+		}
+		pthread_mutex_unlock(&v->transport.lock);
+	}
+}
+
+int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint64_t guest_cid,
+		      const char *uds_path, char *err, size_t err_len)
+{
+	memset(v, 0, sizeof(*v));
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
+		v->conns[i].fd = -1;
+	v->tops = &virtio_mmio_transport_ops;
+	v->guest_cid = guest_cid;
+	v->next_host_port = HOST_PORT_FIRST;
+	v->uds_path = strdup(uds_path);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (!v->uds_path || strlen(uds_path) > VSOCK_UDS_PATH_MAX) {
+		snprintf(err, err_len, "uds_path '%s' is too long for a Unix socket", uds_path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, uds_path);
+	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (v->listen_fd < 0 || bind(v->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    listen(v->listen_fd, 128) < 0) {
+		int e = errno;
+		snprintf(err, err_len, "cannot listen on '%s': %s", uds_path, strerror(e));
+		return -e;
+	}
+	return virtio_mmio_init(&v->transport, "vsock", mem, &vsock_device_ops, v, v->queues);
+}
+
+int virtio_vsock_add_to_loop(struct virtio_vsock *v, struct event_loop *loop)
+{
+	v->loop = loop;
+	v->listen_h = event_loop_add(loop, v->listen_fd, EPOLLIN, vsock_accept, v);
+	return v->listen_h ? 0 : -errno;
+}
+
+void virtio_vsock_shutdown(struct virtio_vsock *v)
+{
+	if (v->uds_path)
+		unlink(v->uds_path);
+}
