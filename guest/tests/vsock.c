@@ -7,6 +7,9 @@
  *   mode=2 port=P  accept one connection from the host on port P and echo
  *                  everything until the host closes it
  *   mode=3 port=P  open 100 connections to port P at once, one message each
+ *   mode=4 port=P  stream to port P until the host end dies (RST), then
+ *                  connect to port P+1, echo a message, and linger a while
+ *                  before exiting (so the host can inspect ember meanwhile)
  * Exit status: 0 all good, 1 a check failed, 2 no device, 3 refused (RST).
  */
 #include "kit.h"
@@ -121,7 +124,7 @@ static void on_echo(const struct virtio_vsock_hdr *h, const uint8_t *data)
 	c->peer_fwd = h->fwd_cnt;
 	if (h->op == VIRTIO_VSOCK_OP_RESPONSE)
 		c->state = 2;
-	else if (h->op == VIRTIO_VSOCK_OP_RST)
+	else if (h->op == VIRTIO_VSOCK_OP_RST || h->op == VIRTIO_VSOCK_OP_SHUTDOWN)
 		c->state = 3;
 	else if (h->op == VIRTIO_VSOCK_OP_RW) {
 		for (uint32_t i = 0; i < h->len; i++)
@@ -179,13 +182,21 @@ static uint64_t echoed;
 
 static void on_host(const struct virtio_vsock_hdr *h, const uint8_t *data)
 {
-	if (h->op == VIRTIO_VSOCK_OP_REQUEST && !accepted && h->dst_port == accept_port) {
-		accepted = &conns[0];
-		*accepted = (struct conn){ .lport = h->dst_port,
-					   .pport = h->src_port,
-					   .state = 2,
-					   .peer_alloc = h->buf_alloc,
-					   .peer_fwd = h->fwd_cnt };
+	if (h->op == VIRTIO_VSOCK_OP_REQUEST) {
+		struct conn *c = &conns[accepted ? 1 : 0];
+		*c = (struct conn){ .lport = h->dst_port,
+				    .pport = h->src_port,
+				    .state = 2,
+				    .peer_alloc = h->buf_alloc,
+				    .peer_fwd = h->fwd_cnt };
+		if (accepted || h->dst_port != accept_port) {
+			/* Nobody listens there (or we take one connection only). */
+			send_pkt(c, VIRTIO_VSOCK_OP_RST, 0, NULL, 0);
+			c->state = 0;
+			kit_puts("vsock: refused a connection\n");
+			return;
+		}
+		accepted = c;
 		send_pkt(accepted, VIRTIO_VSOCK_OP_RESPONSE, 0, NULL, 0);
 		return;
 	}
@@ -258,6 +269,34 @@ static void user_main(void)
 		kit_put_dec((uint64_t)ok);
 		kit_puts(" echoed\n");
 		kit_exit(open == NCONN && ok == NCONN && !echo_errors ? 0 : 1);
+	}
+	if (mode == 4) {
+		/* Stream until the host side dies; count it as reset. */
+		struct conn *c = &conns[0];
+		if (connect_to(c, 1234, (uint32_t)port) < 0)
+			kit_exit(1);
+		kit_puts("vsock: streaming\n");
+		uint64_t sent = 0;
+		while (c->state == 2) {
+			uint32_t credit = c->peer_alloc - (c->tx_cnt - c->peer_fwd);
+			if (credit >= RXSZ - HDR) {
+				send_pkt(c, VIRTIO_VSOCK_OP_RW, 0, big, RXSZ - HDR);
+				c->tx_cnt += RXSZ - HDR;
+				sent += RXSZ - HDR;
+			} else if (!poll_rx(on_echo)) {
+				kit_exit(1);
+			}
+		}
+		kit_puts("vsock: peer reset after ");
+		kit_put_dec(sent);
+		kit_puts(" bytes\n");
+		if (connect_to(&conns[1], 1235, (uint32_t)port + 1) < 0 ||
+		    send_all(&conns[1], 4000) < 0)
+			kit_exit(1);
+		close_conn(&conns[1]);
+		kit_puts("vsock: recovered\n");
+		poll_rx(on_echo); /* nothing comes: linger one wait */
+		kit_exit(0);
 	}
 	int r = connect_to(&conns[0], 1234, (uint32_t)port);
 	if (r == -3) {

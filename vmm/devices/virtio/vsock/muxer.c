@@ -254,6 +254,7 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 		snprintf(err, err_len, "cannot listen on '%s': %s", uds_path, strerror(e));
 		return -e;
 	}
+	v->bound = true;
 	return virtio_mmio_init(&v->transport, "vsock", mem, &vsock_device_ops, v, v->queues);
 }
 
@@ -266,6 +267,7 @@ int virtio_vsock_add_to_loop(struct virtio_vsock *v, struct event_loop *loop)
 
 void virtio_vsock_shutdown(struct virtio_vsock *v)
 {
-	if (v->uds_path)
+	/* Only a socket we made: never a file that was there before us. */
+	if (v->bound)
 		unlink(v->uds_path);
 }

@@ -93,6 +93,7 @@ struct virtio_vsock {
 	uint64_t guest_cid;
 	char *uds_path;
 	int listen_fd;
+	bool bound; /* uds_path is our socket, to remove at the end */
 	struct event_loop *loop;
 	struct event_handler *listen_h;
 	struct vsock_conn conns[VSOCK_MAX_CONNS];
