@@ -57,22 +57,27 @@ void event_loop_del(struct event_loop *loop, struct event_handler *h)
 	loop->dead = h;
 }
 
-int event_loop_run(struct event_loop *loop)
+int event_loop_run_once(struct event_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[16];
+	int n = epoll_wait(loop->epfd, evs, 16, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n && !loop->stop; i++) {
+		struct event_handler *h = evs[i].data.ptr;
+		if (h->fn)
+			h->fn(h->opaque, evs[i].events);
+	}
+	event_loop_reap(loop);
+	return n;
+}
+
+int event_loop_run(struct event_loop *loop)
+{
 	while (!loop->stop) {
-		int n = epoll_wait(loop->epfd, evs, 16, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < n && !loop->stop; i++) {
-			struct event_handler *h = evs[i].data.ptr;
-			if (h->fn)
-				h->fn(h->opaque, evs[i].events);
-		}
-		event_loop_reap(loop);
+		int r = event_loop_run_once(loop, -1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -25,6 +25,9 @@ int event_loop_init(struct event_loop *loop) __attribute__((warn_unused_result))
 struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t events, event_fn fn,
 				     void *opaque) __attribute__((warn_unused_result));
 void event_loop_del(struct event_loop *loop, struct event_handler *h);
+/* Wait up to @timeout_ms (-1: forever) and dispatch one batch of events.
+ * Returns how many fired, or -errno. */
+int event_loop_run_once(struct event_loop *loop, int timeout_ms);
 /* Dispatch events until a callback sets loop->stop. 0 or -errno. */
 int event_loop_run(struct event_loop *loop);
 
