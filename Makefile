@@ -42,7 +42,7 @@ help:
 	@echo "make            build build/ember and the test guests"
 	@echo "make run        set up the machine, build, boot the bundled hello guest"
 	@echo "make test       set up the machine, build, run every test"
-	@echo "make bench      boot benchmark against QEMU -M microvm"
+	@echo "make bench      benchmarks: boot vs QEMU -M microvm, block vs fio, API, net, vsock"
 	@echo "make fmt        format the C sources; make fmt-check checks them"
 
 setup:
@@ -142,11 +142,16 @@ $(BUILD)/bench/net-harness: scripts/bench/net_harness.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
 
-bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness
+$(BUILD)/bench/vsock-harness: scripts/bench/vsock_harness.c $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
+
+bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness
 	scripts/bench/boot.sh
 	scripts/bench/block.sh
 	scripts/bench/api.sh
 	scripts/bench/net.sh
+	scripts/bench/vsock.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

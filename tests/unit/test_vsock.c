@@ -18,93 +18,32 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "event_loop.h"
-#include "fake_mem.h"
-#include "fake_virtq.h"
-#include "devices/virtio/vsock/vsock.h"
+#include "fake_vsock.h"
 
 #define MiB (1024ull * 1024)
-#define CID 3
-#define QSIZE 16
-#define RXBUF 0x100000ull /* QSIZE buffers of RXLEN */
-#define RXLEN 4096
-#define TXBUF 0x200000ull /* QSIZE slots of TXSLOT */
-#define TXSLOT 0x20000ull
-#define GUEST_ALLOC 65536
+#define CID FVS_CID
+#define QSIZE FVS_QSIZE
+#define RXBUF FVS_RXBUF
+#define RXLEN FVS_RXLEN
 
-struct env {
-	struct guest_mem mem;
-	struct event_loop loop;
-	struct virtio_vsock v;
-	struct fake_vq rx, tx, ev;
-	char dir[64], uds[96];
-};
+#define env fake_vsock
 
 static struct env *env_new(void)
 {
-	struct env *e = calloc(1, sizeof(*e));
+	struct env *e = fvs_new();
 	assert_non_null(e);
-	assert_int_equal(fake_mem_init(&e->mem, 16 * MiB), 0);
-	assert_int_equal(event_loop_init(&e->loop), 0);
-	strcpy(e->dir, "/tmp/ember-vsock-XXXXXX");
-	assert_non_null(mkdtemp(e->dir));
-	snprintf(e->uds, sizeof(e->uds), "%s/v.sock", e->dir);
-	char err[200] = "";
-	assert_int_equal(virtio_vsock_init(&e->v, &e->mem, CID, e->uds, err, sizeof(err)), 0);
-	assert_int_equal(virtio_vsock_add_to_loop(&e->v, &e->loop), 0);
-	struct virtio_mmio *t = &e->v.transport;
-	fq_begin(t, (1ull << VIRTIO_F_VERSION_1));
-	fq_queue(&e->rx, t, &e->mem, 0, QSIZE, 0x10000, 0x11000, 0x12000);
-	fq_queue(&e->tx, t, &e->mem, 1, QSIZE, 0x20000, 0x21000, 0x22000);
-	fq_queue(&e->ev, t, &e->mem, 2, QSIZE, 0x30000, 0x31000, 0x32000);
-	assert_true(fq_driver_ok(t) & VIRTIO_STATUS_DRIVER_OK);
 	return e;
 }
 
-static void env_free(struct env *e)
-{
-	virtio_vsock_transport_reset(&e->v);
-	close(e->v.listen_fd);
-	virtio_vsock_shutdown(&e->v);
-	free(e->v.uds_path);
-	char path[128];
-	for (unsigned int p = 0; p < 100; p++) {
-		snprintf(path, sizeof(path), "%s_%u", e->uds, p);
-		unlink(path);
-	}
-	rmdir(e->dir);
-	fake_mem_free(&e->mem);
-	free(e);
-}
+#define env_free fvs_free
+#define guest_hdr fvs_hdr
+#define post_rx fvs_post_rx
 
-static struct virtio_vsock_hdr guest_hdr(uint32_t src_port, uint32_t dst_port, uint16_t op,
-					 uint32_t len)
-{
-	return (struct virtio_vsock_hdr){ .src_cid = CID,
-					  .dst_cid = VSOCK_HOST_CID,
-					  .src_port = src_port,
-					  .dst_port = dst_port,
-					  .len = len,
-					  .type = VIRTIO_VSOCK_TYPE_STREAM,
-					  .op = op,
-					  .buf_alloc = GUEST_ALLOC };
-}
-
-/* Put @h and @len bytes of @data on the TX queue as one descriptor of
- * @chain_len bytes (0: exactly what is written) and kick. */
 static void tx_raw(struct env *e, const void *h, uint32_t hlen, const void *data, uint32_t len,
 		   uint32_t chain_len, uint16_t flags)
 {
-	uint64_t gpa = TXBUF + (uint64_t)e->tx.next_desc * TXSLOT;
-	uint8_t *p = guest_mem_ptr(&e->mem, gpa, TXSLOT);
-	memcpy(p, h, hlen);
-	if (len)
-		memcpy(p + hlen, data, len);
-	struct fake_desc d = { gpa, chain_len ? chain_len : hlen + len, flags };
-	fq_publish(&e->tx, fq_add(&e->tx, &d, 1));
-	fq_kick(&e->tx);
-	struct virtq_used_elem u;
-	assert_int_equal(fq_take_used(&e->tx, &u), 0); /* every TX chain is consumed at once */
+	/* Every TX chain is consumed at once. */
+	assert_int_equal(fvs_tx_raw(e, h, hlen, data, len, chain_len, flags), 0);
 }
 
 static void tx(struct env *e, struct virtio_vsock_hdr h, const void *data)
@@ -112,29 +51,11 @@ static void tx(struct env *e, struct virtio_vsock_hdr h, const void *data)
 	tx_raw(e, &h, sizeof(h), data, h.len, 0, 0);
 }
 
-static void post_rx(struct env *e, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++) {
-		uint16_t slot = e->rx.next_desc;
-		struct fake_desc d = { RXBUF + (uint64_t)slot * RXLEN, RXLEN, VIRTQ_DESC_F_WRITE };
-		fq_publish(&e->rx, fq_add(&e->rx, &d, 1));
-	}
-	fq_kick(&e->rx);
-}
-
-/* The next packet the device delivered, with its payload in @data. -1: none. */
 static int rx_take(struct env *e, struct virtio_vsock_hdr *h, uint8_t *data)
 {
-	struct virtq_used_elem u;
-	if (fq_take_used(&e->rx, &u) < 0)
-		return -1;
-	const uint8_t *p = guest_mem_ptr(&e->mem, RXBUF + (uint64_t)u.id * RXLEN, RXLEN);
-	assert_true(u.len >= sizeof(*h));
-	memcpy(h, p, sizeof(*h));
-	assert_int_equal(u.len, sizeof(*h) + h->len);
-	if (data)
-		memcpy(data, p + sizeof(*h), h->len);
-	return 0;
+	int r = fvs_rx_take(e, h, data);
+	assert_int_not_equal(r, -2);
+	return r;
 }
 
 static void expect_rx(struct env *e, uint16_t op, uint32_t guest_port, uint32_t host_port)

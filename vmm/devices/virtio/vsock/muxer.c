@@ -47,6 +47,13 @@ void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
 
 static void vsock_sock_ready(void *opaque, uint32_t events);
 
+/* The host peer is gone or broken: reset the guest's end, free the slot. */
+static void conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+	vsock_conn_close(v, c);
+}
+
 /* Take a free slot for @fd and watch it. NULL when at the connection limit. */
 static struct vsock_conn *conn_new(struct virtio_vsock *v, int fd, enum vsock_conn_state state)
 {
@@ -55,12 +62,9 @@ static struct vsock_conn *conn_new(struct virtio_vsock *v, int fd, enum vsock_co
 		if (c->state != VSOCK_FREE)
 			continue;
 		*c = (struct vsock_conn){ .owner = v, .state = state, .fd = fd };
-		c->txbuf = malloc(VSOCK_BUF_ALLOC);
-		c->h = c->txbuf
-		    ? event_loop_add(v->loop, fd, EPOLLIN | EPOLLOUT | EPOLLET, vsock_sock_ready, c)
-		    : NULL;
+		c->h =
+		    event_loop_add(v->loop, fd, EPOLLIN | EPOLLOUT | EPOLLET, vsock_sock_ready, c);
 		if (!c->h) {
-			free(c->txbuf);
 			*c = (struct vsock_conn){ .state = VSOCK_FREE, .fd = -1 };
 			return NULL;
 		}
@@ -103,14 +107,26 @@ void vsock_conn_established(struct virtio_vsock *v, struct vsock_conn *c)
 	c->state = VSOCK_ESTABLISHED;
 	c->readable = true;
 	/* A few bytes on a fresh socket: if even this does not go, the peer is gone. */
-	if (write(c->fd, ok, (size_t)n) != n) {
-		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-		vsock_conn_close(v, c);
+	if (write(c->fd, ok, (size_t)n) != n)
+		conn_reset(v, c);
+}
+
+/* Tell the guest how much it may send: after half the buffer's worth, or
+ * when a backlog has drained (a guest waiting for room must hear of it). */
+static void credit_update(struct virtio_vsock *v, struct vsock_conn *c, bool drained)
+{
+	uint32_t freed = c->fwd_cnt - c->fwd_cnt_sent;
+	if (freed >= VSOCK_BUF_ALLOC / 2 || (drained && freed)) {
+		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0,
+				c->fwd_cnt);
+		c->fwd_cnt_sent = c->fwd_cnt;
 	}
 }
 
 void vsock_conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
 {
+	if (!c->tx_len)
+		return;
 	while (c->tx_len) {
 		uint32_t first = VSOCK_BUF_ALLOC - c->tx_head;
 		if (first > c->tx_len)
@@ -121,31 +137,27 @@ void vsock_conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
 		if (w < 0 && errno == EAGAIN)
 			break;
 		if (w <= 0) {
-			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-			vsock_conn_close(v, c);
+			conn_reset(v, c);
 			return;
 		}
 		c->tx_head = (c->tx_head + (uint32_t)w) % VSOCK_BUF_ALLOC;
 		c->tx_len -= (uint32_t)w;
 		c->fwd_cnt += (uint32_t)w;
 	}
-	/* Tell the guest about freed buffer space before it runs dry. */
-	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF_ALLOC / 2) {
-		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0,
-				c->fwd_cnt);
-		c->fwd_cnt_sent = c->fwd_cnt;
-	}
+	credit_update(v, c, c->tx_len == 0);
 }
 
-int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct iovec *iov,
-		     unsigned int n, uint32_t len)
+/* Append @len bytes at @iov, from @skip on, to the backlog (room is checked). */
+static void backlog_add(struct vsock_conn *c, const struct iovec *iov, unsigned int n, size_t skip)
 {
-	/* The guest may have at most VSOCK_BUF_ALLOC bytes outstanding. */
-	if (len > VSOCK_BUF_ALLOC - c->tx_len)
-		return -1;
 	for (unsigned int i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		uint32_t left = (uint32_t)iov[i].iov_len;
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		const uint8_t *p = (const uint8_t *)iov[i].iov_base + skip;
+		uint32_t left = (uint32_t)(iov[i].iov_len - skip);
+		skip = 0;
 		while (left) {
 			uint32_t tail = (c->tx_head + c->tx_len) % VSOCK_BUF_ALLOC;
 			uint32_t run = VSOCK_BUF_ALLOC - tail;
@@ -157,7 +169,38 @@ int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct 
 			left -= run;
 		}
 	}
-	vsock_conn_flush(v, c);
+}
+
+int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct iovec *iov,
+		     unsigned int n, uint32_t len)
+{
+	/* The guest may have at most VSOCK_BUF_ALLOC bytes outstanding. */
+	if (len > VSOCK_BUF_ALLOC - c->tx_len)
+		return -1;
+	if (!len)
+		return 0;
+	size_t done = 0;
+	if (!c->tx_len) {
+		/* Nothing queued: straight from guest memory to the socket. */
+		ssize_t w = writev(c->fd, iov, (int)n);
+		if (w < 0 && errno != EAGAIN) {
+			conn_reset(v, c);
+			return 0;
+		}
+		done = w > 0 ? (size_t)w : 0;
+		c->fwd_cnt += (uint32_t)done;
+		if (done == len) {
+			credit_update(v, c, false);
+			return 0;
+		}
+	}
+	/* The socket is full: keep the rest, bounded by the guest's credit. */
+	if (!c->txbuf && !(c->txbuf = malloc(VSOCK_BUF_ALLOC))) {
+		conn_reset(v, c);
+		return 0;
+	}
+	backlog_add(c, iov, n, done);
+	credit_update(v, c, false);
 	return 0;
 }
 

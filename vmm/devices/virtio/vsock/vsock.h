@@ -29,7 +29,7 @@
 #define VSOCK_HOST_CID 2
 #define VSOCK_HDR_LEN 44
 #define VSOCK_MAX_CONNS 256
-#define VSOCK_BUF_ALLOC (64 * 1024) /* what we let the guest send unacknowledged */
+#define VSOCK_BUF_ALLOC (256 * 1024) /* what we let the guest send unacknowledged */
 #define VSOCK_MAX_PKT (64 * 1024)
 /* sun_path holds 107 characters; "_4294967295" takes 11 of them. */
 #define VSOCK_UDS_PATH_MAX 96
@@ -61,7 +61,9 @@ struct vsock_conn {
 	enum vsock_conn_state state;
 	int fd;
 	uint32_t guest_port, host_port;
-	/* Guest-to-host: bytes the UDS has not taken yet, and what we forwarded. */
+	/* Guest-to-host: bytes the UDS has not taken yet (a ring of
+	 * VSOCK_BUF_ALLOC, allocated the first time it is needed), and what we
+	 * forwarded. */
 	uint8_t *txbuf;
 	uint32_t tx_head, tx_len;
 	uint32_t fwd_cnt, fwd_cnt_sent;
@@ -134,7 +136,8 @@ void vsock_rx(struct virtio_vsock *v);
 void vsock_guest_connect(struct virtio_vsock *v, uint32_t guest_port, uint32_t port,
 			 const struct virtio_vsock_hdr *h);
 /* Forward @len bytes of guest payload to @c's host socket (buffering what it
- * does not take). Returns -1 when the guest overran its credit. */
+ * does not take; a host error resets @c). Returns -1 when the guest overran
+ * its credit, which the caller answers with a reset. */
 int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct iovec *iov,
 		     unsigned int n, uint32_t len);
 /* Try to push buffered guest bytes to the host socket. */
