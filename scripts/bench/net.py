@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Net benchmark: frames per second through ember's virtio-net device
-(build/bench/net-harness, fake guest memory, real TAP) beside the same
-frames through a bare TAP fd, in a network namespace made for the run.
-Each configuration runs --reps times per side, interleaved."""
+(build/bench/net-harness, fake guest memory, real TAP) beside two plain
+host peers on the same frames, in a network namespace made for the run:
+TAP-to-TAP forwarding through AF_PACKET raw sockets (the reference), and a
+bare TAP fd (the floor: the TAP alone). Each configuration runs --reps
+times per contender, interleaved."""
 import argparse
 import os
 import re
@@ -19,7 +21,8 @@ def sh(*a):
 
 
 def run(ns, harness, direction, who, size, secs):
-    out = subprocess.run(["ip", "netns", "exec", ns, harness, "tap0", direction, who, str(size), str(secs)],
+    args = ["fwd", "tap1"] if who == "fwd" else [direction, who]
+    out = subprocess.run(["ip", "netns", "exec", ns, harness, "tap0", *args, str(size), str(secs)],
                          capture_output=True, text=True)
     m = re.search(r"pps=(\d+)", out.stdout)
     if out.returncode or not m:
@@ -36,25 +39,27 @@ def main():
     ns = f"ember-bench-{os.getpid()}"
     sh("ip", "netns", "add", ns)
     try:
-        sh("ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "tap0", "up")
+        for tap in ("tap0", "tap1"):
+            sh("ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", tap, "up")
         print(f"net benchmark: {a.reps} runs x {a.seconds:g} s each, frames per second")
         print(f"  {'config':<22} {'contender':<10} {'min':>9} {'median':>9} {'p95':>9}")
+        names = {"fwd": "TAP fwd", "base": "bare TAP", "ember": "ember"}
         ratios = []
         for direction in ("tx", "rx"):
             for size in (64, 1514):
-                res = {"base": [], "ember": []}
+                res = {"fwd": [], "base": [], "ember": []}
                 for _ in range(a.reps):
                     for who in res:
                         res[who].append(run(ns, a.harness, direction, who, size, a.seconds))
                 label = f"{direction.upper()} {size} B frames"
                 for who, v in res.items():
-                    name = "bare TAP" if who == "base" else "ember"
-                    print(f"  {label:<22} {name:<10} {min(v):9.0f} {statistics.median(v):9.0f} {pct(v, 95):9.0f}")
-                ratios.append((label, statistics.median(res["ember"]) / statistics.median(res["base"])))
-        print("\n  ratio of medians (ember / bare TAP)")
-        for label, r in ratios:
-            print(f"  {label:<22} {r:6.2f}")
+                    print(f"  {label:<22} {names[who]:<10} {min(v):9.0f} {statistics.median(v):9.0f} {pct(v, 95):9.0f}")
+                med = {k: statistics.median(v) for k, v in res.items()}
+                ratios.append((label, med["ember"] / med["fwd"], med["ember"] / med["base"]))
+        print("\n  ratio of medians      ember/TAP fwd  ember/bare TAP")
+        for label, rf, rb in ratios:
+            print(f"  {label:<22} {rf:13.2f} {rb:15.2f}")
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
