@@ -9,10 +9,10 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-stro
 # liburing statically: Debian's liburing.so.2 (2.3) does not export
 # io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
 # libfdt ships no pkg-config file.
-LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
+LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lz $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
-	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c api/*.c)
+	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c vmm/snapshot/*.c api/*.c)
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
@@ -23,7 +23,7 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net vsock
+GUEST_NAMES := hello smp crash ring3 blk net vsock count
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -84,7 +84,9 @@ FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/li
 $(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o: $(FDT_HEADERS)
+$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/tests/count.o: $(FDT_HEADERS)
+$(BUILD)/guest/count.elf: $(BUILD)/guest/tests/count.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/net.elf: $(BUILD)/guest/tests/net.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld

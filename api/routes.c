@@ -103,9 +103,9 @@ static json_t *nullable(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static unsigned int get_vm_config(struct ctx *c)
+json_t *vmm_config_json(const struct vmm *vmm)
 {
-	const struct vmm_config *cfg = &c->vmm->cfg;
+	const struct vmm_config *cfg = &vmm->cfg;
 	json_t *drives = json_array(), *nets = json_array();
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		const struct drive_config *d = &cfg->drives[i];
@@ -132,11 +132,16 @@ static unsigned int get_vm_config(struct ctx *c)
 	json_t *boot = json_pack("{s:o, s:o, s:o}", "kernel_image_path", nullable(cfg->kernel_path),
 				 "boot_args", nullable(cfg->cmdline), "initrd_path",
 				 nullable(cfg->initrd_path));
-	c->resp = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives",
-			    drives, "machine-config", api_machine_json(c->vmm),
-			    "network-interfaces", nets, "vsock", vsock, "logger",
-			    json_pack("{s:o}", "log_path", nullable(cfg->log_path)), "metrics",
-			    json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives",
+			 drives, "machine-config", api_machine_json(vmm), "network-interfaces",
+			 nets, "vsock", vsock, "logger",
+			 json_pack("{s:o}", "log_path", nullable(cfg->log_path)), "metrics",
+			 json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
+}
+
+static unsigned int get_vm_config(struct ctx *c)
+{
+	c->resp = vmm_config_json(c->vmm);
 	return 200;
 }
 
@@ -292,6 +297,8 @@ static const struct route routes[] = {
 	{ "PUT", "/logger", ANY, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
+	{ "PUT", "/snapshot/create", POST_BOOT, put_snapshot_create },
+	{ "PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load },
 	{ "PUT", "/actions", ANY, put_actions },
 };
 
@@ -383,6 +390,18 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 			 je.line, je.column);
 		return -1;
 	}
+	if (!json_is_object(root)) {
+		snprintf(err, err_len, "'%s' must hold a JSON object", path);
+		json_decref(root);
+		return -1;
+	}
+	int r = vmm_load_config_json(vmm, root, err, err_len);
+	json_decref(root);
+	return r;
+}
+
+int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_len)
+{
 	int r = -1;
 	static const char *const known[] = { "boot-source",    "drives",
 					     "machine-config", "network-interfaces",
@@ -390,17 +409,13 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 					     "metrics",	       NULL };
 	const char *key;
 	json_t *v;
-	if (!json_is_object(root)) {
-		snprintf(err, err_len, "'%s' must hold a JSON object", path);
-		goto out;
-	}
 	json_object_foreach(root, key, v)
 	{
 		const char *const *k = known;
 		while (*k && strcmp(*k, key) != 0)
 			k++;
 		if (!*k) {
-			snprintf(err, err_len, "unknown section `%s` in '%s'", key, path);
+			snprintf(err, err_len, "unknown section `%s`", key);
 			goto out;
 		}
 	}
@@ -442,6 +457,5 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 		goto out;
 	r = 0;
 out:
-	json_decref(root);
 	return r;
 }

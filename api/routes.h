@@ -50,4 +50,8 @@ unsigned int put_net(struct ctx *c);
 unsigned int patch_net(struct ctx *c);
 unsigned int put_vsock(struct ctx *c);
 
+/* Snapshots (snapshot.c). */
+unsigned int put_snapshot_create(struct ctx *c);
+unsigned int put_snapshot_load(struct ctx *c);
+
 #endif

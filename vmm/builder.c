@@ -314,6 +314,19 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	return r ? r : add_vsock(vmm, cfg);
 }
 
+/* The VM and its devices, memory anonymous or from a snapshot's file. */
+static int build_vm(struct vmm *vmm, int mem_fd)
+{
+	const struct vmm_config *cfg = &vmm->cfg;
+	struct vm_mem_opts o = { .huge_pages = cfg->huge_pages_2m,
+				 .track_dirty = cfg->track_dirty_pages,
+				 .mem_fd = mem_fd };
+	int r = vm_create(&vmm->vm, cfg->mem_mib << 20, cfg->vcpus, &o);
+	if (r < 0)
+		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_KVM;
+	return add_devices(vmm, cfg);
+}
+
 int vmm_build(struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
@@ -333,13 +346,13 @@ int vmm_build(struct vmm *vmm)
 		close(fd);
 	}
 
-	int r = vm_create(&vmm->vm, cfg->mem_mib << 20, cfg->vcpus, cfg->huge_pages_2m);
-	if (r < 0)
-		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_KVM;
-	r = add_devices(vmm, cfg);
-	if (r)
-		return r;
-	return load_guest(vmm);
+	int r = build_vm(vmm, -1);
+	return r ? r : load_guest(vmm);
+}
+
+int vmm_build_restored(struct vmm *vmm, int mem_fd)
+{
+	return build_vm(vmm, mem_fd);
 }
 
 void vmm_shutdown(struct vmm *vmm)

@@ -19,6 +19,7 @@ enum ember_exit {
 	EMBER_EXIT_ENTRY_FAILED = 72, /* KVM refused to enter the guest */
 	EMBER_EXIT_GUEST_CRASH = 73, /* guest reported a crash (system event) */
 	EMBER_EXIT_SIGNAL = 74, /* stopped by SIGTERM/SIGINT */
+	EMBER_EXIT_SNAPSHOT = 75, /* a snapshot could not be loaded (bad or mismatched files) */
 };
 
 #endif

@@ -157,6 +157,12 @@ void vcpu_kick(struct vcpu *vcpu)
 static void vcpu_park(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
+	/* An I/O or MMIO exit is only complete after the next KVM_RUN (which
+	 * copies in a read's data and moves RIP on): run once with
+	 * immediate_exit so a snapshot taken while parked sees whole state. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
+		log_warn("vCPU %u: KVM_RUN with immediate_exit entered the guest", vcpu->id);
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->parked++;
 	pthread_cond_broadcast(&vm->pause_cond);

@@ -18,8 +18,9 @@
 #include "log.h"
 #include "vcpu.h"
 
-static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, bool huge_pages)
+static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, const struct vm_mem_opts *o)
 {
+	uint64_t file_off = 0;
 	int r = guest_mem_layout(&vm->mem, mem_bytes, MMIO_GAP_START, MMIO_GAP_END);
 	if (r < 0) {
 		log_err("invalid guest memory size %llu bytes", (unsigned long long)mem_bytes);
@@ -27,11 +28,15 @@ static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, bool huge_pages)
 	}
 	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
 		struct guest_region *reg = &vm->mem.regions[i];
-		/* Untouched guest pages cost nothing: MAP_NORESERVE and no prefault. */
-		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-		if (huge_pages)
+		/* Untouched guest pages cost nothing: MAP_NORESERVE and no prefault.
+		 * From a snapshot file, MAP_PRIVATE: pages load on first touch,
+		 * writes are copy-on-write, clones share the page cache. */
+		int flags = MAP_PRIVATE | MAP_NORESERVE | (o->mem_fd < 0 ? MAP_ANONYMOUS : 0);
+		if (o->huge_pages)
 			flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-		void *host = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, flags, -1, 0);
+		void *host = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, flags, o->mem_fd,
+				  o->mem_fd < 0 ? 0 : (off_t)file_off);
+		file_off += reg->size;
 		if (host == MAP_FAILED) {
 			r = -errno;
 			log_err("cannot map %llu MiB of guest memory: %s",
@@ -41,6 +46,7 @@ static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, bool huge_pages)
 		reg->host = host;
 		struct kvm_userspace_memory_region kreg = {
 			.slot = i,
+			.flags = o->track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 			.guest_phys_addr = reg->gpa,
 			.memory_size = reg->size,
 			.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -80,7 +86,7 @@ static int vm_create_irqchip(struct vm *vm)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, bool huge_pages)
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const struct vm_mem_opts *o)
 {
 	int r;
 	memset(vm, 0, sizeof(*vm));
@@ -124,7 +130,8 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, bool hug
 	/* Memory before the irqchip: the API allows either order, and adding a
 	 * slot after KVM_CREATE_IRQCHIP/KVM_SET_TSS_ADDR costs ~5 ms more on some
 	 * hosts (measured on this project's nested hypervisor). */
-	r = vm_map_memory(vm, mem_bytes, huge_pages);
+	vm->track_dirty = o->track_dirty;
+	r = vm_map_memory(vm, mem_bytes, o);
 	if (r < 0)
 		return r;
 	r = vm_create_irqchip(vm);

@@ -41,6 +41,7 @@ struct vm {
 	int exit_status;
 
 	uint64_t setup_start_us; /* clock_now_us() when vm_create began */
+	bool track_dirty; /* slots log dirty pages */
 
 	/* Pause: vCPUs park outside KVM_RUN while pause_requested is set. */
 	atomic_bool pause_requested;
@@ -50,12 +51,21 @@ struct vm {
 	unsigned int exited; /* vCPU threads that have ended */
 };
 
+/* How guest memory is backed. */
+struct vm_mem_opts {
+	bool huge_pages; /* 2 MiB hugetlbfs pages */
+	bool track_dirty; /* KVM dirty log on every slot (diff snapshots) */
+	int mem_fd; /* -1: anonymous; else a snapshot memory file mapped
+			     * MAP_PRIVATE, regions back to back from offset 0 */
+};
+
 /*
  * Create the VM with @mem_bytes of RAM (page-aligned, split around the 32-bit
- * MMIO gap) and @nr_vcpus vCPUs (1..VM_MAX_VCPUS); set up the irqchip and
- * PIT. @huge_pages backs memory with 2 MiB hugetlbfs pages. Returns 0 or a negative errno with the cause logged.
+ * MMIO gap) and @nr_vcpus vCPUs (1..VM_MAX_VCPUS), memory backed as @o says;
+ * set up the irqchip and PIT. Returns 0 or a negative errno with the cause
+ * logged.
  */
-int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, bool huge_pages)
+int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const struct vm_mem_opts *o)
     __attribute__((warn_unused_result));
 
 /* Start one thread per vCPU. The boot vCPU's registers must be set first. */

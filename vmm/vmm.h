@@ -12,6 +12,8 @@
 #ifndef EMBER_VMM_H
 #define EMBER_VMM_H
 
+#include <jansson.h>
+
 #include "../api/api.h"
 #include "arch/x86_64/layout.h"
 #include "config.h"
@@ -60,6 +62,9 @@ struct vmm {
 
 /* Build the VM from vmm->cfg. Returns 0 or an ember exit code, error logged. */
 int vmm_build(struct vmm *vmm) __attribute__((warn_unused_result));
+/* The VM and devices of vmm->cfg over a snapshot's memory file; no guest is
+ * loaded (snapshot_load() puts the state back). Same returns. */
+int vmm_build_restored(struct vmm *vmm, int mem_fd) __attribute__((warn_unused_result));
 
 /*
  * Build and start the VM (InstanceStart). On failure returns an exit code
@@ -76,6 +81,10 @@ void vmm_shutdown(struct vmm *vmm);
 
 /* Apply a Firecracker-style JSON config file to vmm->cfg. 0 or -1 with @err. */
 int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t err_len);
+/* The same from a parsed JSON object. */
+int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_len);
+/* The configuration as GET /vm/config shows it (a new reference). */
+json_t *vmm_config_json(const struct vmm *vmm);
 
 /* Metrics: open @path, write one line now and every 60 s. 0 or -errno. */
 int metrics_start(struct vmm *vmm, const char *path) __attribute__((warn_unused_result));

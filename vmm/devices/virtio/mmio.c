@@ -380,3 +380,121 @@ int virtio_mmio_attach(struct virtio_mmio *t, struct vm *vm, struct event_loop *
 	};
 	return bus_register(&vm->mmio_bus, &dev);
 }
+
+void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st)
+{
+	pthread_mutex_lock(&t->lock);
+	memset(st, 0, sizeof(*st));
+	st->device_id = t->ops->device_id;
+	st->num_queues = t->ops->num_queues;
+	st->device_features_sel = t->device_features_sel;
+	st->driver_features_sel = t->driver_features_sel;
+	st->queue_sel = t->queue_sel;
+	st->status = t->status;
+	st->interrupt_status = t->interrupt_status;
+	st->config_generation = t->config_generation;
+	st->driver_features = t->driver_features;
+	for (unsigned int i = 0; i < t->ops->num_queues; i++) {
+		const struct virtq *q = &t->queues[i];
+		st->q[i] = (struct virtio_mmio_queue_state){
+			.desc_gpa = q->cfg.desc_gpa,
+			.avail_gpa = q->cfg.avail_gpa,
+			.used_gpa = q->cfg.used_gpa,
+			.size = q->cfg.size,
+			.last_avail = q->last_avail,
+			.used_idx = q->used_idx,
+			.signalled_used = q->signalled_used,
+			.ready = q->cfg.ready,
+			.signalled_valid = q->signalled_valid,
+			.broken = q->broken,
+		};
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int restore_check(struct virtio_mmio *t, const struct virtio_mmio_state *st,
+			 const char **why)
+{
+	const uint32_t known = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET |
+	    VIRTIO_STATUS_FAILED;
+	if (st->device_id != t->ops->device_id || st->num_queues != t->ops->num_queues) {
+		*why = "the device in the snapshot is of another type";
+		return -EINVAL;
+	}
+	if (st->status & ~known) {
+		*why = "unknown device status bits";
+		return -EINVAL;
+	}
+	if (st->status & VIRTIO_STATUS_FEATURES_OK) {
+		if ((st->driver_features & ~t->ops->features(t->dev)) ||
+		    !(st->driver_features & (1ull << VIRTIO_F_VERSION_1))) {
+			*why = "acked features are not a subset of those the device offers";
+			return -EINVAL;
+		}
+	} else if (st->status & VIRTIO_STATUS_DRIVER_OK) {
+		*why = "DRIVER_OK without FEATURES_OK";
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < st->num_queues; i++) {
+		const struct virtio_mmio_queue_state *q = &st->q[i];
+		if (q->size > t->ops->queue_max || q->ready > 1 || q->signalled_valid > 1 ||
+		    q->broken > 1) {
+			*why = "a queue's size or flags are out of range";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st, const char **why)
+{
+	int r = restore_check(t, st, why);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&t->lock);
+	t->device_features_sel = st->device_features_sel;
+	t->driver_features_sel = st->driver_features_sel;
+	t->queue_sel = st->queue_sel;
+	t->interrupt_status = st->interrupt_status;
+	t->config_generation = st->config_generation;
+	t->driver_features = st->driver_features;
+	t->status = st->status;
+	bool event_idx = t->driver_features & (1ull << VIRTIO_F_RING_EVENT_IDX);
+	bool running = virtio_mmio_active(t);
+	for (unsigned int i = 0; i < t->ops->num_queues && r == 0; i++) {
+		const struct virtio_mmio_queue_state *qs = &st->q[i];
+		struct virtq *q = &t->queues[i];
+		q->cfg = (struct virtq_config){ .size = qs->size,
+						.ready = qs->ready,
+						.desc_gpa = qs->desc_gpa,
+						.avail_gpa = qs->avail_gpa,
+						.used_gpa = qs->used_gpa };
+		if (!running || !q->cfg.ready)
+			continue;
+		/* Ring placement is re-validated against this VM's memory. */
+		if (virtq_activate(q, t->mem, t->ops->queue_max, event_idx, why) < 0) {
+			r = -EINVAL;
+			break;
+		}
+		uint16_t used_in_mem = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+		if (used_in_mem != qs->used_idx ||
+		    (uint16_t)(qs->used_idx - qs->last_avail) != 0 /* nothing in flight */) {
+			*why = "a queue's indices disagree with its ring in memory (requests in "
+			       "flight?)";
+			r = -EINVAL;
+			break;
+		}
+		q->last_avail = qs->last_avail;
+		q->used_idx = qs->used_idx;
+		q->signalled_used = qs->signalled_used;
+		q->signalled_valid = qs->signalled_valid;
+		q->broken = qs->broken;
+	}
+	if (r == 0 && running && t->ops->activate(t->dev, t->driver_features) < 0) {
+		*why = "the device could not start";
+		r = -EIO;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}

@@ -83,6 +83,33 @@ void virtio_mmio_write(struct virtio_mmio *t, uint64_t off, const uint8_t *data,
 /* Queue @q was notified: drain its eventfd and hand it to the device. VMM thread. */
 void virtio_mmio_notify(struct virtio_mmio *t, unsigned int q);
 
+/* A transport's state in a snapshot: registers and queues (fixed layout). */
+struct virtio_mmio_queue_state {
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t size, last_avail, used_idx, signalled_used;
+	uint8_t ready, signalled_valid, broken, pad[5];
+};
+
+struct virtio_mmio_state {
+	uint32_t device_id, num_queues;
+	uint32_t device_features_sel, driver_features_sel, queue_sel;
+	uint32_t status, interrupt_status, config_generation;
+	uint64_t driver_features;
+	struct virtio_mmio_queue_state q[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+/* Record @t's state. Caller holds no lock; the VM is paused. */
+void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st);
+/*
+ * Put @st back into a freshly made transport, validating all of it first:
+ * the device type, acked features within those offered (with VERSION_1),
+ * status bits in order, queue sizes, ring placement inside guest memory
+ * (virtq_activate), indices consistent with the used ring in memory. Then
+ * activates the device if the driver had. 0, or -EINVAL with @why.
+ */
+int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st, const char **why)
+    __attribute__((warn_unused_result));
+
 /* True between DRIVER_OK and the next reset, unless the device needs a reset. */
 bool virtio_mmio_active(const struct virtio_mmio *t);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* virtio-blk device: features, config space, the queue loop and completions. */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,4 +419,20 @@ int virtio_blk_flush_backing(struct virtio_blk *b)
 	if (b->fd < 0 || b->cfg.read_only || b->cfg.cache != BLK_CACHE_WRITEBACK)
 		return 0;
 	return fdatasync(b->fd) < 0 ? -errno : 0;
+}
+
+int virtio_blk_drain(struct virtio_blk *b)
+{
+	for (int i = 0; i < 5000; i++) {
+		pthread_mutex_lock(&b->transport.lock);
+		uint32_t n = b->inflight;
+		pthread_mutex_unlock(&b->transport.lock);
+		if (!n)
+			return 0;
+		int fd = b->engine->completion_fd(b);
+		if (fd >= 0)
+			poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, 1);
+		virtio_blk_complete_ready(b);
+	}
+	return -ETIMEDOUT;
 }

@@ -134,6 +134,10 @@ void virtio_blk_complete_ready(struct virtio_blk *b);
 int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_drive_config *limits,
 		      char *err, size_t err_len) __attribute__((warn_unused_result));
 
+/* Wait (up to a few seconds) until no request is in flight: before a
+ * snapshot. VMM thread, VM paused. 0 or -ETIMEDOUT. */
+int virtio_blk_drain(struct virtio_blk *b);
+
 /* Flush the backing file (writeback mode) before the process exits. */
 int virtio_blk_flush_backing(struct virtio_blk *b);
 

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The snapshot state file: a header, self-describing sections, a CRC.
+ *
+ *   header   "EMBERSNP" magic (8), architecture (u32, SNAP_ARCH_X86_64),
+ *            format version (u32), section count (u32), reserved (u32)
+ *   section  tag (u32), instance (u32: vCPU or device index), length (u32),
+ *            reserved (u32), then length bytes, padded to 8
+ *   trailer  CRC-32 (zlib's) of everything before it (u32), then 4 zero bytes
+ *
+ * All integers little-endian. The reader checks everything (size cap,
+ * magic, architecture, version, CRC, each section inside the file) before a
+ * caller sees any section, and each section's length against what the caller
+ * expects. Pure code: no KVM, no I/O besides reading and writing the file.
+ */
+#ifndef EMBER_SNAPSHOT_FORMAT_H
+#define EMBER_SNAPSHOT_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SNAP_MAGIC "EMBERSNP"
+#define SNAP_ARCH_X86_64 0x8664
+#define SNAP_VERSION 1
+#define SNAP_MAX_FILE (16u << 20) /* state files are kilobytes; refuse anything huge */
+#define SNAP_MAX_SECTIONS 1024
+
+enum snap_tag {
+	SNAP_CONFIG = 1, /* JSON: the VM configuration (as GET /vm/config) */
+	SNAP_MEMORY, /* struct snap_memory */
+	SNAP_VCPU, /* one per vCPU, instance = vCPU index */
+	SNAP_VM, /* struct snap_vm_state: PIC, IOAPIC, PIT, kvmclock */
+	SNAP_SERIAL, /* struct snap_serial */
+	SNAP_VIRTIO, /* one per virtio-mmio device, instance = its index */
+};
+
+struct snap_section {
+	uint32_t tag, instance, len;
+	const uint8_t *data;
+};
+
+struct snap_writer {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t count;
+	int failed; /* an allocation failed: snap_writer_finish() says so */
+};
+
+void snap_writer_init(struct snap_writer *w);
+void snap_writer_add(struct snap_writer *w, uint32_t tag, uint32_t instance, const void *data,
+		     uint32_t len);
+/* Seal the file (count, CRC). 0, or -ENOMEM if any add failed. */
+int snap_writer_finish(struct snap_writer *w) __attribute__((warn_unused_result));
+void snap_writer_free(struct snap_writer *w);
+
+struct snap_reader {
+	const uint8_t *buf;
+	size_t len;
+	uint32_t count;
+	struct snap_section *sections;
+};
+
+/*
+ * Check @len bytes at @buf as a whole state file and index its sections.
+ * 0, or a negative errno with @why set: -EFBIG (over SNAP_MAX_FILE),
+ * -EINVAL (truncated, bad magic, bad section), -ENOEXEC (other
+ * architecture), -EPROTO (other version), -EBADMSG (CRC mismatch).
+ */
+int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, const char **why)
+    __attribute__((warn_unused_result));
+void snap_reader_free(struct snap_reader *r);
+/* The section with @tag and @instance, or NULL. */
+const struct snap_section *snap_find(const struct snap_reader *r, uint32_t tag, uint32_t instance);
+/* Copy a section of exactly @len bytes into @out. 0 or -EINVAL (missing, other size). */
+int snap_get(const struct snap_reader *r, uint32_t tag, uint32_t instance, void *out, uint32_t len);
+
+#endif

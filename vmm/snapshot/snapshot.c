@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Snapshot create and load: see snapshot.h. */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "exit_codes.h"
+#include "format.h"
+#include "kvm.h"
+#include "log.h"
+#include "vcpu.h"
+#include "vmm.h"
+
+#define SNAP_MAX_MSRS 256
+#define PAGE 4096ull
+
+struct snap_vcpu {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	struct kvm_mp_state mp_state;
+	uint32_t nr_msrs, pad;
+	struct kvm_msr_entry msrs[SNAP_MAX_MSRS];
+};
+
+struct snap_vm {
+	struct kvm_irqchip pic_master, pic_slave, ioapic;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+};
+
+struct snap_memory {
+	uint64_t size;
+	uint32_t nr_regions, pad;
+	struct {
+		uint64_t gpa, size;
+	} regions[GUEST_MEM_MAX_REGIONS];
+};
+
+struct snap_serial {
+	uint8_t ier, iir_thre_pending, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr, pad[6];
+	uint8_t rx[SERIAL_RX_FIFO];
+	uint32_t rx_head, rx_len;
+};
+
+static int fail(char *err, size_t len, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t len, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Every virtio-mmio transport, in the order the builder attached them. */
+static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
+{
+	unsigned int n = 0;
+	for (unsigned int i = 0; i < vmm->nr_blks; i++)
+		out[n++] = &vmm->blks[i].transport;
+	for (unsigned int i = 0; i < vmm->nr_nets; i++)
+		out[n++] = &vmm->nets[i].transport;
+	if (vmm->vsock)
+		out[n++] = &vmm->vsock->transport;
+	return n;
+}
+
+/* ---- vCPU and VM state ----------------------------------------------------- */
+
+static int msr_list(int kvm_fd, struct kvm_msr_entry *out, uint32_t *n)
+{
+	struct {
+		struct kvm_msr_list l;
+		uint32_t idx[SNAP_MAX_MSRS];
+	} list = { .l.nmsrs = SNAP_MAX_MSRS };
+	if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
+		return -errno;
+	*n = list.l.nmsrs;
+	for (uint32_t i = 0; i < *n; i++)
+		out[i] = (struct kvm_msr_entry){ .index = list.idx[i] };
+	return 0;
+}
+
+/* Read every MSR KVM lists, dropping the few this host cannot read. */
+static int save_msrs(struct vcpu *v, struct snap_vcpu *s)
+{
+	static struct kvm_msr_entry all[SNAP_MAX_MSRS];
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[SNAP_MAX_MSRS];
+	} m;
+	uint32_t n = 0;
+	int r = msr_list(v->vm->kvm_fd, all, &n);
+	if (r < 0)
+		return r;
+	/* KVM_GET_MSRS stops at the first MSR it cannot read: skip it, go on. */
+	for (uint32_t start = 0; start < n;) {
+		m.hdr.nmsrs = n - start;
+		memcpy(m.e, all + start, (n - start) * sizeof(m.e[0]));
+		int got = ioctl(v->fd, KVM_GET_MSRS, &m);
+		if (got < 0)
+			return -errno;
+		for (int i = 0; i < got; i++)
+			s->msrs[s->nr_msrs++] = m.e[i];
+		start += (uint32_t)got + 1;
+	}
+	return 0;
+}
+
+static int save_vcpu(struct vcpu *v, struct snap_vcpu *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &s->mp_state) < 0 ||
+	    ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+	    ioctl(v->fd, KVM_GET_XSAVE, &s->xsave) < 0 ||
+	    ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
+	    ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
+	    ioctl(v->fd, KVM_GET_DEBUGREGS, &s->debugregs) < 0)
+		return -errno;
+	return save_msrs(v, s);
+}
+
+static int restore_vcpu(struct vcpu *v, const struct snap_vcpu *s, const char **why)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[SNAP_MAX_MSRS];
+	} m = { .hdr.nmsrs = s->nr_msrs };
+	memcpy(m.e, s->msrs, s->nr_msrs * sizeof(m.e[0]));
+	/* The order KVM needs: MP state and registers, then the LAPIC, then the
+	 * MSRs (TSC deadline after the LAPIC), then pending events. */
+	struct kvm_vcpu_events ev = s->events;
+	ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+	    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
+	if ((*why = "KVM_SET_MP_STATE", ioctl(v->fd, KVM_SET_MP_STATE, &s->mp_state) < 0) ||
+	    (*why = "KVM_SET_REGS", ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0) ||
+	    (*why = "KVM_SET_SREGS", ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0) ||
+	    (*why = "KVM_SET_XSAVE", ioctl(v->fd, KVM_SET_XSAVE, &s->xsave) < 0) ||
+	    (*why = "KVM_SET_XCRS", ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0) ||
+	    (*why = "KVM_SET_DEBUGREGS", ioctl(v->fd, KVM_SET_DEBUGREGS, &s->debugregs) < 0) ||
+	    (*why = "KVM_SET_LAPIC", ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0) ||
+	    (*why = "KVM_SET_VCPU_EVENTS", ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0))
+		return -errno;
+	int set = ioctl(v->fd, KVM_SET_MSRS, &m);
+	if (set != (int)s->nr_msrs) {
+		*why = "KVM_SET_MSRS refused an MSR";
+		return set < 0 ? -errno : -EINVAL;
+	}
+	return 0;
+}
+
+static int save_vm(struct vm *vm, struct snap_vm *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	s->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+	s->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
+	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &s->pic_master) < 0 ||
+	    ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &s->pic_slave) < 0 ||
+	    ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &s->ioapic) < 0 ||
+	    ioctl(vm->vm_fd, KVM_GET_PIT2, &s->pit) < 0 ||
+	    ioctl(vm->vm_fd, KVM_GET_CLOCK, &s->clock) < 0)
+		return -errno;
+	return 0;
+}
+
+static int restore_vm(struct vm *vm, const struct snap_vm *s, const char **why)
+{
+	if (s->pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER ||
+	    s->pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE ||
+	    s->ioapic.chip_id != KVM_IRQCHIP_IOAPIC) {
+		*why = "interrupt controller state is mislabelled";
+		return -EINVAL;
+	}
+	struct kvm_clock_data clock = { .clock = s->clock.clock };
+	/* With KVM_CLOCK_REALTIME the host advances kvmclock by the wall time
+	 * that passed since the snapshot; without it the guest's clock resumes
+	 * where it stopped. */
+	int caps = kvm_check_cap(vm->vm_fd, KVM_CAP_ADJUST_CLOCK);
+	if (caps > 0 && (caps & KVM_CLOCK_REALTIME) && (s->clock.flags & KVM_CLOCK_REALTIME)) {
+		clock.flags = KVM_CLOCK_REALTIME;
+		clock.realtime = s->clock.realtime;
+	}
+	if ((*why = "KVM_SET_IRQCHIP", ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->pic_master) < 0) ||
+	    ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->pic_slave) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->ioapic) < 0 ||
+	    (*why = "KVM_SET_PIT2", ioctl(vm->vm_fd, KVM_SET_PIT2, &s->pit) < 0) ||
+	    (*why = "KVM_SET_CLOCK", ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0))
+		return -errno;
+	return 0;
+}
+
+static void save_serial(struct serial *sp, struct snap_serial *s)
+{
+	pthread_mutex_lock(&sp->lock);
+	*s = (struct snap_serial){ .ier = sp->ier,
+				   .iir_thre_pending = sp->iir_thre_pending,
+				   .lcr = sp->lcr,
+				   .mcr = sp->mcr,
+				   .lsr_extra = sp->lsr_extra,
+				   .msr = sp->msr,
+				   .scr = sp->scr,
+				   .dll = sp->dll,
+				   .dlm = sp->dlm,
+				   .fcr = sp->fcr,
+				   .rx_head = sp->rx_head,
+				   .rx_len = sp->rx_len };
+	memcpy(s->rx, sp->rx, sizeof(s->rx));
+	pthread_mutex_unlock(&sp->lock);
+}
+
+static int restore_serial(struct serial *sp, const struct snap_serial *s)
+{
+	if (s->rx_head >= SERIAL_RX_FIFO || s->rx_len > SERIAL_RX_FIFO)
+		return -EINVAL;
+	pthread_mutex_lock(&sp->lock);
+	sp->ier = s->ier, sp->iir_thre_pending = s->iir_thre_pending, sp->lcr = s->lcr;
+	sp->mcr = s->mcr, sp->lsr_extra = s->lsr_extra, sp->msr = s->msr, sp->scr = s->scr;
+	sp->dll = s->dll, sp->dlm = s->dlm, sp->fcr = s->fcr;
+	memcpy(sp->rx, s->rx, sizeof(sp->rx));
+	sp->rx_head = s->rx_head, sp->rx_len = s->rx_len;
+	pthread_mutex_unlock(&sp->lock);
+	return 0;
+}
+
+/* ---- memory ------------------------------------------------------------------ */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+	return memcmp(p, zero, PAGE) == 0;
+}
+
+/* Write pages [first, first + n) of a region; all-zero runs stay holes. */
+static int write_pages(int fd, const struct guest_region *reg, uint64_t file_off, uint64_t first,
+		       uint64_t n, bool skip_zero)
+{
+	uint64_t p = first, end = first + n;
+	while (p < end) {
+		if (skip_zero && page_is_zero(reg->host + p * PAGE)) {
+			p++;
+			continue;
+		}
+		uint64_t q = p + 1;
+		while (q < end && !(skip_zero && page_is_zero(reg->host + q * PAGE)))
+			q++;
+		uint64_t off = p * PAGE, len = (q - p) * PAGE;
+		while (len) {
+			ssize_t w = pwrite(fd, reg->host + off, len, (off_t)(file_off + off));
+			if (w <= 0)
+				return w < 0 ? -errno : -EIO;
+			off += (uint64_t)w, len -= (uint64_t)w;
+		}
+		p = q;
+	}
+	return 0;
+}
+
+static int write_memory(struct vm *vm, int fd, enum snapshot_type type, char *err, size_t err_len)
+{
+	uint64_t file_off = 0;
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *reg = &vm->mem.regions[i];
+		uint64_t pages = reg->size / PAGE;
+		int r = 0;
+		if (type == SNAPSHOT_FULL) {
+			r = write_pages(fd, reg, file_off, 0, pages, true);
+		} else {
+			size_t words = (pages + 63) / 64;
+			uint64_t *bitmap = calloc(words, sizeof(uint64_t));
+			struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
+			if (!bitmap)
+				return fail(err, err_len, -ENOMEM, "out of memory");
+			if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+				r = -errno;
+				free(bitmap);
+				return fail(err, err_len, r, "KVM_GET_DIRTY_LOG: %s", strerror(-r));
+			}
+			for (uint64_t p = 0; p < pages && r == 0; p++)
+				if (bitmap[p / 64] & (1ull << (p % 64)))
+					r = write_pages(fd, reg, file_off, p, 1, false);
+			free(bitmap);
+		}
+		if (r < 0)
+			return fail(err, err_len, r, "cannot write the memory file: %s",
+				    strerror(-r));
+		file_off += reg->size;
+	}
+	return 0;
+}
+
+/* Clear the dirty log, so the next diff holds only what changes from now. */
+static void reset_dirty_log(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
+		size_t words = (vm->mem.regions[i].size / PAGE + 63) / 64;
+		uint64_t *bitmap = calloc(words, sizeof(uint64_t));
+		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
+		if (bitmap && ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			log_warn("KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(errno));
+		free(bitmap);
+	}
+}
+
+/* ---- create ------------------------------------------------------------------- */
+
+static int write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	size_t n = strlen(path) + 16;
+	char *tmp = malloc(n);
+	if (!tmp)
+		return -ENOMEM;
+	snprintf(tmp, n, "%s.tmpXXXXXX", path);
+	int fd = mkstemp(tmp);
+	int r = fd < 0 ? -errno : 0;
+	for (size_t off = 0; r == 0 && off < len;) {
+		ssize_t w = write(fd, (const uint8_t *)buf + off, len - off);
+		if (w <= 0)
+			r = w < 0 ? -errno : -EIO;
+		else
+			off += (size_t)w;
+	}
+	if (r == 0 && (fsync(fd) < 0 || rename(tmp, path) < 0))
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_path,
+		    enum snapshot_type type, char *err, size_t err_len)
+{
+	struct vm *vm = &vmm->vm;
+	if (vmm->state != VMM_PAUSED)
+		return fail(err, err_len, -EINVAL, "the microVM must be paused to snapshot it");
+	if (type == SNAPSHOT_DIFF && !vm->track_dirty)
+		return fail(
+		    err, err_len, -EINVAL,
+		    "a Diff snapshot needs track_dirty_pages (machine-config or snapshot/load)");
+	uint64_t t0 = clock_now_ns();
+	/* Devices quiesce: block requests in flight complete, vsock peers are
+	 * told the transport reset (connections do not survive a restore). */
+	for (unsigned int i = 0; i < vmm->nr_blks; i++)
+		if (virtio_blk_drain(&vmm->blks[i]) < 0)
+			return fail(err, err_len, -EIO,
+				    "drive '%s': requests in flight did not finish",
+				    vmm->blks[i].id);
+	if (vmm->vsock) {
+		pthread_mutex_lock(&vmm->vsock->transport.lock);
+		virtio_vsock_transport_reset(vmm->vsock);
+		pthread_mutex_unlock(&vmm->vsock->transport.lock);
+	}
+
+	struct snap_writer w;
+	snap_writer_init(&w);
+	json_t *cfg = vmm_config_json(vmm);
+	json_object_del(cfg, "boot-source");
+	json_object_del(cfg, "logger");
+	json_object_del(cfg, "metrics");
+	char *cfg_s = json_dumps(cfg, JSON_COMPACT);
+	json_decref(cfg);
+	if (!cfg_s)
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	snap_writer_add(&w, SNAP_CONFIG, 0, cfg_s, (uint32_t)strlen(cfg_s));
+	free(cfg_s);
+
+	struct snap_memory mem = { .size = vm->mem.size, .nr_regions = vm->mem.nr_regions };
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
+		mem.regions[i].gpa = vm->mem.regions[i].gpa;
+		mem.regions[i].size = vm->mem.regions[i].size;
+	}
+	snap_writer_add(&w, SNAP_MEMORY, 0, &mem, sizeof(mem));
+
+	int r = 0;
+	static struct snap_vcpu sv;
+	for (unsigned int i = 0; i < vm->nr_vcpus && r == 0; i++) {
+		r = save_vcpu(&vm->vcpus[i], &sv);
+		if (r == 0)
+			snap_writer_add(&w, SNAP_VCPU, i, &sv, sizeof(sv));
+	}
+	struct snap_vm svm;
+	if (r == 0)
+		r = save_vm(vm, &svm);
+	if (r < 0) {
+		snap_writer_free(&w);
+		return fail(err, err_len, r, "cannot read KVM state: %s", strerror(-r));
+	}
+	snap_writer_add(&w, SNAP_VM, 0, &svm, sizeof(svm));
+	struct snap_serial ss;
+	save_serial(&vmm->serial, &ss);
+	snap_writer_add(&w, SNAP_SERIAL, 0, &ss, sizeof(ss));
+	struct virtio_mmio *ts[VIRTIO_MAX_DEVICES];
+	unsigned int nt = transports(vmm, ts);
+	for (unsigned int i = 0; i < nt; i++) {
+		struct virtio_mmio_state st;
+		virtio_mmio_save(ts[i], &st);
+		snap_writer_add(&w, SNAP_VIRTIO, i, &st, sizeof(st));
+	}
+	if (snap_writer_finish(&w) < 0) {
+		snap_writer_free(&w);
+		return fail(err, err_len, -ENOMEM, "out of memory");
+	}
+	uint64_t t1 = clock_now_ns();
+
+	/* Memory first (a Full one replaces the file; a Diff only writes what
+	 * changed into a fresh sparse file), then the state file by rename. */
+	int fd = open(mem_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		snap_writer_free(&w);
+		return fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
+			    strerror(-r));
+	}
+	r = ftruncate(fd, (off_t)vm->mem.size) < 0 ? -errno : 0;
+	if (r == 0)
+		r = write_memory(vm, fd, type, err, err_len);
+	else
+		fail(err, err_len, r, "cannot size '%s': %s", mem_path, strerror(-r));
+	close(fd);
+	if (r == 0 && (r = write_file_atomic(state_path, w.buf, w.len)) < 0)
+		fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
+		     strerror(-r));
+	snap_writer_free(&w);
+	if (r < 0)
+		return r;
+	/* Whatever the type, the next Diff starts from here. */
+	if (vm->track_dirty && type == SNAPSHOT_FULL)
+		reset_dirty_log(vm);
+	log_info("%s snapshot: state %llu us, memory %llu us",
+		 type == SNAPSHOT_FULL ? "Full" : "Diff", (unsigned long long)((t1 - t0) / 1000),
+		 (unsigned long long)((clock_now_ns() - t1) / 1000));
+	return 0;
+}
+
+/* ---- load ------------------------------------------------------------------------ */
+
+static uint8_t *read_state(const char *path, size_t *len, char *err, size_t err_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fail(err, err_len, 0, "cannot open snapshot_path '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAP_MAX_FILE) {
+		fail(err, err_len, 0, "snapshot_path '%s' is not a state file ember wrote (%s)",
+		     path, S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	uint8_t *buf = malloc((size_t)st.st_size + 1);
+	size_t off = 0;
+	while (buf && off < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + off, (size_t)st.st_size - off);
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	close(fd);
+	if (!buf || off != (size_t)st.st_size) {
+		free(buf);
+		fail(err, err_len, 0, "cannot read snapshot_path '%s'", path);
+		return NULL;
+	}
+	*len = off;
+	return buf;
+}
+
+/* GET /vm/config shows unset fields as null; PUT bodies leave them out. */
+static void drop_nulls(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(o, tmp, k, v)
+	{
+		if (json_is_null(v))
+			json_object_del(o, k);
+		else if (json_is_object(v))
+			drop_nulls(v);
+	}
+}
+
+/* The configuration in the snapshot, with the load request's overrides. */
+static json_t *load_config(const struct snap_reader *rd, const struct snapshot_load *a, char *err,
+			   size_t err_len)
+{
+	const struct snap_section *s = snap_find(rd, SNAP_CONFIG, 0);
+	json_error_t je;
+	json_t *cfg =
+	    s ? json_loadb((const char *)s->data, s->len, JSON_REJECT_DUPLICATES, &je) : NULL;
+	if (!json_is_object(cfg)) {
+		fail(err, err_len, 0, "the snapshot's configuration section is missing or invalid");
+		json_decref(cfg);
+		return NULL;
+	}
+	json_t *nets = json_object_get(cfg, "network-interfaces");
+	for (unsigned int i = 0; i < a->nr_net_overrides; i++) {
+		size_t k;
+		json_t *n;
+		bool found = false;
+		json_array_foreach(nets, k, n)
+		{
+			const char *id = json_string_value(json_object_get(n, "iface_id"));
+			if (id && strcmp(id, a->net_iface[i]) == 0) {
+				json_object_set_new(n, "host_dev_name",
+						    json_string(a->net_host_dev[i]));
+				found = true;
+			}
+		}
+		if (!found) {
+			fail(err, err_len, 0,
+			     "network_overrides: the snapshot has no interface '%s'",
+			     a->net_iface[i]);
+			json_decref(cfg);
+			return NULL;
+		}
+	}
+	json_t *vsock = json_object_get(cfg, "vsock");
+	if (a->vsock_uds_path) {
+		if (!json_is_object(vsock)) {
+			fail(err, err_len, 0, "vsock_override: the snapshot has no vsock device");
+			json_decref(cfg);
+			return NULL;
+		}
+		json_object_set_new(vsock, "uds_path", json_string(a->vsock_uds_path));
+	}
+	drop_nulls(cfg);
+	size_t k;
+	json_t *item;
+	json_array_foreach(json_object_get(cfg, "drives"), k, item) drop_nulls(item);
+	json_array_foreach(nets, k, item) drop_nulls(item);
+	json_t *m = json_object_get(cfg, "machine-config");
+	if (json_is_object(m))
+		json_object_set_new(m, "track_dirty_pages", json_boolean(a->track_dirty_pages));
+	return cfg;
+}
+
+/* Everything that can be checked before a VM exists. */
+static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
+{
+	struct snap_memory mem;
+	struct guest_mem layout;
+	if (snap_get(rd, SNAP_MEMORY, 0, &mem, sizeof(mem)) < 0 ||
+	    guest_mem_layout(&layout, vmm->cfg.mem_mib << 20, MMIO_GAP_START, MMIO_GAP_END) < 0 ||
+	    mem.size != layout.size || mem.nr_regions != layout.nr_regions)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "the snapshot's memory layout is invalid");
+	for (unsigned int i = 0; i < layout.nr_regions; i++)
+		if (mem.regions[i].gpa != layout.regions[i].gpa ||
+		    mem.regions[i].size != layout.regions[i].size)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "the snapshot's memory layout is invalid");
+	for (unsigned int i = 0; i < vmm->cfg.vcpus; i++) {
+		const struct snap_section *s = snap_find(rd, SNAP_VCPU, i);
+		const struct snap_vcpu *v = s ? (const struct snap_vcpu *)s->data : NULL;
+		if (!s || s->len != sizeof(struct snap_vcpu) || v->nr_msrs > SNAP_MAX_MSRS)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "the state of vCPU %u is missing or invalid", i);
+	}
+	if (snap_find(rd, SNAP_VCPU, vmm->cfg.vcpus))
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "the snapshot has more vCPUs than configured");
+	const struct snap_section *s = snap_find(rd, SNAP_VM, 0),
+				  *ser = snap_find(rd, SNAP_SERIAL, 0);
+	if (!s || s->len != sizeof(struct snap_vm) || !ser ||
+	    ser->len != sizeof(struct snap_serial))
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "the VM or serial state is missing or invalid");
+	unsigned int ndev = vmm->cfg.nr_drives + vmm->cfg.nr_nets + (vmm->cfg.vsock.set ? 1 : 0);
+	for (unsigned int i = 0; i <= ndev; i++) {
+		s = snap_find(rd, SNAP_VIRTIO, i);
+		if ((i < ndev) != (s && s->len == sizeof(struct virtio_mmio_state)))
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "the snapshot's devices do not match its configuration");
+	}
+	return 0;
+}
+
+static int restore_all(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
+{
+	struct vm *vm = &vmm->vm;
+	const char *why = "";
+	static struct snap_vm svm;
+	static struct snap_vcpu sv;
+	struct snap_serial ss;
+	if (snap_get(rd, SNAP_VM, 0, &svm, sizeof(svm)) < 0 || restore_vm(vm, &svm, &why) < 0)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "cannot restore the VM state: %s: %s", why, strerror(errno));
+	if (snap_get(rd, SNAP_SERIAL, 0, &ss, sizeof(ss)) < 0 ||
+	    restore_serial(&vmm->serial, &ss) < 0)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the serial port state is invalid");
+	struct virtio_mmio *ts[VIRTIO_MAX_DEVICES];
+	unsigned int nt = transports(vmm, ts);
+	for (unsigned int i = 0; i < nt; i++) {
+		struct virtio_mmio_state st;
+		if (snap_get(rd, SNAP_VIRTIO, i, &st, sizeof(st)) < 0 ||
+		    virtio_mmio_restore(ts[i], &st, &why) < 0)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "device %s: %s", ts[i]->name,
+				    why);
+	}
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		if (snap_get(rd, SNAP_VCPU, i, &sv, sizeof(sv)) < 0 ||
+		    restore_vcpu(&vm->vcpus[i], &sv, &why) < 0)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "cannot restore vCPU %u: %s: %s", i, why, strerror(errno));
+	}
+	return 0;
+}
+
+int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, size_t err_len)
+{
+	uint64_t t0 = clock_now_us();
+	size_t len = 0;
+	uint8_t *buf = read_state(a->state_path, &len, err, err_len);
+	if (!buf)
+		return EMBER_EXIT_SNAPSHOT;
+	struct snap_reader rd;
+	const char *why = "";
+	int r = snap_reader_init(&rd, buf, len, &why);
+	if (r < 0) {
+		free(buf);
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "snapshot_path '%s': %s",
+			    a->state_path, why);
+	}
+	json_t *cfg = load_config(&rd, a, err, err_len);
+	int mem_fd = -1;
+	r = EMBER_EXIT_SNAPSHOT;
+	if (!cfg)
+		goto out;
+	char cerr[400];
+	if (vmm_load_config_json(vmm, cfg, cerr, sizeof(cerr)) < 0) {
+		fail(err, err_len, 0, "the snapshot's configuration: %s", cerr);
+		goto out;
+	}
+	if (check_state(vmm, &rd, err, err_len))
+		goto out;
+	mem_fd = open(a->mem_path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (mem_fd < 0 || fstat(mem_fd, &st) < 0) {
+		fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
+		     strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size != vmm->cfg.mem_mib << 20) {
+		fail(err, err_len, 0, "memory file '%s' is %lld bytes; the snapshot's VM has %llu",
+		     a->mem_path, (long long)st.st_size,
+		     (unsigned long long)(vmm->cfg.mem_mib << 20));
+		goto out;
+	}
+	/* From here KVM objects exist: a failure means this process is spent. */
+	r = vmm_build_restored(vmm, mem_fd);
+	if (r) {
+		fail(err, err_len, 0,
+		     "cannot build the VM for the snapshot (exit code %d); the log has the cause",
+		     r);
+		goto failed;
+	}
+	r = restore_all(vmm, &rd, err, err_len);
+	if (r)
+		goto failed;
+	if (!a->resume)
+		atomic_store(&vmm->vm.pause_requested, true);
+	if (vm_start_vcpus(&vmm->vm) < 0) {
+		r = fail(err, err_len, EMBER_EXIT_ERROR, "cannot start the vCPUs");
+		goto failed;
+	}
+	vmm->state = a->resume ? VMM_RUNNING : VMM_PAUSED;
+	vmm->metrics.build_us = clock_now_us() - t0;
+	log_info("snapshot loaded in %llu us (%s)", (unsigned long long)vmm->metrics.build_us,
+		 a->resume ? "running" : "paused");
+	r = 0;
+	goto out;
+failed:
+	vmm->state = VMM_START_FAILED;
+	if (!r)
+		r = EMBER_EXIT_SNAPSHOT;
+out:
+	if (mem_fd >= 0)
+		close(mem_fd); /* the mappings keep the file */
+	json_decref(cfg);
+	snap_reader_free(&rd);
+	free(buf);
+	return r;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Snapshots: save a paused VM to a state file plus a memory file, and build
+ * a VM from them in a fresh process.
+ *
+ * The state file (format.h) holds the VM's configuration (as JSON), the
+ * memory layout, every vCPU's KVM state, the PIC/IOAPIC/PIT/kvmclock, the
+ * serial port and every virtio-mmio transport. The memory file is the guest
+ * RAM, regions back to back; a Full snapshot writes all of it (all-zero
+ * pages left as holes), a Diff snapshot only pages dirtied since the
+ * previous snapshot (KVM dirty log, needs track_dirty_pages) at the same
+ * offsets, holes elsewhere: scripts/snapshot-merge.py lays a diff onto its
+ * base. Restore maps the memory file MAP_PRIVATE: pages load on first
+ * touch, writes stay private, clones of one snapshot share the page cache.
+ *
+ * VMM thread only.
+ */
+#ifndef EMBER_SNAPSHOT_H
+#define EMBER_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vmm;
+
+enum snapshot_type { SNAPSHOT_FULL, SNAPSHOT_DIFF };
+
+/* Snapshot the paused VM. 0, or a negative errno with @err set; the files
+ * named are written only when everything was gathered (state via a rename). */
+int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_path,
+		    enum snapshot_type type, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+#define SNAPSHOT_MAX_OVERRIDES 8
+
+struct snapshot_load {
+	const char *state_path, *mem_path;
+	bool track_dirty_pages, resume;
+	unsigned int nr_net_overrides;
+	const char *net_iface[SNAPSHOT_MAX_OVERRIDES], *net_host_dev[SNAPSHOT_MAX_OVERRIDES];
+	const char *vsock_uds_path; /* NULL: keep the snapshot's */
+};
+
+/*
+ * Build and start (or leave paused) a VM from a snapshot, in a process that
+ * has not started one. Everything in the state file is checked before any
+ * KVM object is made; a failure after that leaves the process unable to
+ * start another VM (state VMM_START_FAILED), as a failed InstanceStart does.
+ * Returns 0, or an ember exit code with @err set.
+ */
+int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, size_t err_len);
+
+#endif
