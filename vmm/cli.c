@@ -25,6 +25,9 @@ static const char usage[] =
     "                        the kernel has a PVH note)\n"
     "  --level error|warn|info|debug  log level (default warn)\n"
     "  --start-time-us N     CLOCK_MONOTONIC time (us) the launcher started ember at\n"
+    "  --restore STATE --mem FILE [--resume]  start from a snapshot (state file and\n"
+    "                        memory file of PUT /snapshot/create) instead of a kernel;\n"
+    "                        paused unless --resume\n"
     "  --help, --version\n";
 
 enum {
@@ -46,7 +49,10 @@ enum {
 	OPT_NO_API,
 	OPT_ID,
 	OPT_LOG_PATH,
-	OPT_METRICS_PATH
+	OPT_METRICS_PATH,
+	OPT_RESTORE,
+	OPT_RESTORE_MEM,
+	OPT_RESUME
 };
 
 static const struct option options[] = {
@@ -69,6 +75,9 @@ static const struct option options[] = {
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "log-path", required_argument, NULL, OPT_LOG_PATH },
 	{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "mem", required_argument, NULL, OPT_RESTORE_MEM },
+	{ "resume", no_argument, NULL, OPT_RESUME },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -233,6 +242,15 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_METRICS_PATH:
 			config_set_str(&cfg->metrics_path, optarg);
 			break;
+		case OPT_RESTORE:
+			config_set_str(&cfg->restore_path, optarg);
+			break;
+		case OPT_RESTORE_MEM:
+			config_set_str(&cfg->restore_mem, optarg);
+			break;
+		case OPT_RESUME:
+			cfg->restore_resume = true;
+			break;
 		case OPT_VCPUS:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
 				return bad("--vcpus must be a number from 1 to 32, not '%s'",
@@ -315,8 +333,17 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 	}
 	if (optind < argc)
 		return bad("unexpected argument '%s'", argv[optind]);
-	if (!cfg->kernel_path && !cfg->api_sock && !cfg->config_file)
-		return bad("--kernel is required (or --api-sock, or --config-file)%s", "");
+	if (!!cfg->restore_path != !!cfg->restore_mem)
+		return bad("--restore and --mem go together%s", "");
+	if (cfg->restore_resume && !cfg->restore_path)
+		return bad("--resume needs --restore%s", "");
+	if (cfg->restore_path && (cfg->kernel_path || cfg->config_file || cfg->nr_drives))
+		return bad("--restore takes its configuration from the snapshot: no --kernel, "
+			   "--drive or --config-file%s",
+			   "");
+	if (!cfg->kernel_path && !cfg->api_sock && !cfg->config_file && !cfg->restore_path)
+		return bad("--kernel is required (or --api-sock, --config-file or --restore)%s",
+			   "");
 	if (cfg->no_api && cfg->api_sock)
 		return bad("--no-api and --api-sock exclude each other%s", "");
 	if (!cfg->id)

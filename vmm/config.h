@@ -70,6 +70,8 @@ struct vmm_config {
 	char *api_sock;
 	char *config_file;
 	bool no_api;
+	char *restore_path, *restore_mem; /* --restore STATE --mem FILE */
+	bool restore_resume;
 	char *id;
 	char *log_path;
 	char *metrics_path;

@@ -75,3 +75,19 @@ uint64_t guest_mem_end(const struct guest_mem *mem)
 	const struct guest_region *r = &mem->regions[mem->nr_regions - 1];
 	return r->gpa + r->size;
 }
+
+void guest_mem_mark_dirty(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < mem->nr_regions; i++) {
+		const struct guest_region *r = &mem->regions[i];
+		if (!r->dirty || gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		uint64_t first = (gpa - r->gpa) / 4096;
+		uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / 4096;
+		if (last >= r->size / 4096)
+			last = r->size / 4096 - 1;
+		for (uint64_t p = first; p <= last; p++)
+			__atomic_fetch_or(&r->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+		return;
+	}
+}

@@ -19,6 +19,10 @@ struct guest_region {
 	uint64_t gpa; /* guest physical start */
 	uint64_t size; /* bytes, page-aligned */
 	uint8_t *host; /* host mapping of the whole region */
+	/* Pages the monitor's devices may have written since the last snapshot
+	 * (one bit per 4 KiB page), when dirty pages are tracked; else NULL.
+	 * KVM's dirty log covers the guest's own writes, not ours. */
+	uint64_t *dirty;
 };
 
 struct guest_mem {
@@ -42,6 +46,9 @@ int guest_mem_layout(struct guest_mem *mem, uint64_t size, uint64_t gap_start, u
  * Nothing else turns a guest address into a host pointer.
  */
 void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Note that a device may write [@gpa, @gpa + @len) (no-op unless tracking). */
+void guest_mem_mark_dirty(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
 /* Copy into / out of guest memory through guest_mem_ptr(); 0 or -EFAULT. */
 int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);

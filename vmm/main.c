@@ -15,6 +15,7 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "vcpu.h"
+#include "snapshot/snapshot.h"
 #include "vmm.h"
 
 static void on_stop(void *opaque, uint32_t events)
@@ -91,8 +92,18 @@ static int open_log(const struct vmm_config *cfg)
 
 static int start_now(struct vmm *vmm)
 {
-	char err[160];
-	int r = vmm_start(vmm, err, sizeof(err));
+	char err[600];
+	int r;
+	if (vmm->cfg.restore_path) {
+		struct snapshot_load a = { .state_path = vmm->cfg.restore_path,
+					   .mem_path = vmm->cfg.restore_mem,
+					   .resume = vmm->cfg.restore_resume };
+		r = snapshot_load(vmm, &a, err, sizeof(err));
+		if (r)
+			log_err("--restore: %s", err);
+	} else {
+		r = vmm_start(vmm, err, sizeof(err));
+	}
 	if (r)
 		return r;
 	if (!event_loop_add(&vmm->loop, vmm->vm.stop_efd, EPOLLIN, on_stop, vmm)) {
@@ -136,8 +147,9 @@ int main(int argc, char **argv)
 		log_info("API server listening on %s after %llu us", cfg->api_sock,
 			 (unsigned long long)clock_us_since_start());
 	}
-	/* A kernel from the command line or config file boots at once. */
-	if (cfg->kernel_path) {
+	/* A kernel from the command line or config file boots at once; so
+	 * does a snapshot named by --restore. */
+	if (cfg->kernel_path || cfg->restore_path) {
 		r = start_now(&vmm);
 		if (r) {
 			vmm_shutdown(&vmm);

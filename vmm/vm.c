@@ -44,6 +44,9 @@ static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, const struct vm_mem_
 			return r;
 		}
 		reg->host = host;
+		if (o->track_dirty &&
+		    !(reg->dirty = calloc((reg->size / 4096 + 63) / 64, sizeof(uint64_t))))
+			return -ENOMEM;
 		struct kvm_userspace_memory_region kreg = {
 			.slot = i,
 			.flags = o->track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,

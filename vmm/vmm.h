@@ -58,6 +58,9 @@ struct vmm {
 	struct api_server api;
 	bool api_on;
 	struct vmm_metrics metrics;
+	/* A snapshot this VM's memory can be diffed against exists: a Full one
+	 * was taken, or the VM was loaded from one. */
+	bool has_snapshot_base;
 };
 
 /* Build the VM from vmm->cfg. Returns 0 or an ember exit code, error logged. */

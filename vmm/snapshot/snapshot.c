@@ -295,6 +295,10 @@ static int write_memory(struct vm *vm, int fd, enum snapshot_type type, char *er
 				free(bitmap);
 				return fail(err, err_len, r, "KVM_GET_DIRTY_LOG: %s", strerror(-r));
 			}
+			/* The guest's writes (KVM) and our devices' (guest_mem). */
+			for (size_t k = 0; k < words; k++)
+				bitmap[k] |=
+				    __atomic_exchange_n(&reg->dirty[k], 0, __ATOMIC_RELAXED);
 			for (uint64_t p = 0; p < pages && r == 0; p++)
 				if (bitmap[p / 64] & (1ull << (p % 64)))
 					r = write_pages(fd, reg, file_off, p, 1, false);
@@ -318,6 +322,8 @@ static void reset_dirty_log(struct vm *vm)
 		if (bitmap && ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 			log_warn("KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(errno));
 		free(bitmap);
+		if (vm->mem.regions[i].dirty)
+			memset(vm->mem.regions[i].dirty, 0, words * sizeof(uint64_t));
 	}
 }
 
@@ -359,6 +365,9 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 		return fail(
 		    err, err_len, -EINVAL,
 		    "a Diff snapshot needs track_dirty_pages (machine-config or snapshot/load)");
+	if (type == SNAPSHOT_DIFF && !vmm->has_snapshot_base)
+		return fail(err, err_len, -EINVAL,
+			    "a Diff snapshot needs a base: take a Full snapshot first");
 	uint64_t t0 = clock_now_ns();
 	/* Devices quiesce: block requests in flight complete, vsock peers are
 	 * told the transport reset (connections do not survive a restore). */
@@ -445,9 +454,10 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	snap_writer_free(&w);
 	if (r < 0)
 		return r;
-	/* Whatever the type, the next Diff starts from here. */
+	/* The next Diff starts from here (a Diff cleared its logs as it read them). */
 	if (vm->track_dirty && type == SNAPSHOT_FULL)
 		reset_dirty_log(vm);
+	vmm->has_snapshot_base = true;
 	log_info("%s snapshot: state %llu us, memory %llu us",
 		 type == SNAPSHOT_FULL ? "Full" : "Diff", (unsigned long long)((t1 - t0) / 1000),
 		 (unsigned long long)((clock_now_ns() - t1) / 1000));
@@ -690,6 +700,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		goto failed;
 	}
 	vmm->state = a->resume ? VMM_RUNNING : VMM_PAUSED;
+	vmm->has_snapshot_base = true;
 	vmm->metrics.build_us = clock_now_us() - t0;
 	log_info("snapshot loaded in %llu us (%s)", (unsigned long long)vmm->metrics.build_us,
 		 a->resume ? "running" : "paused");

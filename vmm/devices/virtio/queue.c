@@ -112,6 +112,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain, const char **why)
 		if (!p)
 			return chain_fail(q, why, "descriptor buffer lies outside guest memory");
 		if (d.flags & VIRTQ_DESC_F_WRITE) {
+			/* Whatever the device does with it, count it written. */
+			guest_mem_mark_dirty(q->mem, d.addr, d.len);
 			in_part = true;
 			chain->nr_in++;
 			chain->in_len += d.len;
@@ -145,6 +147,7 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	struct virtq_used_elem *e = &q->used->ring[q->used_idx & (q->cfg.size - 1)];
 	e->id = head;
 	e->len = len;
+	guest_mem_mark_dirty(q->mem, q->cfg.used_gpa, 6ull + 8ull * q->cfg.size);
 	q->used_idx++;
 	/* Release: the element is visible before the index that publishes it. */
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
@@ -179,8 +182,10 @@ bool virtq_enable_notify(struct virtq *q)
 {
 	if (!q->avail || q->broken)
 		return false;
-	if (q->event_idx)
+	if (q->event_idx) {
 		__atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
+		guest_mem_mark_dirty(q->mem, q->cfg.used_gpa, 6ull + 8ull * q->cfg.size);
+	}
 	/* Full barrier: publish avail_event before re-reading avail->idx, so a
 	 * buffer added in between is either seen here or notified to us. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -1,0 +1,300 @@
+"""Snapshots end to end: the count guest computes at ring 3 and records its
+progress on a drive; snapshotted anywhere and restored, it must finish with
+the result of an uninterrupted run."""
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from api_client import Api
+from conftest import read_until, run_ember
+
+N = 1_000_000_000
+EVERY = 100_000_000
+DONE_TAG = 0x454E4F44
+
+
+def make_vm(tmp_path, guest, vcpus=1, track_dirty=False):
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("count.elf")),
+                        "boot_args": f"n={N} every={EVERY}"},
+        "machine-config": {"vcpu_count": vcpus, "mem_size_mib": 128,
+                           "track_dirty_pages": track_dirty},
+        "drives": [{"drive_id": "d0", "path_on_host": str(disk), "is_root_device": False,
+                    "is_read_only": False}],
+    }))
+    return cfg, disk
+
+
+def wait_sock(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.005)
+
+
+def start(ember, *args):
+    return subprocess.Popen([str(ember), *map(str, args)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def done_line(text):
+    lines = [x for x in text.splitlines() if x.startswith("count: done")]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def has_line(text, line):
+    return line in text.splitlines()
+
+
+def disk_result(disk):
+    with open(disk, "rb") as f:
+        f.seek(512)
+        tag, step, acc = struct.unpack("<QQQ", f.read(24))
+    return tag, step, acc
+
+
+@pytest.fixture(scope="module")
+def reference(ember, guest, tmp_path_factory):
+    """The uninterrupted run's result line."""
+    cfg, _ = make_vm(tmp_path_factory.mktemp("ref"), guest)
+    r = run_ember(ember, "--no-api", "--config-file", cfg, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return done_line(r.stdout)
+
+
+def snapshot_at(ember, tmp_path, cfg, step, name="snap", kind="Full", proc=None):
+    """Run (or keep running) the VM until it reports @step, then pause and snapshot."""
+    sock = str(tmp_path / "api.sock")
+    p = proc or start(ember, "--api-sock", sock, "--config-file", cfg)
+    m, text = read_until(p, rf"count: at {step}\n", 60)
+    assert m, text
+    api = Api(sock)
+    assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+    st, mem = tmp_path / f"{name}.state", tmp_path / f"{name}.mem"
+    r = api.call("PUT", "/snapshot/create", {"snapshot_path": str(st), "mem_file_path": str(mem),
+                                             "snapshot_type": kind})
+    assert r[0] == 204, r
+    return p, api, st, mem
+
+
+def load_api(ember, tmp_path, body, name="load.sock"):
+    sock = str(tmp_path / name)
+    p = start(ember, "--api-sock", sock)
+    wait_sock(sock)
+    return p, Api(sock).call("PUT", "/snapshot/load", body)
+
+
+@pytest.mark.parametrize("vcpus", [1, 2])
+def test_restore_mid_run_finishes_like_an_uninterrupted_run(ember, guest, tmp_path, reference, vcpus):
+    cfg, disk = make_vm(tmp_path, guest, vcpus)
+    p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 3 * EVERY)
+    p.kill()
+    p.wait()
+    q, r = load_api(ember, tmp_path, {"snapshot_path": str(st), "resume_vm": True,
+                                      "mem_backend": {"backend_type": "File", "backend_path": str(mem)}})
+    assert r[0] == 204, r
+    out, err = q.communicate(timeout=60)
+    assert q.returncode == 0, err
+    text = out.decode()
+    assert not has_line(text, "count: at 100000000")  # it went on from where it was
+    assert has_line(text, "count: at 400000000")
+    assert done_line(text) == reference
+    tag, step, acc = disk_result(disk)
+    assert tag == DONE_TAG and step == N and f"acc={acc:#x}" in reference
+
+
+def test_cli_restore_paused_then_resumed(ember, guest, tmp_path, reference):
+    cfg, _ = make_vm(tmp_path, guest)
+    p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 5 * EVERY)
+    p.kill()
+    p.wait()
+    sock = str(tmp_path / "restored.sock")
+    q = start(ember, "--api-sock", sock, "--restore", st, "--mem", mem)
+    try:
+        wait_sock(sock)
+        api = Api(sock)
+        assert api.call("GET", "/")[1]["state"] == "Paused"
+        time.sleep(0.3)
+        assert api.call("PATCH", "/vm", {"state": "Resumed"})[0] == 204
+        out, _ = q.communicate(timeout=60)
+        assert done_line(out.decode()) == reference
+    finally:
+        q.kill()
+
+
+def test_twenty_restores_at_once(ember, guest, tmp_path, reference):
+    cfg, _ = make_vm(tmp_path, guest)
+    p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 9 * EVERY)
+    p.kill()
+    p.wait()
+    clones = [start(ember, "--no-api", "--restore", st, "--mem", mem, "--resume") for _ in range(20)]
+    results = [c.communicate(timeout=120) for c in clones]
+    for c, (out, err) in zip(clones, results):
+        assert c.returncode == 0, err
+        assert done_line(out.decode()) == reference
+
+
+def test_full_then_diff_chain(ember, guest, tmp_path, reference):
+    cfg, _ = make_vm(tmp_path, guest, track_dirty=True)
+    p, api, st1, mem1 = snapshot_at(ember, tmp_path, cfg, 2 * EVERY, "full")
+    # Without a base, or without tracking, a Diff is refused (checked elsewhere); go on.
+    assert api.call("PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    p, api, st2, mem2 = snapshot_at(ember, tmp_path, cfg, 6 * EVERY, "diff", "Diff", proc=p)
+    p.kill()
+    p.wait()
+    full_blocks = os.stat(mem1).st_blocks
+    diff_blocks = os.stat(mem2).st_blocks
+    print(f"full memory file: {full_blocks * 512} bytes on disk, diff: {diff_blocks * 512}")
+    assert 0 < diff_blocks < full_blocks
+    merged = tmp_path / "merged.mem"
+    shutil.copy(mem1, merged)
+    subprocess.run(["/usr/bin/python3", "scripts/snapshot-merge.py", str(merged), str(mem2)],
+                   check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    r = run_ember(ember, "--no-api", "--restore", st2, "--mem", merged, "--resume", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not has_line(r.stdout, "count: at 600000000")
+    assert has_line(r.stdout, "count: at 700000000")
+    assert done_line(r.stdout) == reference
+
+
+def test_diff_needs_tracking_and_a_base(ember, guest, tmp_path):
+    cfg, _ = make_vm(tmp_path, guest, track_dirty=False)
+    sock = str(tmp_path / "api.sock")
+    p = start(ember, "--api-sock", sock, "--config-file", cfg)
+    try:
+        assert read_until(p, r"count: at", 30)[0]
+        api = Api(sock)
+        body = {"snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m"),
+                "snapshot_type": "Diff"}
+        code, resp = api.call("PUT", "/snapshot/create", body)
+        assert code == 400 and "must be paused" in resp["fault_message"]
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        code, resp = api.call("PUT", "/snapshot/create", body)
+        assert code == 400 and "track_dirty_pages" in resp["fault_message"]
+        assert not os.path.exists(tmp_path / "s") and not os.path.exists(tmp_path / "m")
+    finally:
+        p.kill()
+        p.wait()
+
+
+# ---- bad input: each gets a clear error, no VM runs, nothing is written ----
+
+@pytest.fixture(scope="module")
+def snap(ember, guest, tmp_path_factory):
+    d = tmp_path_factory.mktemp("snap")
+    cfg, disk = make_vm(d, guest)
+    p, _, st, mem = snapshot_at(ember, d, cfg, EVERY)
+    p.kill()
+    p.wait()
+    return st, mem, disk
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def restore_fails(ember, st, mem, want):
+    before = (digest(st), digest(mem)) if os.path.exists(st) else None
+    r = run_ember(ember, "--no-api", "--restore", st, "--mem", mem, "--resume", timeout=30)
+    assert r.returncode == 75, r.stdout + r.stderr
+    assert want in r.stderr, r.stderr
+    assert "count:" not in r.stdout  # no guest ran
+    if before:
+        assert (digest(st), digest(mem)) == before
+    return r
+
+
+def patched(tmp_path, st, off, data):
+    b = bytearray(open(st, "rb").read())
+    b[off:off + len(data)] = data
+    out = tmp_path / "patched.state"
+    out.write_bytes(bytes(b))
+    return out
+
+
+def test_truncated_state_file(ember, snap, tmp_path):
+    st, mem, _ = snap
+    cut = tmp_path / "cut.state"
+    cut.write_bytes(open(st, "rb").read()[:1000])
+    restore_fails(ember, cut, mem, "CRC mismatch")
+    cut.write_bytes(b"EMBER")
+    restore_fails(ember, cut, mem, "bad magic or truncated")
+
+
+def test_corrupted_state_file(ember, snap, tmp_path):
+    st, mem, _ = snap
+    size = os.path.getsize(st)
+    restore_fails(ember, patched(tmp_path, st, size // 2, b"\xff\x00\xff"), mem, "CRC mismatch")
+
+
+def test_wrong_version(ember, snap, tmp_path):
+    st, mem, _ = snap
+    restore_fails(ember, patched(tmp_path, st, 12, struct.pack("<I", 99)), mem, "format version")
+
+
+def test_wrong_architecture(ember, snap, tmp_path):
+    st, mem, _ = snap
+    restore_fails(ember, patched(tmp_path, st, 8, struct.pack("<I", 0xAA64)), mem,
+                  "another architecture")
+
+
+def test_oversized_state_file(ember, snap, tmp_path):
+    st, mem, _ = snap
+    big = tmp_path / "big.state"
+    with open(big, "wb") as f:
+        f.write(open(st, "rb").read())
+        f.truncate(17 << 20)
+    restore_fails(ember, big, mem, "too large")
+
+
+def test_memory_file_of_the_wrong_size(ember, snap, tmp_path):
+    st, mem, _ = snap
+    small = tmp_path / "small.mem"
+    with open(small, "wb") as f:
+        f.truncate(64 << 20)
+    restore_fails(ember, st, small, "the snapshot's VM has 134217728")
+
+
+def test_missing_drive(ember, snap, tmp_path):
+    st, mem, disk = snap
+    moved = str(disk) + ".away"
+    os.rename(disk, moved)
+    try:
+        restore_fails(ember, st, mem, f"drive file '{disk}' cannot be opened")
+    finally:
+        os.rename(moved, disk)
+
+
+def test_load_api_errors(ember, snap, tmp_path, guest):
+    st, mem, _ = snap
+    file_backend = {"backend_type": "File", "backend_path": str(mem)}
+    p, r = load_api(ember, tmp_path, {"snapshot_path": str(st),
+                                      "mem_backend": {"backend_type": "Uffd", "backend_path": "/x"}})
+    try:
+        assert r[0] == 400 and "Uffd" in r[1]["fault_message"]
+        api = Api(str(tmp_path / "load.sock"))
+        code, resp = api.call("PUT", "/snapshot/load", {"snapshot_path": str(st)})
+        assert code == 400 and "mem_backend" in resp["fault_message"]
+        code, resp = api.call("PUT", "/snapshot/load", {
+            "snapshot_path": str(st), "mem_backend": file_backend,
+            "network_overrides": [{"iface_id": "eth9", "host_dev_name": "tap9"}]})
+        assert code == 400 and "no interface 'eth9'" in resp["fault_message"]
+        # Configuration first, then a load: refused.
+        assert api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("count.elf"))})[0] == 204
+        code, resp = api.call("PUT", "/snapshot/load", {"snapshot_path": str(st),
+                                                        "mem_backend": file_backend})
+        assert code == 400 and "must be the first configuration" in resp["fault_message"]
+    finally:
+        p.kill()
+        p.wait()
