@@ -104,7 +104,7 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 		*why = "the snapshot has a format version this ember does not read";
 		return -EPROTO;
 	}
-	if (len % 8 ||
+	if (len % 8 || get32(buf + len - 4) != 0 ||
 	    get32(buf + len - TRAILER_LEN) != (uint32_t)crc32(0, buf, (uInt)(len - TRAILER_LEN))) {
 		*why = "the state file is corrupt or truncated (CRC mismatch)";
 		return -EBADMSG;
