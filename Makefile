@@ -154,6 +154,7 @@ bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/
 	scripts/bench/api.sh
 	scripts/bench/net.sh
 	scripts/bench/vsock.sh
+	scripts/bench/restore.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* PUT /snapshot/create and PUT /snapshot/load. VMM thread only. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "routes.h"
 #include "snapshot/snapshot.h"
@@ -30,9 +31,15 @@ unsigned int put_snapshot_create(struct ctx *c)
 
 static const char *const backend_types[] = { "File", "Uffd", NULL };
 
+static const char *const ws_modes[] = { "Record", "Prefetch", NULL };
+
 static const struct jfield backend_schema[] = {
 	{ "backend_type", J_ENUM, true, backend_types, NULL },
 	{ "backend_path", J_STRING, true, NULL, NULL },
+	/* ember's own, Uffd only: record the pages a restore touches, or copy
+	 * in those a previous one recorded before the guest runs. */
+	{ "working_set_path", J_STRING, false, NULL, NULL },
+	{ "working_set_mode", J_ENUM, false, ws_modes, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
@@ -90,13 +97,27 @@ unsigned int put_snapshot_load(struct ctx *c)
 		api_fail(c, "Exactly one of mem_backend and mem_file_path is needed.");
 		goto out;
 	}
-	if (backend && strcmp(jstr(backend, "backend_type"), "File") != 0) {
+	a.mem_path = backend ? jstr(backend, "backend_path") : mem_file;
+	a.uffd = backend && strcmp(jstr(backend, "backend_type"), "Uffd") == 0;
+	const char *ws = backend ? jstr(backend, "working_set_path") : NULL;
+	const char *ws_mode = backend ? jstr(backend, "working_set_mode") : NULL;
+	if ((ws || ws_mode) && (!a.uffd || !ws || !ws_mode)) {
 		api_fail(c,
-			 "mem_backend: backend_type Uffd is not supported by this ember yet; "
-			 "use File.");
+			 "mem_backend: working_set_path and working_set_mode go together, with "
+			 "backend_type Uffd");
 		goto out;
 	}
-	a.mem_path = backend ? jstr(backend, "backend_path") : mem_file;
+	if (ws && strcmp(ws_mode, "Record") == 0)
+		a.ws_record = ws;
+	else if (ws)
+		a.ws_prefetch = ws;
+	struct stat st;
+	if (a.uffd && stat(a.mem_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		api_fail(c,
+			 "mem_backend: an external userfaultfd handler (a Unix socket) is not "
+			 "supported yet; name the memory file to use ember's own handler.");
+		goto out;
+	}
 	json_t *vo = json_object_get(c->body, "vsock_override");
 	if (vo)
 		a.vsock_uds_path = jstr(vo, "uds_path");

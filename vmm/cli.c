@@ -28,6 +28,9 @@ static const char usage[] =
     "  --restore STATE --mem FILE [--resume]  start from a snapshot (state file and\n"
     "                        memory file of PUT /snapshot/create) instead of a kernel;\n"
     "                        paused unless --resume\n"
+    "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
+    "  --ws-record PATH      with --uffd: record the pages the guest touches\n"
+    "  --ws-prefetch PATH    with --uffd: copy in a recorded working set first\n"
     "  --help, --version\n";
 
 enum {
@@ -52,7 +55,10 @@ enum {
 	OPT_METRICS_PATH,
 	OPT_RESTORE,
 	OPT_RESTORE_MEM,
-	OPT_RESUME
+	OPT_RESUME,
+	OPT_UFFD,
+	OPT_WS_RECORD,
+	OPT_WS_PREFETCH
 };
 
 static const struct option options[] = {
@@ -78,6 +84,9 @@ static const struct option options[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "mem", required_argument, NULL, OPT_RESTORE_MEM },
 	{ "resume", no_argument, NULL, OPT_RESUME },
+	{ "uffd", no_argument, NULL, OPT_UFFD },
+	{ "ws-record", required_argument, NULL, OPT_WS_RECORD },
+	{ "ws-prefetch", required_argument, NULL, OPT_WS_PREFETCH },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -251,6 +260,15 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_RESUME:
 			cfg->restore_resume = true;
 			break;
+		case OPT_UFFD:
+			cfg->restore_uffd = true;
+			break;
+		case OPT_WS_RECORD:
+			config_set_str(&cfg->ws_record, optarg);
+			break;
+		case OPT_WS_PREFETCH:
+			config_set_str(&cfg->ws_prefetch, optarg);
+			break;
 		case OPT_VCPUS:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
 				return bad("--vcpus must be a number from 1 to 32, not '%s'",
@@ -335,8 +353,12 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		return bad("unexpected argument '%s'", argv[optind]);
 	if (!!cfg->restore_path != !!cfg->restore_mem)
 		return bad("--restore and --mem go together%s", "");
-	if (cfg->restore_resume && !cfg->restore_path)
-		return bad("--resume needs --restore%s", "");
+	if ((cfg->restore_resume || cfg->restore_uffd) && !cfg->restore_path)
+		return bad("--resume and --uffd need --restore%s", "");
+	if ((cfg->ws_record || cfg->ws_prefetch) && !cfg->restore_uffd)
+		return bad("--ws-record and --ws-prefetch need --uffd%s", "");
+	if (cfg->ws_record && cfg->ws_prefetch)
+		return bad("--ws-record and --ws-prefetch exclude each other%s", "");
 	if (cfg->restore_path && (cfg->kernel_path || cfg->config_file || cfg->nr_drives))
 		return bad("--restore takes its configuration from the snapshot: no --kernel, "
 			   "--drive or --config-file%s",

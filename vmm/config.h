@@ -71,7 +71,8 @@ struct vmm_config {
 	char *config_file;
 	bool no_api;
 	char *restore_path, *restore_mem; /* --restore STATE --mem FILE */
-	bool restore_resume;
+	bool restore_resume, restore_uffd;
+	char *ws_record, *ws_prefetch; /* --ws-record / --ws-prefetch */
 	char *id;
 	char *log_path;
 	char *metrics_path;

@@ -97,7 +97,10 @@ static int start_now(struct vmm *vmm)
 	if (vmm->cfg.restore_path) {
 		struct snapshot_load a = { .state_path = vmm->cfg.restore_path,
 					   .mem_path = vmm->cfg.restore_mem,
-					   .resume = vmm->cfg.restore_resume };
+					   .resume = vmm->cfg.restore_resume,
+					   .uffd = vmm->cfg.restore_uffd,
+					   .ws_record = vmm->cfg.ws_record,
+					   .ws_prefetch = vmm->cfg.ws_prefetch };
 		r = snapshot_load(vmm, &a, err, sizeof(err));
 		if (r)
 			log_err("--restore: %s", err);

@@ -25,6 +25,8 @@
 #include "event_loop.h"
 #include "vm.h"
 
+struct uffd_server;
+
 enum vmm_state { VMM_NOT_STARTED, VMM_RUNNING, VMM_PAUSED, VMM_START_FAILED };
 
 struct vmm_metrics {
@@ -61,6 +63,7 @@ struct vmm {
 	/* A snapshot this VM's memory can be diffed against exists: a Full one
 	 * was taken, or the VM was loaded from one. */
 	bool has_snapshot_base;
+	struct uffd_server *uffd; /* memory served by userfaultfd, after a Uffd load */
 };
 
 /* Build the VM from vmm->cfg. Returns 0 or an ember exit code, error logged. */

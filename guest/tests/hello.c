@@ -5,6 +5,8 @@
  *   echo=N   read N bytes from the serial port and print them back
  *   reset=1  reset through the i8042 (port 0x64, command 0xfe)
  *   cad=1    wait for Ctrl+Alt+Del on the i8042, print the scan codes
+ *   tick=N   at ring 3, print '.' every N TSC cycles, forever (a guest to
+ *            snapshot: after a restore the first '.' shows it runs again)
  *   exit=N   exit through the debug port with status N (default 0)
  */
 #include "kit.h"
@@ -21,6 +23,19 @@ static void echo(uint64_t n)
 		kit_putc((char)inb(KIT_COM1));
 	}
 	kit_putc('\n');
+}
+
+static uint64_t tick_cycles;
+static uint8_t tick_stack[8192] __attribute__((aligned(16)));
+
+static void ticker(void)
+{
+	kit_puts("ticking\n");
+	for (uint64_t t = rdtsc();; t = rdtsc()) {
+		while (rdtsc() - t < tick_cycles)
+			__asm__ volatile("pause");
+		kit_putc('.');
+	}
 }
 
 int guest_main(void)
@@ -44,6 +59,8 @@ int guest_main(void)
 		}
 		kit_putc('\n');
 	}
+	if (kit_cmdline_u64("tick=", &tick_cycles) == 0 && tick_cycles)
+		kit_enter_user(ticker, tick_stack + sizeof(tick_stack));
 	if (kit_cmdline_u64("reset=", &v) == 0 && v) {
 		outb(0x64, 0xfe);
 		kit_puts("reset did not happen\n");

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import time
@@ -131,6 +132,50 @@ def test_cli_restore_paused_then_resumed(ember, guest, tmp_path, reference):
         assert done_line(out.decode()) == reference
     finally:
         q.kill()
+
+
+def test_uffd_with_and_without_prefetch_matches_file(ember, guest, tmp_path, reference):
+    cfg, disk = make_vm(tmp_path, guest)
+    p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 4 * EVERY)
+    p.kill()
+    p.wait()
+    ws = tmp_path / "working-set"
+    # First restore through userfaultfd records the pages it touches ...
+    q, r = load_api(ember, tmp_path, {"snapshot_path": str(st), "resume_vm": True, "mem_backend": {
+        "backend_type": "Uffd", "backend_path": str(mem), "working_set_path": str(ws),
+        "working_set_mode": "Record"}})
+    assert r[0] == 204, r
+    out, err = q.communicate(timeout=60)
+    assert q.returncode == 0, err
+    assert done_line(out.decode()) == reference
+    pages = os.path.getsize(ws) // 8
+    print(f"working set: {pages} pages")
+    assert pages > 0
+    # ... the next copies them in before the guest runs, and faults in the rest.
+    r = run_ember(ember, "--no-api", "--level", "info", "--restore", st, "--mem", mem, "--resume",
+                  "--uffd", "--ws-prefetch", ws, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert done_line(r.stdout) == reference
+    assert f"{pages} pages prefetched" in r.stderr or "pages prefetched" in r.stderr
+    # And a plain Uffd restore, neither recording nor prefetching.
+    r = run_ember(ember, "--no-api", "--restore", st, "--mem", mem, "--resume", "--uffd", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert done_line(r.stdout) == reference
+    tag, step, acc = disk_result(disk)
+    assert tag == DONE_TAG and step == N
+
+
+def test_bad_working_set_is_refused(ember, snap, tmp_path):
+    st, mem, _ = snap
+    ws = tmp_path / "ws"
+    ws.write_bytes(struct.pack("<QQ", 0, 1 << 40))  # a page far outside the memory file
+    r = run_ember(ember, "--no-api", "--restore", st, "--mem", mem, "--resume", "--uffd",
+                  "--ws-prefetch", ws, timeout=30)
+    assert r.returncode == 75 and "outside the memory file" in r.stderr, r.stderr
+    ws.write_bytes(b"odd")
+    r = run_ember(ember, "--no-api", "--restore", st, "--mem", mem, "--resume", "--uffd",
+                  "--ws-prefetch", ws, timeout=30)
+    assert r.returncode == 75 and "malformed" in r.stderr, r.stderr
 
 
 def test_twenty_restores_at_once(ember, guest, tmp_path, reference):
@@ -279,11 +324,18 @@ def test_missing_drive(ember, snap, tmp_path):
 def test_load_api_errors(ember, snap, tmp_path, guest):
     st, mem, _ = snap
     file_backend = {"backend_type": "File", "backend_path": str(mem)}
-    p, r = load_api(ember, tmp_path, {"snapshot_path": str(st),
-                                      "mem_backend": {"backend_type": "Uffd", "backend_path": "/x"}})
+    handler = tmp_path / "handler.sock"
+    lsock = socket.socket(socket.AF_UNIX)
+    lsock.bind(str(handler))
+    p, r = load_api(ember, tmp_path, {"snapshot_path": str(st), "mem_backend": {
+        "backend_type": "Uffd", "backend_path": str(handler)}})
+    lsock.close()
     try:
-        assert r[0] == 400 and "Uffd" in r[1]["fault_message"]
+        assert r[0] == 400 and "external userfaultfd handler" in r[1]["fault_message"]
         api = Api(str(tmp_path / "load.sock"))
+        code, resp = api.call("PUT", "/snapshot/load", {"snapshot_path": str(st), "mem_backend": {
+            **file_backend, "working_set_path": "/tmp/ws", "working_set_mode": "Record"}})
+        assert code == 400 and "backend_type Uffd" in resp["fault_message"]
         code, resp = api.call("PUT", "/snapshot/load", {"snapshot_path": str(st)})
         assert code == 400 and "mem_backend" in resp["fault_message"]
         code, resp = api.call("PUT", "/snapshot/load", {

@@ -53,19 +53,58 @@ struct tamper {
 	void (*apply)(struct virtio_mmio_state *st);
 };
 
-static void other_device(struct virtio_mmio_state *st) { st->device_id = 2; }
-static void other_queue_count(struct virtio_mmio_state *st) { st->num_queues = 1; }
-static void unknown_status(struct virtio_mmio_state *st) { st->status |= 0x1000; }
-static void unoffered_feature(struct virtio_mmio_state *st) { st->driver_features |= 1ull << 40; }
-static void no_version_1(struct virtio_mmio_state *st) { st->driver_features &= ~(1ull << 32); }
-static void driver_ok_alone(struct virtio_mmio_state *st) { st->status &= ~VIRTIO_STATUS_FEATURES_OK; }
-static void queue_too_big(struct virtio_mmio_state *st) { st->q[1].size = 1024; }
-static void queue_not_pow2(struct virtio_mmio_state *st) { st->q[1].size = 48; }
-static void ring_outside_memory(struct virtio_mmio_state *st) { st->q[0].desc_gpa = 1ull << 40; }
-static void ring_misaligned(struct virtio_mmio_state *st) { st->q[0].used_gpa += 2; }
-static void used_index_off(struct virtio_mmio_state *st) { st->q[0].used_idx += 3; }
-static void requests_in_flight(struct virtio_mmio_state *st) { st->q[0].last_avail += 1; }
-static void bad_flag(struct virtio_mmio_state *st) { st->q[2].ready = 7; }
+static void other_device(struct virtio_mmio_state *st)
+{
+	st->device_id = 2;
+}
+static void other_queue_count(struct virtio_mmio_state *st)
+{
+	st->num_queues = 1;
+}
+static void unknown_status(struct virtio_mmio_state *st)
+{
+	st->status |= 0x1000;
+}
+static void unoffered_feature(struct virtio_mmio_state *st)
+{
+	st->driver_features |= 1ull << 40;
+}
+static void no_version_1(struct virtio_mmio_state *st)
+{
+	st->driver_features &= ~(1ull << 32);
+}
+static void driver_ok_alone(struct virtio_mmio_state *st)
+{
+	st->status &= ~VIRTIO_STATUS_FEATURES_OK;
+}
+static void queue_too_big(struct virtio_mmio_state *st)
+{
+	st->q[1].size = 1024;
+}
+static void queue_not_pow2(struct virtio_mmio_state *st)
+{
+	st->q[1].size = 48;
+}
+static void ring_outside_memory(struct virtio_mmio_state *st)
+{
+	st->q[0].desc_gpa = 1ull << 40;
+}
+static void ring_misaligned(struct virtio_mmio_state *st)
+{
+	st->q[0].used_gpa += 2;
+}
+static void used_index_off(struct virtio_mmio_state *st)
+{
+	st->q[0].used_idx += 3;
+}
+static void requests_in_flight(struct virtio_mmio_state *st)
+{
+	st->q[0].last_avail += 1;
+}
+static void bad_flag(struct virtio_mmio_state *st)
+{
+	st->q[2].ready = 7;
+}
 
 static const struct tamper tampers[] = {
 	{ "another device type", other_device },

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "exit_codes.h"
 #include "format.h"
+#include "uffd.h"
 #include "kvm.h"
 #include "log.h"
 #include "vcpu.h"
@@ -683,12 +684,23 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		goto out;
 	}
 	/* From here KVM objects exist: a failure means this process is spent. */
-	r = vmm_build_restored(vmm, mem_fd);
+	r = vmm_build_restored(vmm, a->uffd ? -1 : mem_fd);
 	if (r) {
 		fail(err, err_len, 0,
 		     "cannot build the VM for the snapshot (exit code %d); the log has the cause",
 		     r);
 		goto failed;
+	}
+	if (a->uffd) {
+		vmm->uffd = calloc(1, sizeof(*vmm->uffd));
+		if (!vmm->uffd ||
+		    uffd_server_start(vmm->uffd, &vmm->vm.mem, mem_fd, a->ws_record, &why) < 0 ||
+		    (a->ws_prefetch && uffd_prefetch(vmm->uffd, a->ws_prefetch, &why) < 0)) {
+			r = fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s: %s", why,
+				 strerror(errno));
+			goto failed;
+		}
+		mem_fd = -1; /* the handler keeps it */
 	}
 	r = restore_all(vmm, &rd, err, err_len);
 	if (r)
@@ -702,8 +714,10 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	vmm->state = a->resume ? VMM_RUNNING : VMM_PAUSED;
 	vmm->has_snapshot_base = true;
 	vmm->metrics.build_us = clock_now_us() - t0;
-	log_info("snapshot loaded in %llu us (%s)", (unsigned long long)vmm->metrics.build_us,
-		 a->resume ? "running" : "paused");
+	log_info("snapshot loaded in %llu us (%s%s, %llu pages prefetched)",
+		 (unsigned long long)vmm->metrics.build_us, a->resume ? "running" : "paused",
+		 a->uffd ? ", memory by userfaultfd" : "",
+		 (unsigned long long)(vmm->uffd ? vmm->uffd->prefetched : 0));
 	r = 0;
 	goto out;
 failed:

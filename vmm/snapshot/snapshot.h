@@ -35,6 +35,11 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 
 struct snapshot_load {
 	const char *state_path, *mem_path;
+	/* Memory through ember's userfaultfd handler instead of MAP_PRIVATE,
+	 * recording the pages the guest touches into @ws_record, or copying in
+	 * those listed in @ws_prefetch before it runs (either may be NULL). */
+	bool uffd;
+	const char *ws_record, *ws_prefetch;
 	bool track_dirty_pages, resume;
 	unsigned int nr_net_overrides;
 	const char *net_iface[SNAPSHOT_MAX_OVERRIDES], *net_host_dev[SNAPSHOT_MAX_OVERRIDES];
