@@ -7,8 +7,10 @@ ticking; "restored" means the first '.' the restored guest writes (a port
 write after resume), timestamped on the host's monotonic clock.
 
 For 128 MiB and 1 GiB guests, in one run:
-  - ember restore: from process start (--restore --resume) and from the
-    PUT /snapshot/load request (process already up) to the first '.';
+  - ember restore: from process start (--restore --resume; memory File,
+    Uffd, Uffd with the working set a first Uffd restore recorded
+    prefetched) and from the PUT /snapshot/load request (process already
+    up, File) to the first '.';
   - ember cold boot of the same guest to its first '.';
   - QEMU -M microvm restore (-incoming from a file its own migrate wrote)
     of the same guest, from process start to the first '.';
@@ -113,9 +115,9 @@ class Ember:
         kill(p)
         return st, mem, full, diff
 
-    def restore_cli(self, st, mem):
+    def restore_cli(self, st, mem, *extra):
         t0 = time.monotonic()
-        p = self.spawn("--no-api", "--restore", st, "--mem", mem, "--resume")
+        p = self.spawn("--no-api", "--restore", st, "--mem", mem, "--resume", *extra)
         dt = first_dot(p, t0)
         return p, dt
 
@@ -246,7 +248,9 @@ def main():
             st, mem, full, diff = emb.snapshot()
             qemu = Qemu(a.qemu, os.path.abspath(a.guest), work, mib)
             qemu.snapshot()
-            res = {"cli": [], "api": [], "cold": [], "qemu": []}
+            res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "cold": [], "qemu": []}
+            ws = os.path.join(work, "ws")
+            kill(emb.restore_cli(st, mem, "--uffd", "--ws-record", ws)[0])
             for _ in range(2):  # warm the page cache
                 kill(emb.restore_cli(st, mem)[0])
                 qemu.restore()
@@ -254,6 +258,12 @@ def main():
                 p, dt = emb.restore_cli(st, mem)
                 kill(p)
                 res["cli"].append(dt * 1000)
+                p, dt = emb.restore_cli(st, mem, "--uffd")
+                kill(p)
+                res["uffd"].append(dt * 1000)
+                p, dt = emb.restore_cli(st, mem, "--uffd", "--ws-prefetch", ws)
+                kill(p)
+                res["prefetch"].append(dt * 1000)
                 res["api"].append(emb.restore_api(st, mem) * 1000)
                 res["cold"].append(emb.cold_boot() * 1000)
                 res["qemu"].append(qemu.restore() * 1000)
@@ -266,6 +276,8 @@ def main():
             print(f"  {'':<50} {'min':>9} {'median':>9} {'p95':>9}")
             print(row("ember: load request -> first guest port write", res["api"]))
             print(row("ember: process start (--restore) -> first write", res["cli"]))
+            print(row("  same, memory by userfaultfd", res["uffd"]))
+            print(row("  same, userfaultfd + working-set prefetch", res["prefetch"]))
             print(row("ember: cold boot, process start -> first write", res["cold"]))
             print(row("qemu microvm: -incoming start -> first write", res["qemu"]))
             print(row("ember: snapshot create, Full", full))

@@ -350,3 +350,59 @@ def test_load_api_errors(ember, snap, tmp_path, guest):
     finally:
         p.kill()
         p.wait()
+
+
+def test_network_and_vsock_overrides(ember, guest, tmp_path, reference):
+    """A snapshot of a VM with a TAP and a vsock loads with both moved:
+    the TAP named in network_overrides and the vsock socket at the new path.
+    A TAP name the kernel refuses is a clear error."""
+    ns = f"ember-snap-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        cfg, _ = make_vm(tmp_path, guest)
+        c = json.loads(cfg.read_text())
+        c["network-interfaces"] = [{"iface_id": "eth0", "host_dev_name": "tap0"}]
+        c["vsock"] = {"guest_cid": 3, "uds_path": str(tmp_path / "v1.sock")}
+        cfg.write_text(json.dumps(c))
+        sock = str(tmp_path / "api.sock")
+        p = subprocess.Popen(["ip", "netns", "exec", ns, str(ember), "--api-sock", sock,
+                              "--config-file", str(cfg)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 3 * EVERY, proc=p)
+        p.kill()
+        p.wait()
+        os.unlink(tmp_path / "v1.sock")  # left by the kill
+        backend = {"backend_type": "File", "backend_path": str(mem)}
+        # A TAP the kernel will not create: refused, nothing runs.
+        lsock = str(tmp_path / "l1.sock")
+        q = subprocess.Popen(["ip", "netns", "exec", ns, str(ember), "--api-sock", lsock],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_sock(lsock)
+        r = Api(lsock).call("PUT", "/snapshot/load", {
+            "snapshot_path": str(st), "mem_backend": backend, "resume_vm": True,
+            "network_overrides": [{"iface_id": "eth0", "host_dev_name": "bad/name"}]})
+        assert r[0] == 400, r
+        q.kill()
+        q.wait()
+        # Moved to tap1 and v2.sock: it runs to the end there.
+        lsock = str(tmp_path / "l2.sock")
+        q = subprocess.Popen(["ip", "netns", "exec", ns, str(ember), "--api-sock", lsock],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_sock(lsock)
+        r = Api(lsock).call("PUT", "/snapshot/load", {
+            "snapshot_path": str(st), "mem_backend": backend, "resume_vm": True,
+            "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap1"}],
+            "vsock_override": {"uds_path": str(tmp_path / "v2.sock")}})
+        assert r[0] == 204, r
+        assert os.path.exists(tmp_path / "v2.sock") and not os.path.exists(tmp_path / "v1.sock")
+        links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link"], capture_output=True,
+                               text=True).stdout
+        assert "tap1" in links
+        cfg_now = Api(lsock).call("GET", "/vm/config")[1]
+        assert cfg_now["network-interfaces"][0]["host_dev_name"] == "tap1"
+        assert cfg_now["vsock"]["uds_path"] == str(tmp_path / "v2.sock")
+        out, err = q.communicate(timeout=60)
+        assert q.returncode == 0, err
+        assert done_line(out.decode()) == reference
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
