@@ -133,6 +133,8 @@ def test_metrics_logger_and_sigterm(ember, guest, sock, tmp_path):
         assert st == 400 and "Reinitialization" in body["fault_message"]
         api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")), "boot_args": "cad=1"})
         api.call("PUT", "/actions", {"action_type": "InstanceStart"})
+        # The guest has run (and done port I/O) before the counters are read.
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
         assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=20) == 0

@@ -21,7 +21,8 @@ CASES = [
     ("PUT", "/drives", {}, 400, "Invalid request method and/or path"),
     ("PUT", "/drives/a/b", {}, 400, "Invalid request method and/or path"),
     ("GET", "/drives/x", None, 400, "Invalid request method and/or path"),
-    ("PUT", "/snapshot/create", {}, 400, "Invalid request method and/or path"),
+    ("PUT", "/snapshot/create", {}, 400, "not supported before starting"),
+    ("PUT", "/snapshot/delete", {}, 400, "Invalid request method and/or path"),
     # bodies that are not JSON objects
     ("PUT", BS, "", 400, "Empty request body"),
     ("PUT", BS, "{", 400, "Invalid JSON"),
