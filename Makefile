@@ -9,11 +9,11 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-stro
 # liburing statically: Debian's liburing.so.2 (2.3) does not export
 # io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
 # libfdt ships no pkg-config file.
-LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lz $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
+LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lz -lseccomp $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
-	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c vmm/snapshot/*.c api/*.c)
-VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 
@@ -124,6 +124,17 @@ integration: all
 
 kernel:
 	@scripts/build-guest-kernel.sh
+
+# seccomp: the policy compiled to BPF at build time and embedded.
+SECCOMP_POLICY := resources/seccomp/x86_64.policy
+$(BUILD)/tools/seccompiler: vmm/seccomp/seccompiler.c vmm/seccomp/policy.c vmm/seccomp/policy.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ vmm/seccomp/seccompiler.c vmm/seccomp/policy.c -lseccomp
+$(BUILD)/gen/seccomp_filters.c: $(SECCOMP_POLICY) $(BUILD)/tools/seccompiler
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/seccompiler $(SECCOMP_POLICY) $@
+$(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 # Benchmark harness: the real device code driven from the host.
 $(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)

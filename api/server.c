@@ -13,6 +13,7 @@
 #include "api.h"
 #include "clock.h"
 #include "log.h"
+#include "seccomp/seccomp.h"
 
 static enum MHD_Result api_send(struct MHD_Connection *conn, unsigned int status, const char *json)
 {
@@ -125,6 +126,21 @@ void api_server_reply(struct api_server *s, struct api_call *c)
 	MHD_resume_connection(c->conn);
 }
 
+/* libmicrohttpd's thread: its seccomp filter goes on before it parses a
+ * request (on its first connection; filters are per thread). */
+static void api_thread_filter(void *cls, struct MHD_Connection *c, void **ctx,
+			      enum MHD_ConnectionNotificationCode code)
+{
+	static __thread bool filtered;
+	(void)cls, (void)c, (void)ctx;
+	if (code != MHD_CONNECTION_NOTIFY_STARTED || filtered)
+		return;
+	filtered = true;
+	log_set_thread_name("api");
+	if (seccomp_apply(SECCOMP_API, "api") < 0)
+		abort(); /* never serve unfiltered */
+}
+
 int api_server_start(struct api_server *s, const char *path)
 {
 	memset(s, 0, sizeof(*s));
@@ -155,8 +171,9 @@ int api_server_start(struct api_server *s, const char *path)
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, api_access, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)0, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    api_thread_filter, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
 	if (!s->daemon) {
 		log_err("cannot start the API server");
 		return -EIO;

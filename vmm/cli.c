@@ -28,6 +28,9 @@ static const char usage[] =
     "  --restore STATE --mem FILE [--resume]  start from a snapshot (state file and\n"
     "                        memory file of PUT /snapshot/create) instead of a kernel;\n"
     "                        paused unless --resume\n"
+    "  --no-seccomp          run without the per-thread seccomp filters\n"
+    "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
+    "                        of the built-in filters\n"
     "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
     "  --ws-record PATH      with --uffd: record the pages the guest touches\n"
     "  --ws-prefetch PATH    with --uffd: copy in a recorded working set first\n"
@@ -58,7 +61,9 @@ enum {
 	OPT_RESUME,
 	OPT_UFFD,
 	OPT_WS_RECORD,
-	OPT_WS_PREFETCH
+	OPT_WS_PREFETCH,
+	OPT_NO_SECCOMP,
+	OPT_SECCOMP_FILTER
 };
 
 static const struct option options[] = {
@@ -87,6 +92,8 @@ static const struct option options[] = {
 	{ "uffd", no_argument, NULL, OPT_UFFD },
 	{ "ws-record", required_argument, NULL, OPT_WS_RECORD },
 	{ "ws-prefetch", required_argument, NULL, OPT_WS_PREFETCH },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -269,6 +276,12 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_WS_PREFETCH:
 			config_set_str(&cfg->ws_prefetch, optarg);
 			break;
+		case OPT_NO_SECCOMP:
+			cfg->no_seccomp = true;
+			break;
+		case OPT_SECCOMP_FILTER:
+			config_set_str(&cfg->seccomp_filter, optarg);
+			break;
 		case OPT_VCPUS:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
 				return bad("--vcpus must be a number from 1 to 32, not '%s'",
@@ -357,6 +370,8 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		return bad("--resume and --uffd need --restore%s", "");
 	if ((cfg->ws_record || cfg->ws_prefetch) && !cfg->restore_uffd)
 		return bad("--ws-record and --ws-prefetch need --uffd%s", "");
+	if (cfg->no_seccomp && cfg->seccomp_filter)
+		return bad("--no-seccomp and --seccomp-filter exclude each other%s", "");
 	if (cfg->ws_record && cfg->ws_prefetch)
 		return bad("--ws-record and --ws-prefetch exclude each other%s", "");
 	if (cfg->restore_path && (cfg->kernel_path || cfg->config_file || cfg->nr_drives))

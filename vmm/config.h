@@ -72,6 +72,8 @@ struct vmm_config {
 	bool no_api;
 	char *restore_path, *restore_mem; /* --restore STATE --mem FILE */
 	bool restore_resume, restore_uffd;
+	bool no_seccomp; /* --no-seccomp */
+	char *seccomp_filter; /* --seccomp-filter FILE */
 	char *ws_record, *ws_prefetch; /* --ws-record / --ws-prefetch */
 	char *id;
 	char *log_path;

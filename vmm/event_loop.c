@@ -15,10 +15,14 @@ struct event_handler {
 
 static void event_loop_reap(struct event_loop *loop)
 {
-	while (loop->dead) {
-		struct event_handler *h = loop->dead;
-		loop->dead = h->next_dead;
+	pthread_mutex_lock(&loop->dead_lock);
+	struct event_handler *h = loop->dead;
+	loop->dead = NULL;
+	pthread_mutex_unlock(&loop->dead_lock);
+	while (h) {
+		struct event_handler *next = h->next_dead;
 		free(h);
+		h = next;
 	}
 }
 
@@ -26,6 +30,7 @@ int event_loop_init(struct event_loop *loop)
 {
 	loop->stop = false;
 	loop->dead = NULL;
+	pthread_mutex_init(&loop->dead_lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return loop->epfd < 0 ? -errno : 0;
 }
@@ -52,9 +57,11 @@ void event_loop_del(struct event_loop *loop, struct event_handler *h)
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
 	/* A handler removed from inside a callback may still be in the current
 	 * batch of events; it is freed only once the batch is done. */
-	h->fn = NULL;
+	__atomic_store_n(&h->fn, NULL, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&loop->dead_lock);
 	h->next_dead = loop->dead;
 	loop->dead = h;
+	pthread_mutex_unlock(&loop->dead_lock);
 }
 
 int event_loop_run_once(struct event_loop *loop, int timeout_ms)
@@ -65,8 +72,9 @@ int event_loop_run_once(struct event_loop *loop, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n && !loop->stop; i++) {
 		struct event_handler *h = evs[i].data.ptr;
-		if (h->fn)
-			h->fn(h->opaque, evs[i].events);
+		event_fn fn = __atomic_load_n(&h->fn, __ATOMIC_ACQUIRE);
+		if (fn)
+			fn(h->opaque, evs[i].events);
 	}
 	event_loop_reap(loop);
 	return n;

@@ -2,11 +2,13 @@
 /*
  * The VMM thread's epoll loop. Devices, signals and (later) the API register
  * an fd with a callback; the loop calls it on the VMM thread when the fd is
- * ready. Only the VMM thread may add or remove handlers or run the loop.
+ * ready. Only the VMM thread may add handlers or run the loop; any thread
+ * may remove one (a device reset arrives on a vCPU thread).
  */
 #ifndef EMBER_EVENT_LOOP_H
 #define EMBER_EVENT_LOOP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +20,7 @@ struct event_loop {
 	int epfd;
 	bool stop;
 	struct event_handler *dead; /* removed handlers, freed after each batch */
+	pthread_mutex_t dead_lock; /* a device reset on a vCPU thread may remove one */
 };
 
 int event_loop_init(struct event_loop *loop) __attribute__((warn_unused_result));

@@ -20,6 +20,7 @@ enum ember_exit {
 	EMBER_EXIT_GUEST_CRASH = 73, /* guest reported a crash (system event) */
 	EMBER_EXIT_SIGNAL = 74, /* stopped by SIGTERM/SIGINT */
 	EMBER_EXIT_SNAPSHOT = 75, /* a snapshot could not be loaded (bad or mismatched files) */
+	EMBER_EXIT_BAD_SYSCALL = 148, /* a thread made a system call its seccomp filter denies */
 };
 
 #endif

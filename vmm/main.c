@@ -15,6 +15,7 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "vcpu.h"
+#include "seccomp/seccomp.h"
 #include "snapshot/snapshot.h"
 #include "vmm.h"
 
@@ -130,6 +131,9 @@ int main(int argc, char **argv)
 	log_init(cfg->log_level, open_log(cfg));
 	vmm.metrics.fd = -1;
 
+	if (seccomp_setup(!cfg->no_seccomp, cfg->seccomp_filter) < 0)
+		return EMBER_EXIT_USAGE;
+	tzset(); /* the HTTP thread formats dates: read the zone now, not under its filter */
 	if (signals_setup(&vmm) < 0 || event_loop_init(&vmm.loop) < 0 ||
 	    !event_loop_add(&vmm.loop, vmm.signal_fd, EPOLLIN, on_signal, &vmm))
 		die(EMBER_EXIT_ERROR, "cannot set up signals and the event loop");
@@ -161,6 +165,9 @@ int main(int argc, char **argv)
 		if (serial_attach_stdin(&vmm.serial, &vmm.loop) < 0)
 			log_warn("serial input from stdin is not available");
 	}
+	/* Start-up is over: from here the VMM thread runs under its filter. */
+	if (seccomp_apply(SECCOMP_VMM, "main") < 0)
+		die(EMBER_EXIT_ERROR, "cannot install the seccomp filter");
 	if (event_loop_run(&vmm.loop) < 0)
 		log_err("event loop failed: %s", strerror(errno));
 	r = vmm.state == VMM_RUNNING || vmm.state == VMM_PAUSED ? vmm.vm.exit_status

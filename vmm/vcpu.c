@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "exit_codes.h"
 #include "log.h"
+#include "seccomp/seccomp.h"
 #include "vm.h"
 
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
@@ -188,6 +189,11 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
 	log_set_thread_name(name);
 	pthread_setname_np(pthread_self(), name);
+	if (seccomp_apply(SECCOMP_VCPU, name) < 0) {
+		vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "seccomp filter");
+		vcpu_exited(vcpu);
+		return NULL;
+	}
 
 	for (;;) {
 		if (atomic_load(&vcpu->vm->pause_requested))

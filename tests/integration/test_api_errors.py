@@ -104,8 +104,10 @@ def server(ember, tmp_path_factory, guest):
     sock = str(d / "api.sock")
     p = start_ember(ember, sock)
     yield sock, {"@K": str(guest("hello.elf")), "@D": str(disk)}
+    alive = p.poll() is None
     p.kill()
     p.wait()
+    assert alive, p.stderr.read().decode()
 
 
 def subst(body, paths):

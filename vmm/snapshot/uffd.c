@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "seccomp/seccomp.h"
 
 #define PAGE 4096ull
 
@@ -87,6 +88,10 @@ static void *uffd_thread(void *arg)
 {
 	struct uffd_server *s = arg;
 	struct uffd_msg msgs[16];
+	pthread_setname_np(pthread_self(), "uffd");
+	log_set_thread_name("uffd");
+	if (seccomp_apply(SECCOMP_UFFD, "uffd") < 0)
+		abort(); /* faults would never be served */
 	for (;;) {
 		struct pollfd p = { .fd = s->uffd, .events = POLLIN };
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
@@ -173,7 +178,6 @@ int uffd_server_start(struct uffd_server *s, const struct guest_mem *mem, int me
 		*why = "cannot start the userfaultfd handler thread";
 		return -r;
 	}
-	pthread_setname_np(s->thread, "uffd");
 	s->running = true;
 	return 0;
 }
