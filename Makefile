@@ -118,7 +118,7 @@ unit: $(UNIT_TESTS)
 	for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 # Integration tests boot real guests, including our Linux build (cached).
-integration: all
+integration: all $(BUILD)/ember-test-hooks
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
 	$(PYTEST) -v -rs tests/integration
 
@@ -136,6 +136,14 @@ $(BUILD)/gen/seccomp_filters.c: $(SECCOMP_POLICY) $(BUILD)/tools/seccompiler
 $(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# A test-only build: ember with EMBER_TEST_HOOKS (a thread can be told to
+# break its seccomp filter). Never installed or shipped.
+$(BUILD)/test-hooks/seccomp.o: vmm/seccomp/seccomp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DEMBER_TEST_HOOKS -c -o $@ $<
+$(BUILD)/ember-test-hooks: $(filter-out $(BUILD)/vmm/seccomp/seccomp.o,$(VMM_OBJS)) $(BUILD)/test-hooks/seccomp.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # Benchmark harness: the real device code driven from the host.
 $(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -143,7 +151,7 @@ $(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)
 
 test: setup
 	$(MAKE) fmt-check
-	$(MAKE) all $(UNIT_TESTS)
+	$(MAKE) all $(UNIT_TESTS) $(BUILD)/ember-test-hooks
 	$(MAKE) unit
 	$(MAKE) integration
 
