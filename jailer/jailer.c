@@ -1,0 +1,793 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * ember-jailer: start ember with the least it needs, the way Firecracker's
+ * jailer does.
+ *
+ *   ember-jailer --id ID --exec-file PATH --uid U --gid G
+ *       [--chroot-base-dir DIR] [--netns PATH] [--cgroup-version 1|2]
+ *       [--cgroup FILE=VALUE]... [--parent-cgroup NAME]
+ *       [--resource-limit fsize=N|no-file=N]... [--daemonize] [--new-pid-ns]
+ *       -- <ember arguments>
+ *
+ * jail_run() is one linear list of steps, each with its own error. The
+ * steps that leave something on the host (the chroot directory, the cgroup,
+ * the device nodes) run here, in the jailer; a child then enters the
+ * network namespace, a new mount namespace with the chroot as its root,
+ * drops to uid:gid and execs ember. The child reports a failure before the
+ * exec through a pipe, and the jailer then removes the chroot and the
+ * cgroup: a failed jail leaves nothing behind.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define JAIL_MAX_CGROUPS 16
+#define JAIL_MAX_LIMITS 4
+#define EXIT_JAIL 2 /* the jailer's own failures; ember's status otherwise */
+
+struct jail {
+	const char *id, *exec_file, *base, *netns, *parent_cgroup;
+	uid_t uid;
+	gid_t gid;
+	int cgroup_version;
+	const char *cg_file[JAIL_MAX_CGROUPS], *cg_value[JAIL_MAX_CGROUPS];
+	unsigned int nr_cgroups;
+	int rl_resource[JAIL_MAX_LIMITS];
+	rlim_t rl_value[JAIL_MAX_LIMITS];
+	unsigned int nr_limits;
+	bool daemonize, new_pid_ns;
+	char **ember_argv;
+	/* What the steps made, for clean-up. */
+	char jail_dir[PATH_MAX], root[PATH_MAX], exec_name[NAME_MAX + 1];
+	char cg_dirs[JAIL_MAX_CGROUPS][PATH_MAX];
+	unsigned int nr_cg_dirs;
+};
+
+static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "ember-jailer: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(EXIT_JAIL);
+}
+
+static char err_buf[512];
+
+/* Record why a step failed; returns -1. */
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	va_end(ap);
+	if (e && n > 0 && (size_t)n < sizeof(err_buf))
+		snprintf(err_buf + n, sizeof(err_buf) - (size_t)n, ": %s", strerror(e));
+	return -1;
+}
+
+static bool id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
+			return false;
+	return true;
+}
+
+static unsigned long parse_num(const char *what, const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || *s == '-')
+		die_usage("%s must be a number, not '%s'", what, s);
+	return v;
+}
+
+static void parse_args(int argc, char **argv, struct jail *j)
+{
+	static const struct option opts[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "exec-file", required_argument, NULL, 'e' },
+		{ "uid", required_argument, NULL, 'u' },
+		{ "gid", required_argument, NULL, 'g' },
+		{ "chroot-base-dir", required_argument, NULL, 'c' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "cgroup-version", required_argument, NULL, 'v' },
+		{ "cgroup", required_argument, NULL, 'C' },
+		{ "parent-cgroup", required_argument, NULL, 'p' },
+		{ "resource-limit", required_argument, NULL, 'r' },
+		{ "daemonize", no_argument, NULL, 'd' },
+		{ "new-pid-ns", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
+	};
+	*j = (struct jail){
+		.base = "/srv/jailer", .cgroup_version = 1, .uid = (uid_t)-1, .gid = (gid_t)-1
+	};
+	int o;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (o) {
+		case 'i':
+			j->id = optarg;
+			break;
+		case 'e':
+			j->exec_file = optarg;
+			break;
+		case 'u':
+			j->uid = (uid_t)parse_num("--uid", optarg);
+			break;
+		case 'g':
+			j->gid = (gid_t)parse_num("--gid", optarg);
+			break;
+		case 'c':
+			j->base = optarg;
+			break;
+		case 'n':
+			j->netns = optarg;
+			break;
+		case 'v':
+			if (strcmp(optarg, "1") && strcmp(optarg, "2"))
+				die_usage("--cgroup-version must be 1 or 2, not '%s'", optarg);
+			j->cgroup_version = optarg[0] - '0';
+			break;
+		case 'C': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || !eq[1] || strchr(optarg, '/') ||
+			    j->nr_cgroups == JAIL_MAX_CGROUPS)
+				die_usage(
+				    "--cgroup takes FILE=VALUE (a cgroup file name), not '%s'",
+				    optarg);
+			*eq = 0;
+			j->cg_file[j->nr_cgroups] = optarg;
+			j->cg_value[j->nr_cgroups++] = eq + 1;
+			break;
+		}
+		case 'p':
+			if (strstr(optarg, "..") || optarg[0] == '/')
+				die_usage("--parent-cgroup must be a relative name without '..'");
+			j->parent_cgroup = optarg;
+			break;
+		case 'r': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || j->nr_limits == JAIL_MAX_LIMITS)
+				die_usage("--resource-limit takes fsize=N or no-file=N, not '%s'",
+					  optarg);
+			*eq = 0;
+			int res = !strcmp(optarg, "fsize") ? RLIMIT_FSIZE
+			    : !strcmp(optarg, "no-file")   ? RLIMIT_NOFILE
+							   : -1;
+			if (res < 0)
+				die_usage(
+				    "--resource-limit: unknown resource '%s' (fsize, no-file)",
+				    optarg);
+			j->rl_resource[j->nr_limits] = res;
+			j->rl_value[j->nr_limits++] = parse_num("--resource-limit", eq + 1);
+			break;
+		}
+		case 'd':
+			j->daemonize = true;
+			break;
+		case 'P':
+			j->new_pid_ns = true;
+			break;
+		default:
+			die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	j->ember_argv = argv + optind;
+	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+		die_usage("ember's arguments go after '--'");
+}
+
+/* ---- the steps ---------------------------------------------------------------- */
+
+static int validate(struct jail *j)
+{
+	struct stat st;
+	if (!j->id)
+		return fail("--id is required");
+	if (!id_valid(j->id))
+		return fail("--id must be 1 to 64 characters of [A-Za-z0-9_-] (no '/' or '..'): "
+			    "'%.80s'",
+			    j->id);
+	if (!j->exec_file)
+		return fail("--exec-file is required");
+	if (stat(j->exec_file, &st) < 0)
+		return fail("--exec-file '%s'", j->exec_file);
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+		return (errno = 0),
+		       fail("--exec-file '%s' is not an executable file", j->exec_file);
+	if (j->uid == (uid_t)-1 || j->gid == (gid_t)-1)
+		return (errno = 0), fail("--uid and --gid are required");
+	/* Policy: the monitor never runs as root inside the jail. */
+	if (j->uid == 0 || j->gid == 0)
+		return (errno = 0), fail("--uid and --gid must not be 0: ember runs unprivileged");
+	if (j->netns && stat(j->netns, &st) < 0)
+		return fail("--netns '%s'", j->netns);
+	if (j->base[0] != '/')
+		return (errno = 0), fail("--chroot-base-dir must be an absolute path");
+	const char *slash = strrchr(j->exec_file, '/');
+	snprintf(j->exec_name, sizeof(j->exec_name), "%s", slash ? slash + 1 : j->exec_file);
+	if (snprintf(j->jail_dir, sizeof(j->jail_dir), "%s/%s/%s", j->base, j->exec_name, j->id) >=
+		(int)sizeof(j->jail_dir) ||
+	    snprintf(j->root, sizeof(j->root), "%s/root", j->jail_dir) >=
+		(int)sizeof(j->root) - 300)
+		return (errno = 0),
+		       fail("--chroot-base-dir is too long"); /* every path below fits */
+	if (stat(j->jail_dir, &st) == 0)
+		return (errno = 0),
+		       fail("'%s' exists: is a jail with id '%s' running?", j->jail_dir, j->id);
+	return 0;
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int r = in < 0 || out < 0 ? -1 : 0;
+	char buf[65536];
+	ssize_t n;
+	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0)
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			r = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0)
+		r = -1;
+	return r;
+}
+
+/* ---- the monitor's shared libraries -------------------------------------------- */
+
+#define MAX_LIBS 64
+
+static const char *const lib_dirs[] = { "/lib/x86_64-linux-gnu",
+					"/usr/lib/x86_64-linux-gnu",
+					"/lib64",
+					"/usr/lib64",
+					"/lib",
+					"/usr/lib" };
+
+/* File offset of virtual address @va, through the PT_LOAD headers. */
+static int64_t va_to_off(const Elf64_Phdr *ph, unsigned int n, uint64_t va)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr &&
+		    va - ph[i].p_vaddr < ph[i].p_filesz)
+			return (int64_t)(ph[i].p_offset + (va - ph[i].p_vaddr));
+	return -1;
+}
+
+/*
+ * Append @path's interpreter and DT_NEEDED libraries (resolved in the
+ * standard directories) to @list, once each. ember is linked against
+ * Debian's shared libraries: the jail gets copies of exactly those.
+ */
+static int elf_deps(const char *path, char list[][PATH_MAX], unsigned int *n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	uint8_t *f = malloc((size_t)st.st_size);
+	ssize_t got = f ? pread(fd, f, (size_t)st.st_size, 0) : -1;
+	close(fd);
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
+	int r = -1;
+	if (got != st.st_size || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phoff > (uint64_t)st.st_size ||
+	    eh->e_phnum * sizeof(Elf64_Phdr) > (uint64_t)st.st_size - eh->e_phoff)
+		goto out;
+	const Elf64_Phdr *ph = (const Elf64_Phdr *)(f + eh->e_phoff);
+	const Elf64_Dyn *dyn = NULL;
+	size_t ndyn = 0;
+	for (unsigned int i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_offset > (uint64_t)st.st_size ||
+		    ph[i].p_filesz > (uint64_t)st.st_size - ph[i].p_offset)
+			goto out;
+		if (ph[i].p_type == PT_INTERP && *n < MAX_LIBS) {
+			snprintf(list[*n], PATH_MAX, "%.*s", (int)ph[i].p_filesz,
+				 (const char *)f + ph[i].p_offset);
+			bool dup = false;
+			for (unsigned int k = 0; k < *n; k++)
+				dup |= strcmp(list[k], list[*n]) == 0;
+			*n += !dup;
+		}
+		if (ph[i].p_type == PT_DYNAMIC) {
+			dyn = (const Elf64_Dyn *)(f + ph[i].p_offset);
+			ndyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
+		}
+	}
+	uint64_t strtab = 0;
+	for (size_t i = 0; dyn && i < ndyn && dyn[i].d_tag != DT_NULL; i++)
+		if (dyn[i].d_tag == DT_STRTAB)
+			strtab = dyn[i].d_un.d_ptr;
+	int64_t stroff = strtab ? va_to_off(ph, eh->e_phnum, strtab) : -1;
+	for (size_t i = 0; dyn && i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
+		if (dyn[i].d_tag != DT_NEEDED)
+			continue;
+		if (stroff < 0 || (uint64_t)stroff + dyn[i].d_un.d_val >= (uint64_t)st.st_size)
+			goto out;
+		const char *name = (const char *)f + stroff + dyn[i].d_un.d_val;
+		char found[PATH_MAX] = "";
+		for (size_t d = 0; d < sizeof(lib_dirs) / sizeof(lib_dirs[0]) && !found[0]; d++) {
+			snprintf(found, sizeof(found), "%s/%s", lib_dirs[d], name);
+			if (access(found, R_OK) < 0)
+				found[0] = 0;
+		}
+		if (!found[0] || *n == MAX_LIBS)
+			goto out;
+		bool dup = false;
+		for (unsigned int k = 0; k < *n; k++)
+			dup |= strcmp(list[k], found) == 0;
+		if (!dup)
+			snprintf(list[(*n)++], PATH_MAX, "%s", found);
+	}
+	r = 0;
+out:
+	free(f);
+	return r;
+}
+
+static int copy_libs(struct jail *j)
+{
+	static char list[MAX_LIBS][PATH_MAX];
+	unsigned int n = 0;
+	if (elf_deps(j->exec_file, list, &n) < 0)
+		return (errno = 0),
+		       fail("cannot read the shared libraries '%s' needs", j->exec_file);
+	for (unsigned int i = 0; i < n; i++) {
+		if (elf_deps(list[i], list, &n) < 0)
+			return (errno = 0), fail("cannot read the libraries of '%s'", list[i]);
+		char dst[PATH_MAX * 2], dir[PATH_MAX * 2];
+		snprintf(dst, sizeof(dst), "%s%s", j->root, list[i]);
+		snprintf(dir, sizeof(dir), "%s", dst);
+		*strrchr(dir, '/') = 0;
+		if (mkdirs(dir, 0755) < 0 || copy_file(list[i], dst, 0555) < 0)
+			return fail("cannot copy '%s' into the jail", list[i]);
+	}
+	return 0;
+}
+
+static int make_chroot(struct jail *j)
+{
+	char path[PATH_MAX];
+	if (mkdirs(j->root, 0755) < 0)
+		return fail("cannot create '%s'", j->root);
+	snprintf(path, sizeof(path), "%s/%s", j->root, j->exec_name);
+	if (copy_file(j->exec_file, path, 0755) < 0)
+		return fail("cannot copy '%s' into the jail", j->exec_file);
+	/* The jailed process owns its root (it creates its API socket there). */
+	if (chown(j->root, j->uid, j->gid) < 0)
+		return fail("cannot hand '%s' to %u:%u", j->root, j->uid, j->gid);
+	return 0;
+}
+
+static int make_node(struct jail *j, const char *name, unsigned int maj, unsigned int min)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s%s", j->root, name);
+	if (mknod(path, S_IFCHR | 0600, makedev(maj, min)) < 0 || chown(path, j->uid, j->gid) < 0)
+		return fail("cannot create %s in the jail", name);
+	return 0;
+}
+
+/* The userfaultfd device's numbers, from sysfs ("10:257"). */
+static int misc_minor(const char *dev, unsigned int *min)
+{
+	char path[128], buf[32];
+	snprintf(path, sizeof(path), "/sys/class/misc/%s/dev", dev);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	unsigned int maj;
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return sscanf(buf, "%u:%u", &maj, min) == 2 && maj == 10 ? 0 : -1;
+}
+
+static int make_devices(struct jail *j)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/dev/net", j->root);
+	if (mkdirs(path, 0755) < 0)
+		return fail("cannot create /dev in the jail");
+	unsigned int uffd_minor;
+	if (make_node(j, "/dev/kvm", 10, 232) < 0 || make_node(j, "/dev/net/tun", 10, 200) < 0 ||
+	    make_node(j, "/dev/urandom", 1, 9) < 0 || make_node(j, "/dev/null", 1, 3) < 0)
+		return -1;
+	if (misc_minor("userfaultfd", &uffd_minor) == 0 &&
+	    make_node(j, "/dev/userfaultfd", 10, uffd_minor) < 0)
+		return -1;
+	return 0;
+}
+
+static int write_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, value, strlen(value));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+/* Where the cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts). */
+static int cgroup2_root(char *out, size_t len)
+{
+	FILE *f = fopen("/proc/mounts", "re");
+	char dev[256], dir[PATH_MAX], type[64];
+	int r = -1;
+	while (f && fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(out, len, "%s", dir);
+			r = 0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/* v2: make parent/id, enabling the controllers the files need all the way down. */
+static int cgroup_v2(struct jail *j)
+{
+	char root[PATH_MAX], dir[PATH_MAX], ctl[64];
+	if (cgroup2_root(root, sizeof(root)) < 0)
+		return (errno = 0), fail("no cgroup2 hierarchy is mounted");
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, j->parent_cgroup ? j->parent_cgroup : "ember",
+		 j->id);
+	if (mkdirs(dir, 0755) < 0)
+		return fail("cannot create cgroup '%s'", dir);
+	snprintf(j->cg_dirs[j->nr_cg_dirs++], PATH_MAX, "%s", dir);
+	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
+		size_t n = strcspn(j->cg_file[i], ".");
+		if (n >= sizeof(ctl) - 1 || !strncmp(j->cg_file[i], "cgroup", n))
+			continue;
+		ctl[0] = '+';
+		memcpy(ctl + 1, j->cg_file[i], n);
+		ctl[n + 1] = 0;
+		/* Every ancestor below the root passes the controller down. */
+		char up[PATH_MAX];
+		snprintf(up, sizeof(up), "%s", dir);
+		char *cut;
+		while ((cut = strrchr(up, '/')) && (size_t)(cut - up) >= strlen(root)) {
+			*cut = 0;
+			char sub[PATH_MAX];
+			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", up);
+			if (write_file(sub, ctl) < 0)
+				return fail("cannot enable the %s controller in '%s'", ctl + 1, up);
+			if (strlen(up) == strlen(root))
+				break;
+		}
+	}
+	return 0;
+}
+
+/* v1: one directory per controller the files name. */
+static int cgroup_v1(struct jail *j)
+{
+	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
+		char ctl[64], dir[PATH_MAX];
+		size_t n = strcspn(j->cg_file[i], ".");
+		if (n >= sizeof(ctl))
+			return (errno = 0),
+			       fail("--cgroup '%s' names no controller", j->cg_file[i]);
+		memcpy(ctl, j->cg_file[i], n);
+		ctl[n] = 0;
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s", ctl);
+		struct stat st;
+		if (stat(dir, &st) < 0)
+			return fail("cgroup v1 controller '%s' is not mounted", ctl);
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s/%s", ctl,
+			 j->parent_cgroup ? j->parent_cgroup : "ember", j->id);
+		bool seen = false;
+		for (unsigned int k = 0; k < j->nr_cg_dirs; k++)
+			seen |= strcmp(j->cg_dirs[k], dir) == 0;
+		if (seen)
+			continue;
+		if (mkdirs(dir, 0755) < 0)
+			return fail("cannot create cgroup '%s'", dir);
+		snprintf(j->cg_dirs[j->nr_cg_dirs++], PATH_MAX, "%s", dir);
+	}
+	return 0;
+}
+
+static int cgroup_apply(struct jail *j)
+{
+	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
+		bool done = false;
+		for (unsigned int k = 0; k < j->nr_cg_dirs && !done; k++) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof(path), "%s/%s", j->cg_dirs[k], j->cg_file[i]);
+			if (access(path, F_OK) < 0)
+				continue;
+			if (write_file(path, j->cg_value[i]) < 0)
+				return fail("cannot write %s=%s", j->cg_file[i], j->cg_value[i]);
+			done = true;
+		}
+		if (!done)
+			return (errno = 0),
+			       fail("cgroup file '%s' does not exist (controller not "
+				    "available in cgroup v%d here?)",
+				    j->cg_file[i], j->cgroup_version);
+	}
+	return 0;
+}
+
+static int cgroup_join(struct jail *j, pid_t pid)
+{
+	char buf[32], path[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%d\n", pid);
+	for (unsigned int k = 0; k < j->nr_cg_dirs; k++) {
+		snprintf(path, sizeof(path), "%s/%s", j->cg_dirs[k],
+			 j->cgroup_version == 2 ? "cgroup.procs" : "tasks");
+		if (write_file(path, buf) < 0)
+			return fail("cannot join cgroup '%s'", j->cg_dirs[k]);
+	}
+	return 0;
+}
+
+static int remove_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char sub[PATH_MAX];
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			remove_tree(sub);
+		}
+		if (d)
+			closedir(d);
+		return rmdir(path);
+	}
+	return unlink(path);
+}
+
+/* Undo what the host-side steps made. */
+static void clean_up(struct jail *j)
+{
+	for (unsigned int k = 0; k < j->nr_cg_dirs; k++)
+		rmdir(j->cg_dirs[k]);
+	if (j->jail_dir[0])
+		remove_tree(j->jail_dir);
+}
+
+/* ---- the child: namespaces, root, identity, exec ---------------------------------- */
+
+static void child_fail(int report_fd)
+{
+	ssize_t w = write(report_fd, err_buf, strlen(err_buf) + 1);
+	(void)w;
+	_exit(EXIT_JAIL);
+}
+
+static int enter_root(struct jail *j)
+{
+	if (unshare(CLONE_NEWNS) < 0)
+		return fail("cannot create a mount namespace");
+	/* Nothing we mount propagates back to the host. */
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		return fail("cannot make mounts private");
+	if (mount(j->root, j->root, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail("cannot bind the chroot onto itself");
+	if (chdir(j->root) < 0)
+		return fail("cannot enter '%s'", j->root);
+	if (mkdir("old_root", 0700) < 0)
+		return fail("cannot create old_root");
+	if (syscall(SYS_pivot_root, ".", "old_root") < 0)
+		return fail("pivot_root");
+	if (chdir("/") < 0 || umount2("/old_root", MNT_DETACH) < 0 || rmdir("/old_root") < 0)
+		return fail("cannot detach the old root");
+	return 0;
+}
+
+static void child(struct jail *j, int go_fd, int report_fd)
+{
+	char c;
+	/* Wait until the jailer has put us in the cgroup. */
+	if (read(go_fd, &c, 1) != 1)
+		_exit(EXIT_JAIL);
+	close(go_fd);
+	for (unsigned int i = 0; i < j->nr_limits; i++) {
+		struct rlimit rl = { j->rl_value[i], j->rl_value[i] };
+		if (setrlimit(j->rl_resource[i], &rl) < 0) {
+			fail("cannot set resource limit %u", i);
+			child_fail(report_fd);
+		}
+	}
+	if (j->netns) {
+		int fd = open(j->netns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+			fail("cannot join network namespace '%s'", j->netns);
+			child_fail(report_fd);
+		}
+		close(fd);
+	}
+	if (enter_root(j) < 0)
+		child_fail(report_fd);
+	if (j->daemonize) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (setsid() < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup2(null, 2) < 0) {
+			fail("cannot daemonize");
+			child_fail(report_fd);
+		}
+	}
+	if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
+	    setresuid(j->uid, j->uid, j->uid) < 0) {
+		fail("cannot drop to %u:%u", j->uid, j->gid);
+		child_fail(report_fd);
+	}
+	char exec_path[NAME_MAX + 2];
+	snprintf(exec_path, sizeof(exec_path), "/%s", j->exec_name);
+	/* argv: the exec file's name, then ember's arguments; no environment. */
+	int n = 0;
+	while (j->ember_argv[n])
+		n++;
+	char **argv = calloc((size_t)n + 2, sizeof(char *));
+	argv[0] = j->exec_name;
+	for (int i = 0; i < n; i++)
+		argv[i + 1] = j->ember_argv[i];
+	char *envp[] = { NULL };
+	execve(exec_path, argv, envp);
+	fail("cannot exec '%s' in the jail", exec_path);
+	child_fail(report_fd);
+}
+
+/* ---- jail_run: the steps, in order ---------------------------------------------- */
+
+static void close_inherited_fds(void)
+{
+	/* Everything but stdio: the jailed monitor starts with nothing else. */
+	if (syscall(SYS_close_range, 3, ~0u, 0) == 0)
+		return;
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+}
+
+static int jail_run(struct jail *j)
+{
+	if (validate(j) < 0)
+		return -1;
+	close_inherited_fds();
+	if (clearenv() != 0)
+		return fail("cannot clear the environment");
+	if (make_chroot(j) < 0 || copy_libs(j) < 0)
+		goto undo;
+	if (make_devices(j) < 0)
+		goto undo;
+	if ((j->cgroup_version == 2 ? cgroup_v2(j) : cgroup_v1(j)) < 0 || cgroup_apply(j) < 0)
+		goto undo;
+	if (j->new_pid_ns && unshare(CLONE_NEWPID) < 0) {
+		fail("cannot create a pid namespace");
+		goto undo;
+	}
+	int go[2], report[2];
+	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+		fail("pipe");
+		goto undo;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		fail("fork");
+		goto undo;
+	}
+	if (pid == 0) {
+		close(go[1]);
+		close(report[0]);
+		child(j, go[0], report[1]);
+	}
+	close(go[0]);
+	close(report[1]);
+	if (cgroup_join(j, pid) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto undo;
+	}
+	if (j->new_pid_ns) {
+		char path[PATH_MAX], buf[32];
+		snprintf(path, sizeof(path), "%s/%s.pid", j->root, j->exec_name);
+		snprintf(buf, sizeof(buf), "%d\n", pid);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
+			fail("cannot write the pid file");
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			goto undo;
+		}
+		close(fd);
+	}
+	ssize_t w = write(go[1], "g", 1);
+	(void)w;
+	close(go[1]);
+	/* The report pipe closes on the exec (CLOEXEC) or carries the error. */
+	ssize_t n = read(report[0], err_buf, sizeof(err_buf) - 1);
+	close(report[0]);
+	if (n > 0) {
+		err_buf[n] = 0;
+		waitpid(pid, NULL, 0);
+		goto undo;
+	}
+	if (j->daemonize)
+		return 0;
+	int status;
+	if (waitpid(pid, &status, 0) < 0)
+		return fail("waitpid");
+	/* Exit as ember did. */
+	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+undo:
+	clean_up(j);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct jail j;
+	parse_args(argc, argv, &j);
+	if (jail_run(&j) < 0) {
+		fprintf(stderr, "ember-jailer: %s\n", err_buf);
+		return EXIT_JAIL;
+	}
+	return 0;
+}
