@@ -1,0 +1,239 @@
+"""ember-jailer: ember in a chroot with its own mount (and pid) namespace,
+in cgroups, as an unprivileged uid, under its seccomp filters."""
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from api_client import Api
+from conftest import BUILD
+
+JAILER = BUILD / "ember-jailer"
+NOBODY = 65534
+
+
+def cg_v1(ctl, jid, parent="ember"):
+    return f"/sys/fs/cgroup/{ctl}/{parent}/{jid}"
+
+
+def cgroup2_root():
+    for line in open("/proc/mounts"):
+        dev, path, kind = line.split()[:3]
+        if kind == "cgroup2":
+            return path
+    return None
+
+
+class Jail:
+    def __init__(self, ember, base, *jail_args, ember_args=("--api-sock", "/api.sock"), jid=None):
+        self.id = jid or "j" + uuid.uuid4().hex[:12]
+        self.base = str(base)
+        self.root = os.path.join(self.base, "ember", self.id, "root")
+        self.p = subprocess.Popen([str(JAILER), "--id", self.id, "--exec-file", str(ember),
+                                   "--uid", str(NOBODY), "--gid", str(NOBODY),
+                                   "--chroot-base-dir", self.base, *jail_args, "--", *ember_args],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.sock = os.path.join(self.root, "api.sock")
+
+    def wait_sock(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.sock):
+            assert self.p.poll() is None, self.p.stderr.read().decode()
+            assert time.monotonic() < deadline, "the jailed API socket never appeared"
+            time.sleep(0.01)
+        return Api(self.sock)
+
+    def put_file(self, src, name):
+        dst = os.path.join(self.root, name)
+        shutil.copy(src, dst)
+        os.chown(dst, NOBODY, NOBODY)
+
+    def ember_pid(self):
+        """Host pid of the jailed ember (the jailer's child)."""
+        out = subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True, text=True)
+        return int(out.stdout.split()[0])
+
+    def pids(self):
+        """Host pids of processes whose root is this jail's."""
+        try:
+            ino = os.stat(os.path.join(self.root, "ember")).st_ino
+        except FileNotFoundError:
+            return []
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.stat(f"/proc/{pid}/root/ember").st_ino == ino:
+                    found.append(int(pid))
+            except OSError:
+                pass
+        return found
+
+    def close(self):
+        for pid in self.pids():
+            os.kill(pid, 9)
+        self.p.kill()
+        self.p.wait()
+        time.sleep(0.05)
+        shutil.rmtree(os.path.join(self.base, "ember", self.id), ignore_errors=True)
+        for ctl in ("memory", "cpu", "pids"):
+            if os.path.isdir(cg_v1(ctl, self.id)):
+                os.rmdir(cg_v1(ctl, self.id))
+
+
+@pytest.fixture
+def base(tmp_path):
+    # The jailed uid must reach its chroot: a world-traversable base directory.
+    d = tmp_path / "jails"
+    d.mkdir()
+    for p in (tmp_path, d):
+        os.chmod(p, 0o755)
+    return d
+
+
+@pytest.fixture(scope="module")
+def jailer(kvm):
+    assert JAILER.exists(), "build/ember-jailer is missing: run make"
+    return JAILER
+
+
+def boot_hello(j, args="cad=1"):
+    api = j.wait_sock()
+    j.put_file(BUILD / "guest/hello.elf", "hello.elf")
+    assert api.call("PUT", "/boot-source", {"kernel_image_path": "/hello.elf", "boot_args": args})[0] == 204
+    assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+    return api
+
+
+def test_a_jailed_vm(jailer, ember, base):
+    j = Jail(ember, base, "--cgroup", "memory.limit_in_bytes=268435456",
+             "--cgroup", "cpu.cfs_quota_us=50000", "--new-pid-ns")
+    try:
+        api = j.wait_sock()
+        # Host files are not there: only what was put in the jail.
+        host_kernel = str(BUILD / "guest/hello.elf")
+        code, resp = api.call("PUT", "/boot-source", {"kernel_image_path": host_kernel})
+        assert code == 400 and "No such file" in resp["fault_message"], resp
+        api = boot_hello(j)
+        pid = j.ember_pid()
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+        assert status["Uid"].split()[:2] == [str(NOBODY)] * 2
+        assert status["Gid"].split()[:2] == [str(NOBODY)] * 2
+        assert status["NSpid"].split()[-1] == "1"  # pid 1 in its own pid namespace
+        assert status["Seccomp"].strip() == "2"
+        assert open(os.path.join(j.root, "ember.pid")).read().strip() == str(pid)
+        cgroups = open(f"/proc/{pid}/cgroup").read()
+        assert f"memory:/ember/{j.id}" in cgroups and f"cpu:/ember/{j.id}" in cgroups
+        assert open(cg_v1("memory", j.id) + "/memory.limit_in_bytes").read().strip() == "268435456"
+        assert open(cg_v1("cpu", j.id) + "/cpu.cfs_quota_us").read().strip() == "50000"
+        # Its root is the chroot; its mount namespace is not ours.
+        assert os.readlink(f"/proc/{pid}/root") == "/"
+        assert os.stat(f"/proc/{pid}/root/ember").st_size == os.stat(ember).st_size
+        assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert j.p.wait(timeout=20) == 0
+        assert b"waiting for ctrl-alt-del" in j.p.stdout.read()
+    finally:
+        j.close()
+
+
+def test_network_namespace(jailer, ember, base):
+    ns = f"ember-jail-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        j = Jail(ember, base, "--netns", f"/var/run/netns/{ns}")
+        try:
+            j.wait_sock()
+            pid = j.ember_pid()
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/var/run/netns/{ns}").st_ino
+        finally:
+            j.close()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_cgroup_v2(jailer, ember, base):
+    root = cgroup2_root()
+    if not root:
+        pytest.skip("no cgroup2 hierarchy is mounted on this machine")
+    j = Jail(ember, base, "--cgroup-version", "2", "--parent-cgroup", "ember-test")
+    try:
+        j.wait_sock()
+        pid = j.ember_pid()
+        assert f"0::/ember-test/{j.id}" in open(f"/proc/{pid}/cgroup").read()
+    finally:
+        j.close()
+        for d in (f"{root}/ember-test/{j.id}", f"{root}/ember-test"):
+            if os.path.isdir(d):
+                os.rmdir(d)
+    controllers = open(f"{root}/cgroup.controllers").read().split()
+    if "memory" not in controllers or "cpu" not in controllers:
+        # Asking for memory.max where v2 has no memory controller is a clear error.
+        j = Jail(ember, base, "--cgroup-version", "2", "--parent-cgroup", "ember-test",
+                 "--cgroup", "memory.max=268435456")
+        out, err = j.p.communicate(timeout=20)
+        assert j.p.returncode == 2 and b"memory controller" in err, err
+        assert not os.path.exists(os.path.join(base, "ember", j.id))
+        assert not os.path.exists(f"{root}/ember-test/{j.id}")
+        print(f"cgroup v2 here offers {controllers or 'no controllers'} (memory and cpu are "
+              "bound to v1): memory.max/cpu.max cannot be applied, only refused clearly")
+
+
+def test_ten_jails_at_once(jailer, ember, base):
+    jails = [Jail(ember, base, "--cgroup", "memory.limit_in_bytes=268435456") for _ in range(10)]
+    try:
+        apis = [boot_hello(j) for j in jails]
+        for api in apis:
+            assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        for j in jails:
+            assert j.p.wait(timeout=30) == 0, j.p.stderr.read()
+            assert b"waiting for ctrl-alt-del" in j.p.stdout.read()
+    finally:
+        for j in jails:
+            j.close()
+
+
+def test_daemonize(jailer, ember, base):
+    j = Jail(ember, base, "--daemonize")
+    try:
+        assert j.p.wait(timeout=10) == 0  # the jailer returns; ember goes on
+        api = j.wait_sock()
+        assert api.call("GET", "/")[1]["state"] == "Not started"
+        (pid,) = j.pids()
+        assert os.getsid(pid) == pid  # its own session, no terminal
+        assert os.readlink(f"/proc/{pid}/fd/1") == "/dev/null"
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--id", "a/b"], "--id must be 1 to 64 characters"),
+    (["--id", ".."], "--id must be 1 to 64 characters"),
+    (["--id", "x" * 65], "--id must be 1 to 64 characters"),
+    (["--exec-file", "/nonexistent/ember"], "--exec-file '/nonexistent/ember'"),
+    (["--netns", "/var/run/netns/no-such-ns"], "--netns '/var/run/netns/no-such-ns'"),
+    (["--uid", "0"], "must not be 0"),
+    (["--cgroup", "memory.no_such_file=1"], "cgroup file 'memory.no_such_file' does not exist"),
+])
+def test_bad_input_leaves_nothing(jailer, ember, base, args, words):
+    jid = "bad" + uuid.uuid4().hex[:8]
+    argv = {"--id": jid, "--exec-file": str(ember), "--uid": str(NOBODY), "--gid": str(NOBODY)}
+    for k, v in zip(args[::2], args[1::2]):
+        if k in argv:
+            argv[k] = v
+        else:
+            argv.setdefault("extra", []).extend([k, v])
+    cmd = [str(JAILER), "--chroot-base-dir", str(base)]
+    for k, v in argv.items():
+        cmd += v if k == "extra" else [k, v]
+    r = subprocess.run(cmd + ["--", "--api-sock", "/api.sock"], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert words in r.stderr, r.stderr
+    assert not (base / "ember").exists() or not os.listdir(base / "ember")
+    if "/" not in argv["--id"] and ".." not in argv["--id"]:
+        for ctl in ("memory", "cpu"):
+            assert not os.path.exists(cg_v1(ctl, argv["--id"]))
