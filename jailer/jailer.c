@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -267,6 +268,11 @@ static int mkdirs(const char *path, mode_t mode)
 	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* A hard link when @from is on the same file system (no copy, no disk), a
+ * copy otherwise. Hard links share the inode: only for files the jailed
+ * process cannot write (owned by root, it runs as another uid). */
+static int link_or_copy(const char *from, const char *to, mode_t mode);
+
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
 	int in = open(from, O_RDONLY | O_CLOEXEC);
@@ -319,13 +325,16 @@ static int elf_deps(const char *path, char list[][PATH_MAX], unsigned int *n)
 			close(fd);
 		return -1;
 	}
-	uint8_t *f = malloc((size_t)st.st_size);
-	ssize_t got = f ? pread(fd, f, (size_t)st.st_size, 0) : -1;
+	/* Mapped, not read: only the headers, dynamic section and string table
+	 * are touched. */
+	uint8_t *f = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
+	if (f == MAP_FAILED)
+		return -1;
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
 	int r = -1;
-	if (got != st.st_size || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phoff > (uint64_t)st.st_size ||
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_phoff > (uint64_t)st.st_size ||
 	    eh->e_phnum * sizeof(Elf64_Phdr) > (uint64_t)st.st_size - eh->e_phoff)
 		goto out;
 	const Elf64_Phdr *ph = (const Elf64_Phdr *)(f + eh->e_phoff);
@@ -375,7 +384,7 @@ static int elf_deps(const char *path, char list[][PATH_MAX], unsigned int *n)
 	}
 	r = 0;
 out:
-	free(f);
+	munmap(f, (size_t)st.st_size);
 	return r;
 }
 
@@ -393,10 +402,18 @@ static int copy_libs(struct jail *j)
 		snprintf(dst, sizeof(dst), "%s%s", j->root, list[i]);
 		snprintf(dir, sizeof(dir), "%s", dst);
 		*strrchr(dir, '/') = 0;
-		if (mkdirs(dir, 0755) < 0 || copy_file(list[i], dst, 0555) < 0)
+		if (mkdirs(dir, 0755) < 0 || link_or_copy(list[i], dst, 0555) < 0)
 			return fail("cannot copy '%s' into the jail", list[i]);
 	}
 	return 0;
+}
+
+static int link_or_copy(const char *from, const char *to, mode_t mode)
+{
+	char real[PATH_MAX];
+	if (realpath(from, real) && link(real, to) == 0)
+		return 0;
+	return copy_file(from, to, mode);
 }
 
 static int make_chroot(struct jail *j)
@@ -405,7 +422,7 @@ static int make_chroot(struct jail *j)
 	if (mkdirs(j->root, 0755) < 0)
 		return fail("cannot create '%s'", j->root);
 	snprintf(path, sizeof(path), "%s/%s", j->root, j->exec_name);
-	if (copy_file(j->exec_file, path, 0755) < 0)
+	if (link_or_copy(j->exec_file, path, 0755) < 0)
 		return fail("cannot copy '%s' into the jail", j->exec_file);
 	/* The jailed process owns its root (it creates its API socket there). */
 	if (chown(j->root, j->uid, j->gid) < 0)

@@ -5,6 +5,8 @@
  * with no vCPU in the way, keeping @qd requests in flight.
  *
  * usage: blk-harness FILE uring|sync randread|read|write BS QD SECONDS DIRECT(0|1)
+ * With EMBER_BENCH_SECCOMP=1 the thread doing the I/O runs under ember's
+ * VMM-thread seccomp filter, as the device does in ember.
  * prints: iops=N mbps=N
  */
 #include <poll.h>
@@ -17,6 +19,7 @@
 #include "../../tests/unit/fake_virtq.h"
 #include "clock.h"
 #include "devices/virtio/block/engine.h"
+#include "seccomp/seccomp.h"
 
 #define MAX_QD 64
 
@@ -68,6 +71,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "blk-harness: %s\n", err);
 		return 1;
 	}
+	const char *sc = getenv("EMBER_BENCH_SECCOMP");
+	if (sc && strcmp(sc, "1") == 0 &&
+	    (seccomp_setup(true, NULL) < 0 || seccomp_apply(SECCOMP_VMM, "bench") < 0))
+		return 1;
 	struct fake_vq q;
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX);
 	if (!(fq_setup(&q, &blk.transport, &mem, 256, features, 0, 0, 0) & VIRTIO_STATUS_DRIVER_OK))
