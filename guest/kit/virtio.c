@@ -154,6 +154,18 @@ int gv_take_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t 
 	return 0;
 }
 
+int gv_wait_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t *len,
+		 uint64_t cycles)
+{
+	uint64_t t0 = rdtsc();
+	while (gv_take_used(d, qi, head, len) < 0) {
+		if (rdtsc() - t0 >= cycles)
+			return -1;
+		__asm__ volatile("pause");
+	}
+	return 0;
+}
+
 uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *bufs, int n)
 {
 	/* One request at a time on this queue: descriptors from 0 are free. */

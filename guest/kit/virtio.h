@@ -79,5 +79,8 @@ uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *
 void gv_post(struct gv_device *d, unsigned int qi, uint16_t slot, const struct gv_buf *bufs, int n);
 /* Take the next used chain of queue @qi: 0 with its head and length, -1 if none. */
 int gv_take_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t *len);
+/* The same, polling for at most @cycles TSC cycles: 0, or -1 on timeout. */
+int gv_wait_used(struct gv_device *d, unsigned int qi, uint16_t *head, uint32_t *len,
+		 uint64_t cycles);
 
 #endif

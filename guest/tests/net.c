@@ -79,13 +79,13 @@ static int wait_frame(struct gv_device *d, int (*match)(const uint8_t *f, int le
 		      void *arg, uint8_t *out)
 {
 	uint64_t t0 = rdtsc();
-	while (rdtsc() - t0 < WAIT_CYCLES) {
+	for (;;) {
 		uint16_t head;
 		uint32_t len;
-		if (gv_take_used(d, 0, &head, &len) < 0) {
-			__asm__ volatile("pause");
-			continue;
-		}
+		uint64_t spent = rdtsc() - t0;
+		if (spent >= WAIT_CYCLES ||
+		    gv_wait_used(d, 0, &head, &len, WAIT_CYCLES - spent) < 0)
+			break;
 		int flen = (int)len - HDR;
 		int ok = head < RXBUFS && flen > 0 && match(rxbuf[head] + HDR, flen, arg);
 		if (ok)

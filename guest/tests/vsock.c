@@ -92,14 +92,9 @@ typedef void (*on_pkt)(const struct virtio_vsock_hdr *h, const uint8_t *data);
 
 static int poll_rx(on_pkt fn)
 {
-	uint64_t t0 = rdtsc();
-	while (rdtsc() - t0 < WAIT_CYCLES) {
-		uint16_t head;
-		uint32_t len;
-		if (gv_take_used(d, 0, &head, &len) < 0) {
-			__asm__ volatile("pause");
-			continue;
-		}
+	uint16_t head;
+	uint32_t len;
+	if (gv_wait_used(d, 0, &head, &len, WAIT_CYCLES) == 0) {
 		if (head < NRX && len >= HDR) {
 			struct virtio_vsock_hdr h;
 			memcpy(&h, rxbuf[head], HDR);
