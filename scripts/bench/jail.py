@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--file", default="/var/tmp/ember-jail-bench.img")
     a = ap.parse_args()
     ember, jailer = os.path.abspath(a.ember), os.path.abspath(a.jailer)
-    plain, jailed = [], []
+    plain, jailed, jailed_nocg = [], [], []
     with tempfile.TemporaryDirectory(prefix="ember-jail-") as work:
         os.chmod(work, 0o755)
         for i in range(a.runs):
@@ -71,22 +71,24 @@ def main():
             p.wait()
             os.unlink(sock)
             plain.append(dt)
-            jid = f"bench{i}"
-            root = os.path.join(work, "ember", jid, "root")
-            p, dt = time_to_api([jailer, "--id", jid, "--exec-file", ember, "--uid", "65534",
-                                 "--gid", "65534", "--chroot-base-dir", work, "--new-pid-ns",
-                                 "--cgroup", "memory.limit_in_bytes=268435456", "--",
-                                 "--api-sock", "/api.sock"], os.path.join(root, "api.sock"))
-            p.kill()  # the jailer: its child, pid 1 of the namespace, goes with it
-            p.wait()
-            subprocess.run(["pkill", "-9", "-f", "^ember --api-sock /api.sock"], capture_output=True)
-            time.sleep(0.02)
-            shutil.rmtree(os.path.join(work, "ember", jid), ignore_errors=True)
-            try:
-                os.rmdir(f"/sys/fs/cgroup/memory/ember/{jid}")
-            except OSError:
-                pass
-            jailed.append(dt)
+            for cg, out in ((["--cgroup", "memory.limit_in_bytes=268435456"], jailed), ([], jailed_nocg)):
+                jid = f"bench{i}{'c' if cg else 'n'}"
+                root = os.path.join(work, "ember", jid, "root")
+                p, dt = time_to_api([jailer, "--id", jid, "--exec-file", ember, "--uid", "65534",
+                                     "--gid", "65534", "--chroot-base-dir", work, "--new-pid-ns",
+                                     *cg, "--", "--api-sock", "/api.sock"],
+                                    os.path.join(root, "api.sock"))
+                p.kill()  # the jailer: its child, pid 1 of the namespace, goes with it
+                p.wait()
+                subprocess.run(["pkill", "-9", "-f", "^ember --api-sock /api.sock"],
+                               capture_output=True)
+                time.sleep(0.02)
+                shutil.rmtree(os.path.join(work, "ember", jid), ignore_errors=True)
+                try:
+                    os.rmdir(f"/sys/fs/cgroup/memory/ember/{jid}")
+                except OSError:
+                    pass
+                out.append(dt)
     with open(a.file, "wb") as f:
         f.truncate(256 << 20)
     off, on = [], []
@@ -103,10 +105,12 @@ def main():
     print(f"  {'':<44} {'min':>10} {'median':>10} {'p95':>10}")
     print(row("process start -> API answers, ember", plain, "ms"))
     print(row("process start -> API answers, jailed ember", jailed, "ms"))
+    print(row("  same, without the memory cgroup", jailed_nocg, "ms"))
     print(row("block 4K randread QD32, no seccomp", off, "IOPS"))
     print(row("block 4K randread QD32, VMM seccomp filter", on, "IOPS"))
     med = statistics.median
-    print(f"  jailing adds (median): {med(jailed) - med(plain):.2f} ms")
+    print(f"  jailing adds (median): {med(jailed) - med(plain):.2f} ms "
+          f"({med(jailed_nocg) - med(plain):.2f} ms without the cgroup)")
     print(f"  seccomp throughput ratio (median, on/off): {med(on) / med(off):.3f}")
 
 
