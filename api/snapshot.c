@@ -111,11 +111,13 @@ unsigned int put_snapshot_load(struct ctx *c)
 		a.ws_record = ws;
 	else if (ws)
 		a.ws_prefetch = ws;
+	/* Uffd with a socket is Firecracker's external handler, with a file
+	 * ember's own: snapshot_load() tells them apart. */
 	struct stat st;
-	if (a.uffd && stat(a.mem_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+	if (ws && stat(a.mem_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		api_fail(c,
-			 "mem_backend: an external userfaultfd handler (a Unix socket) is not "
-			 "supported yet; name the memory file to use ember's own handler.");
+			 "mem_backend: working sets need ember's own userfaultfd handler "
+			 "(backend_path a memory file), not a socket");
 		goto out;
 	}
 	json_t *vo = json_object_get(c->body, "vsock_override");

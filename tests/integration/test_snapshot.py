@@ -165,6 +165,71 @@ def test_uffd_with_and_without_prefetch_matches_file(ember, guest, tmp_path, ref
     assert tag == DONE_TAG and step == N
 
 
+HANDLER = r"""
+import array, ctypes, errno, fcntl, json, mmap, os, socket, struct, sys
+sock_path, mem_path = sys.argv[1], sys.argv[2]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sock_path)
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_LEN(4))
+fds = array.array("i")
+for level, kind, data in anc:
+    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        fds.frombytes(data[:4])
+uffd, maps = fds[0], json.loads(msg)
+print("mappings", len(maps), flush=True)
+f = open(mem_path, "rb")
+mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+src = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+UFFDIO_COPY, PAGEFAULT = 0xC028AA03, 0x12
+served = 0
+while True:
+    ev = os.read(uffd, 32)
+    if len(ev) < 32:
+        break
+    if ev[0] != PAGEFAULT:
+        continue
+    addr = struct.unpack_from("<Q", ev, 16)[0] & ~4095
+    m = next(m for m in maps if m["base_host_virt_addr"] <= addr < m["base_host_virt_addr"] + m["size"])
+    off = m["offset"] + addr - m["base_host_virt_addr"]
+    try:
+        fcntl.ioctl(uffd, UFFDIO_COPY, bytearray(struct.pack("<QQQQq", addr, src + off, 4096, 0, 0)))
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise
+    served += 1
+    if served == 1:
+        print("served", flush=True)
+"""
+
+
+def test_external_uffd_handler(ember, guest, tmp_path, reference):
+    """Firecracker's scheme: backend_path names a handler's socket; ember sends
+    it the memory layout and the userfaultfd, the handler serves the faults."""
+    cfg, _ = make_vm(tmp_path, guest)
+    p, _, st, mem = snapshot_at(ember, tmp_path, cfg, 3 * EVERY)
+    p.kill()
+    p.wait()
+    hsock = str(tmp_path / "handler.sock")
+    h = subprocess.Popen(["/usr/bin/python3", "-c", HANDLER, hsock, str(mem)], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert h.stdout.readline() == "ready\n"
+        q, r = load_api(ember, tmp_path, {"snapshot_path": str(st), "resume_vm": True, "mem_backend": {
+            "backend_type": "Uffd", "backend_path": hsock}})
+        assert r[0] == 204, r
+        out, err = q.communicate(timeout=60)
+        assert q.returncode == 0, err
+        assert done_line(out.decode()) == reference
+        assert h.stdout.readline() == "mappings 1\n"
+        assert h.stdout.readline() == "served\n"
+    finally:
+        h.kill()
+        h.wait()
+
+
 def test_bad_working_set_is_refused(ember, snap, tmp_path):
     st, mem, _ = snap
     ws = tmp_path / "ws"
@@ -328,10 +393,11 @@ def test_load_api_errors(ember, snap, tmp_path, guest):
     lsock = socket.socket(socket.AF_UNIX)
     lsock.bind(str(handler))
     p, r = load_api(ember, tmp_path, {"snapshot_path": str(st), "mem_backend": {
-        "backend_type": "Uffd", "backend_path": str(handler)}})
+        "backend_type": "Uffd", "backend_path": str(handler), "working_set_path": "/tmp/ws",
+        "working_set_mode": "Record"}})
     lsock.close()
     try:
-        assert r[0] == 400 and "external userfaultfd handler" in r[1]["fault_message"]
+        assert r[0] == 400 and "ember's own userfaultfd handler" in r[1]["fault_message"]
         api = Api(str(tmp_path / "load.sock"))
         code, resp = api.call("PUT", "/snapshot/load", {"snapshot_path": str(st), "mem_backend": {
             **file_backend, "working_set_path": "/tmp/ws", "working_set_mode": "Record"}})

@@ -670,14 +670,20 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
-	mem_fd = open(a->mem_path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (mem_fd < 0 || fstat(mem_fd, &st) < 0) {
+	bool external = a->uffd && stat(a->mem_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (external && (a->ws_record || a->ws_prefetch)) {
+		fail(err, err_len, 0,
+		     "working sets need ember's own userfaultfd handler, not a socket");
+		goto out;
+	}
+	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC);
+	if (!external && (mem_fd < 0 || fstat(mem_fd, &st) < 0)) {
 		fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
 		     strerror(errno));
 		goto out;
 	}
-	if ((uint64_t)st.st_size != vmm->cfg.mem_mib << 20) {
+	if (!external && (uint64_t)st.st_size != vmm->cfg.mem_mib << 20) {
 		fail(err, err_len, 0, "memory file '%s' is %lld bytes; the snapshot's VM has %llu",
 		     a->mem_path, (long long)st.st_size,
 		     (unsigned long long)(vmm->cfg.mem_mib << 20));
@@ -691,7 +697,11 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		     r);
 		goto failed;
 	}
-	if (a->uffd) {
+	if (external && uffd_external_start(&vmm->vm.mem, a->mem_path, &why) < 0) {
+		r = fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s", why);
+		goto failed;
+	}
+	if (a->uffd && !external) {
 		vmm->uffd = calloc(1, sizeof(*vmm->uffd));
 		if (!vmm->uffd ||
 		    uffd_server_start(vmm->uffd, &vmm->vm.mem, mem_fd, a->ws_record, &why) < 0 ||

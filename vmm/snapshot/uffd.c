@@ -4,13 +4,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -126,6 +129,94 @@ static void *uffd_thread(void *arg)
 	return NULL;
 }
 
+/* A userfaultfd with all of @mem registered for missing pages. fd or -errno. */
+static int uffd_register(const struct guest_mem *mem, const char **why)
+{
+	int fd = uffd_open();
+	if (fd < 0) {
+		*why = "userfaultfd is not available (needs privilege or /dev/userfaultfd)";
+		return fd;
+	}
+	struct uffdio_api api = { .api = UFFD_API };
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		*why = "UFFDIO_API failed";
+		goto fail;
+	}
+	for (unsigned int i = 0; i < mem->nr_regions; i++) {
+		struct uffdio_register reg = {
+			.range = { .start = (uint64_t)(uintptr_t)mem->regions[i].host,
+				   .len = mem->regions[i].size },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+			*why = "UFFDIO_REGISTER failed";
+			goto fail;
+		}
+	}
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	return -e;
+}
+
+int uffd_external_start(const struct guest_mem *mem, const char *path, const char **why)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		*why = "the handler's socket path is too long";
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, path);
+	json_t *maps = json_array();
+	uint64_t off = 0;
+	for (unsigned int i = 0; i < mem->nr_regions; i++) {
+		json_array_append_new(maps,
+				      json_pack("{s:I, s:I, s:I, s:I}", "base_host_virt_addr",
+						(json_int_t)(uintptr_t)mem->regions[i].host, "size",
+						(json_int_t)mem->regions[i].size, "offset",
+						(json_int_t)off, "page_size", (json_int_t)PAGE));
+		off += mem->regions[i].size;
+	}
+	char *msg = json_dumps(maps, JSON_COMPACT);
+	json_decref(maps);
+	int uffd = uffd_register(mem, why);
+	int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = 0;
+	if (!msg || uffd < 0 || sock < 0) {
+		r = uffd < 0 ? uffd : -ENOMEM;
+	} else if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		r = -errno;
+		*why = "cannot connect to the userfaultfd handler's socket";
+	} else {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} ctl = { 0 };
+		struct iovec iov = { msg, strlen(msg) };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.buf,
+				     .msg_controllen = sizeof(ctl.buf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+		if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)strlen(msg)) {
+			r = -errno;
+			*why = "cannot send the memory layout to the userfaultfd handler";
+		}
+	}
+	free(msg);
+	if (sock >= 0)
+		close(sock);
+	/* The handler holds the userfaultfd now; our copy is not needed. */
+	if (uffd >= 0)
+		close(uffd);
+	return r;
+}
+
 int uffd_server_start(struct uffd_server *s, const struct guest_mem *mem, int mem_fd,
 		      const char *record_path, const char **why)
 {
@@ -144,27 +235,9 @@ int uffd_server_start(struct uffd_server *s, const struct guest_mem *mem, int me
 		*why = "cannot map the memory file";
 		return -errno;
 	}
-	s->uffd = uffd_open();
-	if (s->uffd < 0) {
-		*why = "userfaultfd is not available (needs privilege or /dev/userfaultfd)";
+	s->uffd = uffd_register(mem, why);
+	if (s->uffd < 0)
 		return s->uffd;
-	}
-	struct uffdio_api api = { .api = UFFD_API };
-	if (ioctl(s->uffd, UFFDIO_API, &api) < 0) {
-		*why = "UFFDIO_API failed";
-		return -errno;
-	}
-	for (unsigned int i = 0; i < mem->nr_regions; i++) {
-		struct uffdio_register reg = {
-			.range = { .start = (uint64_t)(uintptr_t)mem->regions[i].host,
-				   .len = mem->regions[i].size },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
-		if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) < 0) {
-			*why = "UFFDIO_REGISTER failed";
-			return -errno;
-		}
-	}
 	if (record_path) {
 		s->record_fd =
 		    open(record_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);

@@ -40,6 +40,16 @@ int uffd_server_start(struct uffd_server *s, const struct guest_mem *mem, int me
 		      const char *record_path, const char **why)
     __attribute__((warn_unused_result));
 
+/*
+ * Hand @mem's faults to an external handler instead, as Firecracker does:
+ * register @mem with a new userfaultfd, connect to the Unix socket @path and
+ * send the guest memory mappings as JSON ([{"base_host_virt_addr", "size",
+ * "offset", "page_size"}]) with the userfaultfd attached (SCM_RIGHTS). The
+ * handler serves the faults from the memory file it knows. 0 or -errno.
+ */
+int uffd_external_start(const struct guest_mem *mem, const char *path, const char **why)
+    __attribute__((warn_unused_result));
+
 /* Copy in every page listed in the working-set file @path before the guest
  * runs. 0 or -errno with @why (a missing or malformed file is an error). */
 int uffd_prefetch(struct uffd_server *s, const char *path, const char **why)
