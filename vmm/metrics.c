@@ -100,14 +100,14 @@ static json_t *vsock_metrics(const struct vmm *vmm)
 	unsigned int open = 0;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		open += vmm->vsock->conns[i].state != VSOCK_FREE;
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "conns_opened",
-			 (json_int_t)m->conns_opened, "conns_closed", (json_int_t)m->conns_closed,
-			 "conns_refused", (json_int_t)m->conns_refused, "conns_open",
-			 (json_int_t)open, "tx_bytes", (json_int_t)m->tx_bytes, "rx_bytes",
-			 (json_int_t)m->rx_bytes, "bad_packets", (json_int_t)m->bad_packets,
-			 "bad_chains", (json_int_t)m->bad_chains, "resets_to_guest",
-			 (json_int_t)m->resets_to_guest, "needs_reset",
-			 (json_int_t)vmm->vsock->transport.needs_reset_events);
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "conns_opened",
+	    (json_int_t)m->conns_opened, "conns_closed", (json_int_t)m->conns_closed,
+	    "conns_refused", (json_int_t)m->conns_refused, "conns_open", (json_int_t)open,
+	    "tx_bytes", (json_int_t)m->tx_bytes, "rx_bytes", (json_int_t)m->rx_bytes, "bad_packets",
+	    (json_int_t)m->bad_packets, "bad_chains", (json_int_t)m->bad_chains, "resets_to_guest",
+	    (json_int_t)m->resets_to_guest, "conns_timed_out", (json_int_t)m->conns_timed_out,
+	    "needs_reset", (json_int_t)vmm->vsock->transport.needs_reset_events);
 }
 
 static json_t *vcpu_metrics(const struct vmm *vmm)

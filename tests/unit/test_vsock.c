@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "fake_vsock.h"
 
 #define MiB (1024ull * 1024)
@@ -398,6 +399,35 @@ static void host_connect_handshake(void **state)
 	env_free(e);
 }
 
+static void stalled_set_up_times_out(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	post_rx(e, 8);
+	/* A host peer that never says CONNECT, and a guest that never answers. */
+	int silent = host_connect(e, "");
+	int asked = host_connect(e, "CONNECT 9\n");
+	struct virtio_vsock_hdr h;
+	assert_int_equal(rx_take(e, &h, NULL), 0);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(open_conns(e), 2);
+	uint64_t t0 = clock_now_us();
+	while (open_conns(e) && clock_now_us() - t0 < 5000000)
+		event_loop_run_once(&e->loop, 500);
+	uint64_t waited = clock_now_us() - t0;
+	print_message("  given up after %llu ms\n", (unsigned long long)(waited / 1000));
+	assert_int_equal(open_conns(e), 0);
+	assert_true(waited >= (VSOCK_CONNECT_TIMEOUT_MS - 200) * 1000ull);
+	assert_int_equal(e->v.m.conns_timed_out, 2);
+	expect_rx(e, VIRTIO_VSOCK_OP_RST, 9, h.src_port); /* the guest hears it was dropped */
+	char c;
+	assert_int_equal(read(silent, &c, 1), 0);
+	assert_int_equal(read(asked, &c, 1), 0);
+	close(silent);
+	close(asked);
+	env_free(e);
+}
+
 static void connection_limit(void **state)
 {
 	(void)state;
@@ -442,6 +472,7 @@ int main(void)
 		cmocka_unit_test(malformed_tx_packets),
 		cmocka_unit_test(rx_buffer_too_small),
 		cmocka_unit_test(host_connect_handshake),
+		cmocka_unit_test(stalled_set_up_times_out),
 		cmocka_unit_test(connection_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "devices/virtio/iov.h"
 #include "event_loop.h"
 #include "log.h"
@@ -46,6 +48,57 @@ void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
 }
 
 static void vsock_sock_ready(void *opaque, uint32_t events);
+
+/* Arm the set-up timer for the earliest pending deadline (or disarm). */
+static void timer_rearm(struct virtio_vsock *v)
+{
+	uint64_t first = 0;
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		const struct vsock_conn *c = &v->conns[i];
+		if ((c->state == VSOCK_HANDSHAKE || c->state == VSOCK_REQUESTED) &&
+		    (!first || c->deadline_us < first))
+			first = c->deadline_us;
+	}
+	struct itimerspec its = { 0 };
+	if (first) {
+		uint64_t now = clock_now_us(), in = first > now ? first - now : 1;
+		its.it_value =
+		    (struct timespec){ (time_t)(in / 1000000), (long)(in % 1000000) * 1000 };
+	}
+	timerfd_settime(v->timer_fd, 0, &its, NULL);
+}
+
+static void set_deadline(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	c->deadline_us = clock_now_us() + VSOCK_CONNECT_TIMEOUT_MS * 1000ull;
+	timer_rearm(v);
+}
+
+/* Give up connections stuck in set-up: the host peer is closed, a guest
+ * that was asked is told RST. */
+static void vsock_timer(void *opaque, uint32_t events)
+{
+	struct virtio_vsock *v = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(v->timer_fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&v->transport.lock);
+	uint64_t now = clock_now_us();
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->conns[i];
+		if ((c->state != VSOCK_HANDSHAKE && c->state != VSOCK_REQUESTED) ||
+		    c->deadline_us > now)
+			continue;
+		v->m.conns_timed_out++;
+		if (c->state == VSOCK_REQUESTED)
+			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+		vsock_conn_close(v, c);
+	}
+	timer_rearm(v);
+	vsock_rx(v);
+	pthread_mutex_unlock(&v->transport.lock);
+}
 
 /* The host peer is gone or broken: reset the guest's end, free the slot. */
 static void conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
@@ -228,6 +281,7 @@ static void vsock_handshake(struct virtio_vsock *v, struct vsock_conn *c)
 		if (v->next_host_port < HOST_PORT_FIRST)
 			v->next_host_port = HOST_PORT_FIRST;
 		c->state = VSOCK_REQUESTED;
+		set_deadline(v, c);
 		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_REQUEST, 0, 0);
 		return;
 	}
@@ -269,6 +323,8 @@ static void vsock_accept(void *opaque, uint32_t events)
 		if (!c) {
 			v->m.conns_refused++;
 			close(fd); /* at the connection limit */
+		} else {
+			set_deadline(v, c);
 		}
 		pthread_mutex_unlock(&v->transport.lock);
 	}
@@ -281,6 +337,7 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		v->conns[i].fd = -1;
 	v->tops = &virtio_mmio_transport_ops;
+	v->timer_fd = -1;
 	v->guest_cid = guest_cid;
 	v->next_host_port = HOST_PORT_FIRST;
 	v->uds_path = strdup(uds_path);
@@ -304,7 +361,12 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 int virtio_vsock_add_to_loop(struct virtio_vsock *v, struct event_loop *loop)
 {
 	v->loop = loop;
-	v->listen_h = event_loop_add(loop, v->listen_fd, EPOLLIN, vsock_accept, v);
+	v->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (v->timer_fd < 0)
+		return -errno;
+	v->timer_h = event_loop_add(loop, v->timer_fd, EPOLLIN, vsock_timer, v);
+	v->listen_h =
+	    v->timer_h ? event_loop_add(loop, v->listen_fd, EPOLLIN, vsock_accept, v) : NULL;
 	return v->listen_h ? 0 : -errno;
 }
 

@@ -31,6 +31,9 @@
 #define VSOCK_MAX_CONNS 256
 #define VSOCK_BUF_ALLOC (256 * 1024) /* what we let the guest send unacknowledged */
 #define VSOCK_MAX_PKT (64 * 1024)
+/* A host peer that never finishes "CONNECT <port>\n", or a guest that never
+ * answers the REQUEST, loses the connection after this long. */
+#define VSOCK_CONNECT_TIMEOUT_MS 2000
 /* sun_path holds 107 characters; "_4294967295" takes 11 of them. */
 #define VSOCK_UDS_PATH_MAX 96
 
@@ -72,6 +75,7 @@ struct vsock_conn {
 	bool readable; /* the UDS may have bytes for the guest */
 	bool guest_shut_send; /* the guest sends no more */
 	char line[32]; /* "CONNECT <port>\n" being read */
+	uint64_t deadline_us; /* HANDSHAKE, REQUESTED: when it is given up */
 	unsigned int line_len;
 	struct event_handler *h;
 };
@@ -81,6 +85,7 @@ struct vsock_metrics {
 	uint64_t tx_bytes, rx_bytes; /* guest->host, host->guest */
 	uint64_t bad_packets, bad_chains;
 	uint64_t resets_to_guest;
+	uint64_t conns_timed_out; /* gave up in set-up (VSOCK_CONNECT_TIMEOUT_MS) */
 };
 
 struct event_loop;
@@ -98,6 +103,8 @@ struct virtio_vsock {
 	bool bound; /* uds_path is our socket, to remove at the end */
 	struct event_loop *loop;
 	struct event_handler *listen_h;
+	int timer_fd; /* connection set-up timeouts */
+	struct event_handler *timer_h;
 	struct vsock_conn conns[VSOCK_MAX_CONNS];
 	uint32_t next_host_port;
 	/* Control packets waiting for an RX buffer. */
