@@ -113,7 +113,11 @@ void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, 
 int rate_limiter_arm_timer(const struct rate_limiter *rl, int timer_fd, uint64_t ops,
 			   uint64_t bytes, uint64_t now_ns)
 {
+	/* Never 0: an all-zero it_value disarms the timer, and a caller that
+	 * just found the bucket short would then wait for good. */
 	uint64_t ns = rate_limiter_wait_ns(rl, ops, bytes, now_ns);
+	if (ns == 0)
+		ns = 1;
 	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
 						.tv_nsec = (long)(ns % 1000000000ull) } };
 	return timerfd_settime(timer_fd, 0, &its, NULL) < 0 ? -errno : 0;

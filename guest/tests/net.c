@@ -7,6 +7,8 @@
  * Command line: ip=0x0a000202 peer=0x0a000201 port=7777 (hex IPv4 in host order).
  * flood=N size=S: after the ARP, send N datagrams of S bytes to port+1 as
  * fast as the device takes them (no echoes), for rate-limiter tests.
+ * sink=N: after the ARP, receive N datagrams for port+2, printing
+ * "net: sink first" at the first and "net: sink done" after the last.
  * Exit status: 0 when all checks passed, 1 otherwise, 2 with no NIC.
  */
 #include "kit.h"
@@ -150,6 +152,13 @@ static int udp_roundtrip(struct gv_device *d, int size, uint8_t *reply)
 	return memcmp(reply + 42, udp + 8, (size_t)size) == 0;
 }
 
+static int is_sink_datagram(const uint8_t *f, int len, void *arg)
+{
+	(void)arg;
+	return len >= 42 && get16(f + 12) == 0x0800 && f[23] == 17 && get32(f + 30) == my_ip &&
+	    get16(f + 36) == port + 2;
+}
+
 static void user_main(void)
 {
 	static uint8_t reply[BUFSZ];
@@ -215,6 +224,22 @@ static void user_main(void)
 	memcpy(peer_mac, reply + 22, 6);
 	kit_puts("net: arp reply ok\n");
 
+	uint64_t sink = 0;
+	if (kit_cmdline_u64("sink=", &sink) == 0) {
+		kit_puts("net: sink ready\n");
+		for (uint64_t i = 0; i < sink; i++) {
+			if (wait_frame(d, is_sink_datagram, NULL, reply) < 0) {
+				kit_puts("net: sink timed out after ");
+				kit_put_dec(i);
+				kit_puts(" datagrams\n");
+				kit_exit(1);
+			}
+			if (i == 0)
+				kit_puts("net: sink first\n");
+		}
+		kit_puts("net: sink done\n");
+		kit_exit(0);
+	}
 	uint64_t flood = 0, fsize = 1000;
 	if (kit_cmdline_u64("flood=", &flood) == 0) {
 		kit_cmdline_u64("size=", &fsize);

@@ -160,3 +160,54 @@ def test_tx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
     configured = rate * 10  # bytes per second
     print(f"tx rate limiter: configured {configured} B/s, measured {measured:.0f} B/s")
     assert abs(measured - configured) / configured < 0.10
+
+
+BLAST = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n, size = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    s.sendto(bytes(size), ("10.0.2.2", 7779))
+"""
+
+
+def test_rx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
+    count, size = 600, 1000
+    frame = 14 + 20 + 8 + size
+    rate = 100_000  # bytes per 100 ms = 1 MB/s, bucket 100 kB
+    # The guest answers no ARP: tell the host its MAC.
+    sh("ip", "netns", "exec", netns, "ip", "neigh", "replace", "10.0.2.2", "lladdr",
+       "06:00:0a:00:02:02", "dev", "tap0")
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("net.elf")),
+                        "boot_args": f"{GUEST_ARGS} sink={count}"},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                "guest_mac": "06:00:0a:00:02:02",
+                                "rx_rate_limiter": {"bandwidth": {"size": rate, "refill_time": 100}}}],
+        "metrics": {"metrics_path": str(tmp_path / "metrics.json")},
+    }))
+    p = subprocess.Popen(["ip", "netns", "exec", netns, str(ember), "--config-file", str(cfg)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_until(p, r"net: sink ready\n", 30)[0]
+        # All at once: the TAP queues them (600 < txqueuelen 1000), the limiter meters them in.
+        subprocess.run(["ip", "netns", "exec", netns, "/usr/bin/python3", "-c", BLAST, str(count),
+                        str(size)], check=True)
+        m, text = read_until(p, r"net: sink first\n", 10)
+        assert m, text
+        t_first = time.monotonic()
+        m, text = read_until(p, r"net: sink done\n", 30)
+        assert m, text
+        t_done = time.monotonic()
+        assert p.wait(timeout=20) == 0
+    finally:
+        p.kill()
+        p.wait()
+    net = json.loads((tmp_path / "metrics.json").read_text().splitlines()[-1])["net"]["eth0"]
+    assert net["rx_rate_limiter_throttled"] > 0 and net["rx_dropped"] == 0, net
+    first = rate // frame + 1  # the first bucket goes at once
+    measured = (count - first) * frame / (t_done - t_first)
+    configured = rate * 10
+    print(f"rx rate limiter: configured {configured} B/s, measured {measured:.0f} B/s")
+    assert abs(measured - configured) / configured < 0.10

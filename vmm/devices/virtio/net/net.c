@@ -308,11 +308,13 @@ static void net_rx(struct virtio_net *n)
 	/* Enough room for any frame the guest may get, header included. */
 	uint64_t need = net_max_frame(n->acked, n->cfg.mtu, true, true) + NET_HDR_LEN;
 	while (n->rx_pending && !n->rx_throttled && !n->tap_broken) {
-		/* A frame's size is known only once read: go on while both buckets
-		 * hold a token, then charge the frame's real size. */
+		/* A frame's size is known only once read: go on while the buckets
+		 * hold enough for the largest frame the guest may get, then charge
+		 * the frame's real size. (Waiting for a single token instead let a
+		 * whole frame through per token: the buckets never go below zero.) */
 		if (rate_limiter_enabled(&n->rx_rl) &&
-		    rate_limiter_wait_ns(&n->rx_rl, 1, 1, clock_now_ns()) > 0) {
-			net_throttle(n, true, 1);
+		    rate_limiter_wait_ns(&n->rx_rl, 1, need - NET_HDR_LEN, clock_now_ns()) > 0) {
+			net_throttle(n, true, need - NET_HDR_LEN);
 			break;
 		}
 		if (rx_gather(n, &b, need, &progress) < 0)
@@ -321,8 +323,12 @@ static void net_rx(struct virtio_net *n)
 		if (!b.nr_chains ||
 		    (mrg && b.cap < need && virtq_pending(q) == 0 &&
 		     b.cap < (uint64_t)n->cfg.mtu + ETH_HLEN + VLAN_HLEN + NET_HDR_LEN)) {
-			/* Not enough buffers yet: wait for the driver to add some. */
+			/* Not enough buffers yet: wait for the driver to add some,
+			 * and tell it so (avail_event), or under EVENT_IDX it may
+			 * never notify. Buffers that raced in: go on. */
 			rx_unpop(n, b.nr_chains);
+			if (!q->broken && virtq_enable_notify(q))
+				continue;
 			break;
 		}
 		/* The overflow buffer catches a frame larger than the buffers. */
