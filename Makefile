@@ -31,7 +31,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: all setup run test unit integration bench fmt fmt-check clean help guests kernel
+.PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/emberctl guests
 
 $(BUILD)/emberctl: api/emberctl
@@ -122,6 +122,12 @@ integration: all $(BUILD)/ember-test-hooks
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
 	$(PYTEST) -v -rs tests/integration
 
+# The integration suite once more, with every ember run through ember-jailer
+# as uid 65534 (tests/integration/jailed-ember).
+test-jailed: all $(BUILD)/ember-test-hooks
+	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
+	EMBER_JAILED=1 $(PYTEST) -v -rs tests/integration
+
 kernel:
 	@scripts/build-guest-kernel.sh
 
@@ -159,6 +165,7 @@ test: setup
 	$(MAKE) all $(UNIT_TESTS) $(BUILD)/ember-test-hooks
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) test-jailed
 
 run: setup all
 	@echo "== booting build/guest/hello.elf"

@@ -7,7 +7,11 @@
  *       [--chroot-base-dir DIR] [--netns PATH] [--cgroup-version 1|2]
  *       [--cgroup FILE=VALUE]... [--parent-cgroup NAME]
  *       [--resource-limit fsize=N|no-file=N]... [--daemonize] [--new-pid-ns]
- *       -- <ember arguments>
+ *       [--bind-mount DIR]... -- <ember arguments>
+ *
+ * --bind-mount (ember's own, not Firecracker's) shows a host directory in
+ * the jail at the same path, read-write: for test harnesses and shared
+ * resources, at the cost of that much isolation.
  *
  * jail_run() is one linear list of steps, each with its own error. The
  * steps that leave something on the host (the chroot directory, the cgroup,
@@ -35,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +50,7 @@
 
 #define JAIL_MAX_CGROUPS 16
 #define JAIL_MAX_LIMITS 4
+#define JAIL_MAX_BINDS 8
 #define EXIT_JAIL 2 /* the jailer's own failures; ember's status otherwise */
 
 struct jail {
@@ -58,6 +64,8 @@ struct jail {
 	rlim_t rl_value[JAIL_MAX_LIMITS];
 	unsigned int nr_limits;
 	bool daemonize, new_pid_ns;
+	const char *binds[JAIL_MAX_BINDS];
+	unsigned int nr_binds;
 	char **ember_argv;
 	/* What the steps made, for clean-up. */
 	char jail_dir[PATH_MAX], root[PATH_MAX], exec_name[NAME_MAX + 1];
@@ -131,6 +139,7 @@ static void parse_args(int argc, char **argv, struct jail *j)
 		{ "resource-limit", required_argument, NULL, 'r' },
 		{ "daemonize", no_argument, NULL, 'd' },
 		{ "new-pid-ns", no_argument, NULL, 'P' },
+		{ "bind-mount", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*j = (struct jail){
@@ -203,6 +212,11 @@ static void parse_args(int argc, char **argv, struct jail *j)
 		case 'P':
 			j->new_pid_ns = true;
 			break;
+		case 'b':
+			if (j->nr_binds == JAIL_MAX_BINDS)
+				die_usage("at most %d --bind-mount", JAIL_MAX_BINDS);
+			j->binds[j->nr_binds++] = optarg;
+			break;
 		default:
 			die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -239,6 +253,15 @@ static int validate(struct jail *j)
 		return fail("--netns '%s'", j->netns);
 	if (j->base[0] != '/')
 		return (errno = 0), fail("--chroot-base-dir must be an absolute path");
+	for (unsigned int i = 0; i < j->nr_binds; i++) {
+		if (j->binds[i][0] != '/' || !strcmp(j->binds[i], "/") || strstr(j->binds[i], ".."))
+			return (errno = 0),
+			       fail("--bind-mount '%s' must be an absolute directory "
+				    "other than /, without '..'",
+				    j->binds[i]);
+		if (stat(j->binds[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			return fail("--bind-mount '%s' is not a directory", j->binds[i]);
+	}
 	const char *slash = strrchr(j->exec_file, '/');
 	snprintf(j->exec_name, sizeof(j->exec_name), "%s", slash ? slash + 1 : j->exec_file);
 	if (snprintf(j->jail_dir, sizeof(j->jail_dir), "%s/%s/%s", j->base, j->exec_name, j->id) >=
@@ -648,6 +671,13 @@ static int enter_root(struct jail *j)
 		return fail("cannot make mounts private");
 	if (mount(j->root, j->root, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return fail("cannot bind the chroot onto itself");
+	for (unsigned int i = 0; i < j->nr_binds; i++) {
+		char at[PATH_MAX * 2];
+		snprintf(at, sizeof(at), "%s%s", j->root, j->binds[i]);
+		if (mkdirs(at, 0755) < 0 ||
+		    mount(j->binds[i], at, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return fail("cannot bind '%s' into the jail", j->binds[i]);
+	}
 	if (chdir(j->root) < 0)
 		return fail("cannot enter '%s'", j->root);
 	if (mkdir("old_root", 0700) < 0)
@@ -696,6 +726,12 @@ static void child(struct jail *j, int go_fd, int report_fd)
 		fail("cannot drop to %u:%u", j->uid, j->gid);
 		child_fail(report_fd);
 	}
+	/* Unless daemonized, ember goes when the jailer does (set after the
+	 * uid change, which clears it). */
+	if (!j->daemonize && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+		fail("cannot set the parent-death signal");
+		child_fail(report_fd);
+	}
 	char exec_path[NAME_MAX + 2];
 	snprintf(exec_path, sizeof(exec_path), "/%s", j->exec_name);
 	/* argv: the exec file's name, then ember's arguments; no environment. */
@@ -721,6 +757,13 @@ static void close_inherited_fds(void)
 		return;
 	for (int fd = 3; fd < 1024; fd++)
 		close(fd);
+}
+
+static pid_t jailed_pid;
+
+static void forward_signal(int sig)
+{
+	kill(jailed_pid, sig);
 }
 
 static int jail_run(struct jail *j)
@@ -788,9 +831,17 @@ static int jail_run(struct jail *j)
 	}
 	if (j->daemonize)
 		return 0;
+	/* Signals meant for the jail go to ember. */
+	jailed_pid = pid;
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	int status;
-	if (waitpid(pid, &status, 0) < 0)
-		return fail("waitpid");
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return fail("waitpid");
 	/* Exit as ember did. */
 	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 undo:

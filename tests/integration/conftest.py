@@ -3,6 +3,11 @@
 Tests boot real guests on /dev/kvm. Without it they skip, except under CI
 (CI=true), where a missing /dev/kvm is a failure: CI must not go green by
 skipping every boot.
+
+With EMBER_JAILED=1 (`make test-jailed`) every test runs ember through
+ember-jailer as uid 65534 (tests/integration/jailed-ember): files the tests
+make are created world-accessible so the jailed ember can use them, and
+ember_pid() finds ember behind the jailer.
 """
 import os
 import subprocess
@@ -14,6 +19,40 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 EMBER = BUILD / "ember"
 GUESTS = BUILD / "guest"
+JAILED = os.environ.get("EMBER_JAILED") == "1"
+if JAILED:
+    os.umask(0)  # disks, sockets and directories the tests make: usable by uid 65534
+
+
+def ember_pid(p):
+    """The pid of the ember that Popen @p started (behind the jailer when jailed)."""
+    if not JAILED:
+        return p.pid
+    import time
+    for _ in range(200):
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.01)
+    raise RuntimeError("no ember behind the jailer")
+
+
+if JAILED:
+    # pytest makes its temporary directories 0700: open them (and their
+    # parents under /tmp) to the jailed uid.
+    from _pytest.tmpdir import TempPathFactory
+
+    _mktemp = TempPathFactory.mktemp
+
+    def _open_mktemp(self, *args, **kwargs):
+        made = _mktemp(self, *args, **kwargs)
+        p = made
+        while str(p).startswith("/tmp/"):
+            os.chmod(p, 0o777)
+            p = p.parent
+        return made
+
+    TempPathFactory.mktemp = _open_mktemp
 
 
 def _require_kvm():
@@ -25,6 +64,16 @@ def _require_kvm():
     pytest.skip(msg)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _jail_dirs():
+    """Jailed: each ember run leaves its jail directory; remove them at the end."""
+    yield
+    if JAILED:
+        import shutil
+        shutil.rmtree(os.environ.get("EMBER_JAIL_BASE", "/var/lib/ember-test-jails"),
+                      ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def kvm():
     _require_kvm()
@@ -33,7 +82,7 @@ def kvm():
 @pytest.fixture(scope="session")
 def ember(kvm):
     assert EMBER.exists(), "build/ember is missing: run make"
-    return EMBER
+    return ROOT / "tests/integration/jailed-ember" if JAILED else EMBER
 
 
 @pytest.fixture(scope="session")

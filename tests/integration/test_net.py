@@ -33,7 +33,9 @@ def netns(kvm):
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
     sh("ip", "netns", "add", name)
     try:
-        sh("ip", "netns", "exec", name, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+        # Owned by 65534 too: `make test-jailed` runs ember as that uid.
+        sh("ip", "netns", "exec", name, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap",
+           "user", "65534")
         sh("ip", "netns", "exec", name, "ip", "addr", "add", f"{PEER}/24", "dev", "tap0")
         sh("ip", "netns", "exec", name, "ip", "link", "set", "tap0", "up")
         sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from api_client import Api, start_ember
-from conftest import BUILD, read_until, run_ember
+from conftest import BUILD, ember_pid, read_until, run_ember
 
 HOOKS = BUILD / "ember-test-hooks"
 MKNODAT = 259
@@ -91,7 +91,7 @@ def test_every_thread_is_filtered(ember, guest, tmp_path):
         assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
         assert Api(sock).call("GET", "/")[0] == 200  # the HTTP thread has served
         modes = {}
-        for status in glob.glob(f"/proc/{p.pid}/task/*/status"):
+        for status in glob.glob(f"/proc/{ember_pid(p)}/task/*/status"):
             fields = dict(line.split(":", 1) for line in open(status) if ":" in line)
             modes[fields["Name"].strip()] = (fields["Seccomp"].strip(),
                                              int(fields.get("Seccomp_filters", "0")))

@@ -269,6 +269,7 @@ def test_full_then_diff_chain(ember, guest, tmp_path, reference):
     assert 0 < diff_blocks < full_blocks
     merged = tmp_path / "merged.mem"
     shutil.copy(mem1, merged)
+    os.chmod(merged, 0o666)  # copied as root; ember may run as another uid (make test-jailed)
     subprocess.run(["/usr/bin/python3", "scripts/snapshot-merge.py", str(merged), str(mem2)],
                    check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     r = run_ember(ember, "--no-api", "--restore", st2, "--mem", merged, "--resume", timeout=60)
@@ -425,6 +426,9 @@ def test_network_and_vsock_overrides(ember, guest, tmp_path, reference):
     ns = f"ember-snap-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
+        for tap in ("tap0", "tap1"):  # usable by the jailed uid of `make test-jailed` too
+            subprocess.run(["ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", tap, "mode",
+                            "tap", "user", "65534"], check=True)
         cfg, _ = make_vm(tmp_path, guest)
         c = json.loads(cfg.read_text())
         c["network-interfaces"] = [{"iface_id": "eth0", "host_dev_name": "tap0"}]

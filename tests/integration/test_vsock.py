@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from conftest import read_until, run_ember
+from conftest import ember_pid, read_until, run_ember
 
 ECHO_PORT = 52
 
@@ -203,12 +203,12 @@ def test_host_peer_crash_mid_transfer(ember, guest, tmp_path):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert read_until(p, r"vsock: streaming\n", 20)[0]
-        fds_streaming = open_fds(p.pid)
+        fds_streaming = open_fds(ember_pid(p))
         m, text = read_until(p, r"vsock: recovered\n", 30)
         assert m, text
         assert "vsock: peer reset after" in text
         # The dead connection's socket is closed: one fewer than while streaming.
-        assert open_fds(p.pid) == fds_streaming - 1
+        assert open_fds(ember_pid(p)) == fds_streaming - 1
         assert p.wait(timeout=30) == 0, p.stderr.read()
     finally:
         p.kill()

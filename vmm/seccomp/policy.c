@@ -91,6 +91,7 @@ static const struct {
 	C(FIONREAD),
 	/* userfaultfd. */
 	C(UFFDIO_API),
+	C(USERFAULTFD_IOC_NEW),
 	C(UFFDIO_REGISTER),
 	C(UFFDIO_COPY),
 	C(UFFDIO_ZEROPAGE),
