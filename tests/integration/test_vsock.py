@@ -185,6 +185,8 @@ c, _ = s.accept()
 got = 0
 while got < 100_000:
     got += len(c.recv(65536))
+print("mid-transfer", flush=True)
+sys.stdin.readline()  # the test has looked at ember: now die
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -196,14 +198,17 @@ def open_fds(pid):
 def test_host_peer_crash_mid_transfer(ember, guest, tmp_path):
     cfg, uds, metrics = vm_config(tmp_path, guest, "mode=4 port=60")
     crasher = subprocess.Popen([sys.executable, "-c", CRASHER, f"{uds}_60"],
-                               stdout=subprocess.PIPE, text=True)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert crasher.stdout.readline() == "listening\n"
     echo = EchoServer(f"{uds}_61")
     p = subprocess.Popen([str(ember), "--no-api", "--config-file", str(cfg)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert read_until(p, r"vsock: streaming\n", 20)[0]
-        fds_streaming = open_fds(ember_pid(p))
+        assert crasher.stdout.readline() == "mid-transfer\n"
+        fds_streaming = open_fds(ember_pid(p))  # the connection to the crasher is open
+        crasher.stdin.write("die\n")
+        crasher.stdin.flush()
         m, text = read_until(p, r"vsock: recovered\n", 30)
         assert m, text
         assert "vsock: peer reset after" in text
