@@ -100,8 +100,7 @@ static void vsock_timer(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&v->transport.lock);
 }
 
-/* The host peer is gone or broken: reset the guest's end, free the slot. */
-static void conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
+void vsock_conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
 {
 	vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
 	vsock_conn_close(v, c);
@@ -161,7 +160,7 @@ void vsock_conn_established(struct virtio_vsock *v, struct vsock_conn *c)
 	c->readable = true;
 	/* A few bytes on a fresh socket: if even this does not go, the peer is gone. */
 	if (write(c->fd, ok, (size_t)n) != n)
-		conn_reset(v, c);
+		vsock_conn_reset(v, c);
 }
 
 /* Tell the guest how much it may send: after half the buffer's worth, or
@@ -190,7 +189,7 @@ void vsock_conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
 		if (w < 0 && errno == EAGAIN)
 			break;
 		if (w <= 0) {
-			conn_reset(v, c);
+			vsock_conn_reset(v, c);
 			return;
 		}
 		c->tx_head = (c->tx_head + (uint32_t)w) % VSOCK_BUF_ALLOC;
@@ -237,7 +236,7 @@ int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct 
 		/* Nothing queued: straight from guest memory to the socket. */
 		ssize_t w = writev(c->fd, iov, (int)n);
 		if (w < 0 && errno != EAGAIN) {
-			conn_reset(v, c);
+			vsock_conn_reset(v, c);
 			return 0;
 		}
 		done = w > 0 ? (size_t)w : 0;
@@ -249,7 +248,7 @@ int vsock_conn_write(struct virtio_vsock *v, struct vsock_conn *c, const struct 
 	}
 	/* The socket is full: keep the rest, bounded by the guest's credit. */
 	if (!c->txbuf && !(c->txbuf = malloc(VSOCK_BUF_ALLOC))) {
-		conn_reset(v, c);
+		vsock_conn_reset(v, c);
 		return 0;
 	}
 	backlog_add(c, iov, n, done);
@@ -303,8 +302,7 @@ static void vsock_sock_ready(void *opaque, uint32_t events)
 		if (events & EPOLLOUT)
 			vsock_conn_flush(v, c);
 	} else if (c->state == VSOCK_REQUESTED && (events & (EPOLLHUP | EPOLLERR))) {
-		vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-		vsock_conn_close(v, c);
+		vsock_conn_reset(v, c);
 	}
 	vsock_rx(v);
 	pthread_mutex_unlock(&v->transport.lock);

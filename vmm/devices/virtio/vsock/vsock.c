@@ -139,8 +139,7 @@ static void vsock_handle(struct virtio_vsock *v, const struct virtio_vsock_hdr *
 	switch (h->op) {
 	case VIRTIO_VSOCK_OP_REQUEST:
 		if (c) {
-			vsock_send_ctrl(v, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-			vsock_conn_close(v, c);
+			vsock_conn_reset(v, c);
 			return;
 		}
 		vsock_guest_connect(v, h->src_port, h->dst_port, h);
@@ -187,8 +186,7 @@ static void vsock_handle(struct virtio_vsock *v, const struct virtio_vsock_hdr *
 	}
 	return;
 reset:
-	vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-	vsock_conn_close(v, c);
+	vsock_conn_reset(v, c);
 }
 
 static void vsock_tx(struct virtio_vsock *v)

@@ -132,6 +132,8 @@ extern const struct virtio_device_ops vsock_device_ops;
 
 /* The connection for (guest_port, host_port), or NULL. */
 struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t guest_port, uint32_t host_port);
+/* Tell the guest RST for @c, then close it (vsock_conn_close()). */
+void vsock_conn_reset(struct virtio_vsock *v, struct vsock_conn *c);
 /* Close the host socket and free the slot. */
 void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c);
 /* Queue a control packet for the guest about @c (or about the two ports). */
