@@ -137,7 +137,7 @@ static void api_thread_filter(void *cls, struct MHD_Connection *c, void **ctx,
 		return;
 	filtered = true;
 	log_set_thread_name("api");
-	if (seccomp_apply(SECCOMP_API, "api") < 0)
+	if (seccomp_apply(SECCOMP_API) < 0)
 		abort(); /* never serve unfiltered */
 }
 

@@ -40,6 +40,11 @@ int log_get_fd(void)
 	return log_fd;
 }
 
+const char *log_thread_name(void)
+{
+	return thread_name;
+}
+
 void log_set_thread_name(const char *name)
 {
 	snprintf(thread_name, sizeof(thread_name), "%s", name);

@@ -19,6 +19,8 @@ uint64_t log_missed_count(void);
 int log_get_fd(void);
 /* Name of the calling thread as it appears in log lines ("main", "vcpu3"). */
 void log_set_thread_name(const char *name);
+/* That name (thread-local storage: safe to read in a signal handler). */
+const char *log_thread_name(void);
 /* Parse "error|warn|info|debug" (case-insensitive); -EINVAL otherwise. */
 int log_level_parse(const char *s, enum log_level *out);
 

@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 			log_warn("serial input from stdin is not available");
 	}
 	/* Start-up is over: from here the VMM thread runs under its filter. */
-	if (seccomp_apply(SECCOMP_VMM, "main") < 0)
+	if (seccomp_apply(SECCOMP_VMM) < 0)
 		die(EMBER_EXIT_ERROR, "cannot install the seccomp filter");
 	if (event_loop_run(&vmm.loop) < 0)
 		log_err("event loop failed: %s", strerror(errno));

@@ -189,7 +189,7 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
 	log_set_thread_name(name);
 	pthread_setname_np(pthread_self(), name);
-	if (seccomp_apply(SECCOMP_VCPU, name) < 0) {
+	if (seccomp_apply(SECCOMP_VCPU) < 0) {
 		vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "seccomp filter");
 		vcpu_exited(vcpu);
 		return NULL;

@@ -19,6 +19,7 @@
 #include "../../tests/unit/fake_virtq.h"
 #include "clock.h"
 #include "devices/virtio/block/engine.h"
+#include "log.h"
 #include "seccomp/seccomp.h"
 
 #define MAX_QD 64
@@ -72,9 +73,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *sc = getenv("EMBER_BENCH_SECCOMP");
-	if (sc && strcmp(sc, "1") == 0 &&
-	    (seccomp_setup(true, NULL) < 0 || seccomp_apply(SECCOMP_VMM, "bench") < 0))
-		return 1;
+	if (sc && strcmp(sc, "1") == 0) {
+		log_set_thread_name("bench");
+		if (seccomp_setup(true, NULL) < 0 || seccomp_apply(SECCOMP_VMM) < 0)
+			return 1;
+	}
 	struct fake_vq q;
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_EVENT_IDX);
 	if (!(fq_setup(&q, &blk.transport, &mem, 256, features, 0, 0, 0) & VIRTIO_STATUS_DRIVER_OK))

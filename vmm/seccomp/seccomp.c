@@ -21,7 +21,6 @@
 static bool on;
 static struct sock_filter *custom[SECCOMP_CLASSES];
 static int custom_len[SECCOMP_CLASSES];
-static __thread char thread_name[16] = "main";
 static int log_fd = STDERR_FILENO;
 
 /* Append decimal @v to @p; returns the new end. Async-signal-safe. */
@@ -50,6 +49,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig, (void)uc;
 	char line[160], *p = line;
+	const char *thread_name = log_thread_name();
 	p = put_str(p, "ember[");
 	p = put_str(p, thread_name);
 	p = put_str(p, "] ERROR: seccomp: system call ");
@@ -112,9 +112,8 @@ int seccomp_setup(bool enabled, const char *policy_path)
 	return sigaction(SIGSYS, &sa, NULL) < 0 ? -1 : 0;
 }
 
-int seccomp_apply(enum seccomp_class cls, const char *name)
+int seccomp_apply(enum seccomp_class cls)
 {
-	snprintf(thread_name, sizeof(thread_name), "%s", name);
 	if (!on)
 		return 0;
 	/* The kernel copies the program; sock_fprog's pointer is just not const. */

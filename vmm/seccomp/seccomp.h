@@ -18,9 +18,10 @@
 /* Once, on the main thread, before any other thread exists. @policy_path:
  * NULL for the embedded filters. 0 or -1 with the error logged. */
 int seccomp_setup(bool enabled, const char *policy_path) __attribute__((warn_unused_result));
-/* Install @cls's filter on the calling thread, named @name in the log line
- * a denied call writes. 0, or -errno (logged). No-op when disabled. */
-int seccomp_apply(enum seccomp_class cls, const char *name) __attribute__((warn_unused_result));
+/* Install @cls's filter on the calling thread; the log line a denied call
+ * writes names the thread as the log does (log_set_thread_name()). 0, or
+ * -errno (logged). No-op when disabled. */
+int seccomp_apply(enum seccomp_class cls) __attribute__((warn_unused_result));
 
 /* The embedded filters (build/gen/seccomp_filters.c). */
 struct seccomp_builtin {

@@ -93,7 +93,7 @@ static void *uffd_thread(void *arg)
 	struct uffd_msg msgs[16];
 	pthread_setname_np(pthread_self(), "uffd");
 	log_set_thread_name("uffd");
-	if (seccomp_apply(SECCOMP_UFFD, "uffd") < 0)
+	if (seccomp_apply(SECCOMP_UFFD) < 0)
 		abort(); /* faults would never be served */
 	for (;;) {
 		struct pollfd p = { .fd = s->uffd, .events = POLLIN };
