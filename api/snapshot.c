@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* PUT /snapshot/create and PUT /snapshot/load. VMM thread only. */
 #include <string.h>
-#include <sys/stat.h>
 
 #include "routes.h"
 #include "snapshot/snapshot.h"
@@ -111,15 +110,8 @@ unsigned int put_snapshot_load(struct ctx *c)
 		a.ws_record = ws;
 	else if (ws)
 		a.ws_prefetch = ws;
-	/* Uffd with a socket is Firecracker's external handler, with a file
-	 * ember's own: snapshot_load() tells them apart. */
-	struct stat st;
-	if (ws && stat(a.mem_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		api_fail(c,
-			 "mem_backend: working sets need ember's own userfaultfd handler "
-			 "(backend_path a memory file), not a socket");
-		goto out;
-	}
+	/* Uffd with a socket (Firecracker's external handler) or a memory file
+	 * (ember's own): snapshot_load() tells them apart. */
 	json_t *vo = json_object_get(c->body, "vsock_override");
 	if (vo)
 		a.vsock_uds_path = jstr(vo, "uds_path");

@@ -658,9 +658,21 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "snapshot_path '%s': %s",
 			    a->state_path, why);
 	}
-	json_t *cfg = load_config(&rd, a, err, err_len);
+	/* Uffd with a socket is Firecracker's external handler, with a file
+	 * ember's own. Checked before the configuration is taken. */
+	struct stat st;
+	bool external = a->uffd && stat(a->mem_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	json_t *cfg = NULL;
 	int mem_fd = -1;
 	r = EMBER_EXIT_SNAPSHOT;
+	if (external && (a->ws_record || a->ws_prefetch)) {
+		fail(err, err_len, 0,
+		     "mem_backend: working sets need ember's own userfaultfd handler (backend_path "
+		     "a "
+		     "memory file), not a socket");
+		goto out;
+	}
+	cfg = load_config(&rd, a, err, err_len);
 	if (!cfg)
 		goto out;
 	char cerr[400];
@@ -670,13 +682,6 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
-	struct stat st;
-	bool external = a->uffd && stat(a->mem_path, &st) == 0 && S_ISSOCK(st.st_mode);
-	if (external && (a->ws_record || a->ws_prefetch)) {
-		fail(err, err_len, 0,
-		     "working sets need ember's own userfaultfd handler, not a socket");
-		goto out;
-	}
 	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC);
 	if (!external && (mem_fd < 0 || fstat(mem_fd, &st) < 0)) {
 		fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
