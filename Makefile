@@ -143,9 +143,9 @@ $(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # validate() bounds the jail's paths, so gcc's truncation guesses do not apply.
-$(BUILD)/ember-jailer: jailer/jailer.c
+$(BUILD)/ember-jailer: jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $<
+	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $(filter %.c,$^)
 
 # A test-only build: ember with EMBER_TEST_HOOKS (a thread can be told to
 # break its seccomp filter). Never installed or shipped.

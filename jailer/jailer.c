@@ -23,7 +23,6 @@
  */
 #include <ctype.h>
 #include <dirent.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -48,30 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define JAIL_MAX_CGROUPS 16
-#define JAIL_MAX_LIMITS 4
-#define JAIL_MAX_BINDS 8
-#define EXIT_JAIL 2 /* the jailer's own failures; ember's status otherwise */
-
-struct jail {
-	const char *id, *exec_file, *base, *netns, *parent_cgroup;
-	uid_t uid;
-	gid_t gid;
-	int cgroup_version;
-	const char *cg_file[JAIL_MAX_CGROUPS], *cg_value[JAIL_MAX_CGROUPS];
-	unsigned int nr_cgroups;
-	int rl_resource[JAIL_MAX_LIMITS];
-	rlim_t rl_value[JAIL_MAX_LIMITS];
-	unsigned int nr_limits;
-	bool daemonize, new_pid_ns;
-	const char *binds[JAIL_MAX_BINDS];
-	unsigned int nr_binds;
-	char **ember_argv;
-	/* What the steps made, for clean-up. */
-	char jail_dir[PATH_MAX], root[PATH_MAX], exec_name[NAME_MAX + 1];
-	char cg_dirs[JAIL_MAX_CGROUPS][PATH_MAX];
-	unsigned int nr_cg_dirs;
-};
+#include "jailer.h"
 
 static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
@@ -86,12 +61,9 @@ static void die_usage(const char *fmt, ...)
 	exit(EXIT_JAIL);
 }
 
-static char err_buf[512];
+char err_buf[JAIL_ERR_MAX];
 
-/* Record why a step failed; returns -1. */
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
 	int e = errno;
 	va_list ap;
@@ -276,169 +248,6 @@ static int validate(struct jail *j)
 	return 0;
 }
 
-static int mkdirs(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* A hard link when @from is on the same file system (no copy, no disk), a
- * copy otherwise. Hard links share the inode: only for files the jailed
- * process cannot write (owned by root, it runs as another uid). */
-static int link_or_copy(const char *from, const char *to, mode_t mode);
-
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	int r = in < 0 || out < 0 ? -1 : 0;
-	char buf[65536];
-	ssize_t n;
-	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0)
-		if (n < 0 || write(out, buf, (size_t)n) != n)
-			r = -1;
-	if (in >= 0)
-		close(in);
-	if (out >= 0 && close(out) < 0)
-		r = -1;
-	return r;
-}
-
-/* ---- the monitor's shared libraries -------------------------------------------- */
-
-#define MAX_LIBS 64
-
-static const char *const lib_dirs[] = { "/lib/x86_64-linux-gnu",
-					"/usr/lib/x86_64-linux-gnu",
-					"/lib64",
-					"/usr/lib64",
-					"/lib",
-					"/usr/lib" };
-
-/* File offset of virtual address @va, through the PT_LOAD headers. */
-static int64_t va_to_off(const Elf64_Phdr *ph, unsigned int n, uint64_t va)
-{
-	for (unsigned int i = 0; i < n; i++)
-		if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr &&
-		    va - ph[i].p_vaddr < ph[i].p_filesz)
-			return (int64_t)(ph[i].p_offset + (va - ph[i].p_vaddr));
-	return -1;
-}
-
-/*
- * Append @path's interpreter and DT_NEEDED libraries (resolved in the
- * standard directories) to @list, once each. ember is linked against
- * Debian's shared libraries: the jail gets copies of exactly those.
- */
-static int elf_deps(const char *path, char list[][PATH_MAX], unsigned int *n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	/* Mapped, not read: only the headers, dynamic section and string table
-	 * are touched. */
-	uint8_t *f = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (f == MAP_FAILED)
-		return -1;
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
-	int r = -1;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_phoff > (uint64_t)st.st_size ||
-	    eh->e_phnum * sizeof(Elf64_Phdr) > (uint64_t)st.st_size - eh->e_phoff)
-		goto out;
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(f + eh->e_phoff);
-	const Elf64_Dyn *dyn = NULL;
-	size_t ndyn = 0;
-	for (unsigned int i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_offset > (uint64_t)st.st_size ||
-		    ph[i].p_filesz > (uint64_t)st.st_size - ph[i].p_offset)
-			goto out;
-		if (ph[i].p_type == PT_INTERP && *n < MAX_LIBS) {
-			snprintf(list[*n], PATH_MAX, "%.*s", (int)ph[i].p_filesz,
-				 (const char *)f + ph[i].p_offset);
-			bool dup = false;
-			for (unsigned int k = 0; k < *n; k++)
-				dup |= strcmp(list[k], list[*n]) == 0;
-			*n += !dup;
-		}
-		if (ph[i].p_type == PT_DYNAMIC) {
-			dyn = (const Elf64_Dyn *)(f + ph[i].p_offset);
-			ndyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
-		}
-	}
-	uint64_t strtab = 0;
-	for (size_t i = 0; dyn && i < ndyn && dyn[i].d_tag != DT_NULL; i++)
-		if (dyn[i].d_tag == DT_STRTAB)
-			strtab = dyn[i].d_un.d_ptr;
-	int64_t stroff = strtab ? va_to_off(ph, eh->e_phnum, strtab) : -1;
-	for (size_t i = 0; dyn && i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
-		if (dyn[i].d_tag != DT_NEEDED)
-			continue;
-		if (stroff < 0 || (uint64_t)stroff + dyn[i].d_un.d_val >= (uint64_t)st.st_size)
-			goto out;
-		const char *name = (const char *)f + stroff + dyn[i].d_un.d_val;
-		char found[PATH_MAX] = "";
-		for (size_t d = 0; d < sizeof(lib_dirs) / sizeof(lib_dirs[0]) && !found[0]; d++) {
-			snprintf(found, sizeof(found), "%s/%s", lib_dirs[d], name);
-			if (access(found, R_OK) < 0)
-				found[0] = 0;
-		}
-		if (!found[0] || *n == MAX_LIBS)
-			goto out;
-		bool dup = false;
-		for (unsigned int k = 0; k < *n; k++)
-			dup |= strcmp(list[k], found) == 0;
-		if (!dup)
-			snprintf(list[(*n)++], PATH_MAX, "%s", found);
-	}
-	r = 0;
-out:
-	munmap(f, (size_t)st.st_size);
-	return r;
-}
-
-static int copy_libs(struct jail *j)
-{
-	static char list[MAX_LIBS][PATH_MAX];
-	unsigned int n = 0;
-	if (elf_deps(j->exec_file, list, &n) < 0)
-		return (errno = 0),
-		       fail("cannot read the shared libraries '%s' needs", j->exec_file);
-	for (unsigned int i = 0; i < n; i++) {
-		if (elf_deps(list[i], list, &n) < 0)
-			return (errno = 0), fail("cannot read the libraries of '%s'", list[i]);
-		char dst[PATH_MAX * 2], dir[PATH_MAX * 2];
-		snprintf(dst, sizeof(dst), "%s%s", j->root, list[i]);
-		snprintf(dir, sizeof(dir), "%s", dst);
-		*strrchr(dir, '/') = 0;
-		if (mkdirs(dir, 0755) < 0 || link_or_copy(list[i], dst, 0555) < 0)
-			return fail("cannot copy '%s' into the jail", list[i]);
-	}
-	return 0;
-}
-
-static int link_or_copy(const char *from, const char *to, mode_t mode)
-{
-	char real[PATH_MAX];
-	if (realpath(from, real) && link(real, to) == 0)
-		return 0;
-	return copy_file(from, to, mode);
-}
-
 static int make_chroot(struct jail *j)
 {
 	char path[PATH_MAX];
@@ -491,134 +300,6 @@ static int make_devices(struct jail *j)
 	if (misc_minor("userfaultfd", &uffd_minor) == 0 &&
 	    make_node(j, "/dev/userfaultfd", 10, uffd_minor) < 0)
 		return -1;
-	return 0;
-}
-
-static int write_file(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, value, strlen(value));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(value) ? 0 : -1;
-}
-
-/* Where the cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts). */
-static int cgroup2_root(char *out, size_t len)
-{
-	FILE *f = fopen("/proc/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-	int r = -1;
-	while (f && fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(out, len, "%s", dir);
-			r = 0;
-			break;
-		}
-	if (f)
-		fclose(f);
-	return r;
-}
-
-/* v2: make parent/id, enabling the controllers the files need all the way down. */
-static int cgroup_v2(struct jail *j)
-{
-	char root[PATH_MAX], dir[PATH_MAX], ctl[64];
-	if (cgroup2_root(root, sizeof(root)) < 0)
-		return (errno = 0), fail("no cgroup2 hierarchy is mounted");
-	snprintf(dir, sizeof(dir), "%s/%s/%s", root, j->parent_cgroup ? j->parent_cgroup : "ember",
-		 j->id);
-	if (mkdirs(dir, 0755) < 0)
-		return fail("cannot create cgroup '%s'", dir);
-	snprintf(j->cg_dirs[j->nr_cg_dirs++], PATH_MAX, "%s", dir);
-	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
-		size_t n = strcspn(j->cg_file[i], ".");
-		if (n >= sizeof(ctl) - 1 || !strncmp(j->cg_file[i], "cgroup", n))
-			continue;
-		ctl[0] = '+';
-		memcpy(ctl + 1, j->cg_file[i], n);
-		ctl[n + 1] = 0;
-		/* Every ancestor below the root passes the controller down. */
-		char up[PATH_MAX];
-		snprintf(up, sizeof(up), "%s", dir);
-		char *cut;
-		while ((cut = strrchr(up, '/')) && (size_t)(cut - up) >= strlen(root)) {
-			*cut = 0;
-			char sub[PATH_MAX];
-			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", up);
-			if (write_file(sub, ctl) < 0)
-				return fail("cannot enable the %s controller in '%s'", ctl + 1, up);
-			if (strlen(up) == strlen(root))
-				break;
-		}
-	}
-	return 0;
-}
-
-/* v1: one directory per controller the files name. */
-static int cgroup_v1(struct jail *j)
-{
-	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
-		char ctl[64], dir[PATH_MAX];
-		size_t n = strcspn(j->cg_file[i], ".");
-		if (n >= sizeof(ctl))
-			return (errno = 0),
-			       fail("--cgroup '%s' names no controller", j->cg_file[i]);
-		memcpy(ctl, j->cg_file[i], n);
-		ctl[n] = 0;
-		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s", ctl);
-		struct stat st;
-		if (stat(dir, &st) < 0)
-			return fail("cgroup v1 controller '%s' is not mounted", ctl);
-		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s/%s", ctl,
-			 j->parent_cgroup ? j->parent_cgroup : "ember", j->id);
-		bool seen = false;
-		for (unsigned int k = 0; k < j->nr_cg_dirs; k++)
-			seen |= strcmp(j->cg_dirs[k], dir) == 0;
-		if (seen)
-			continue;
-		if (mkdirs(dir, 0755) < 0)
-			return fail("cannot create cgroup '%s'", dir);
-		snprintf(j->cg_dirs[j->nr_cg_dirs++], PATH_MAX, "%s", dir);
-	}
-	return 0;
-}
-
-static int cgroup_apply(struct jail *j)
-{
-	for (unsigned int i = 0; i < j->nr_cgroups; i++) {
-		bool done = false;
-		for (unsigned int k = 0; k < j->nr_cg_dirs && !done; k++) {
-			char path[PATH_MAX];
-			snprintf(path, sizeof(path), "%s/%s", j->cg_dirs[k], j->cg_file[i]);
-			if (access(path, F_OK) < 0)
-				continue;
-			if (write_file(path, j->cg_value[i]) < 0)
-				return fail("cannot write %s=%s", j->cg_file[i], j->cg_value[i]);
-			done = true;
-		}
-		if (!done)
-			return (errno = 0),
-			       fail("cgroup file '%s' does not exist (controller not "
-				    "available in cgroup v%d here?)",
-				    j->cg_file[i], j->cgroup_version);
-	}
-	return 0;
-}
-
-static int cgroup_join(struct jail *j, pid_t pid)
-{
-	char buf[32], path[PATH_MAX];
-	snprintf(buf, sizeof(buf), "%d\n", pid);
-	for (unsigned int k = 0; k < j->nr_cg_dirs; k++) {
-		snprintf(path, sizeof(path), "%s/%s", j->cg_dirs[k],
-			 j->cgroup_version == 2 ? "cgroup.procs" : "tasks");
-		if (write_file(path, buf) < 0)
-			return fail("cannot join cgroup '%s'", j->cg_dirs[k]);
-	}
 	return 0;
 }
 
