@@ -176,3 +176,22 @@ uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *
 		__asm__ volatile("pause");
 	return len;
 }
+
+uint8_t gv_blk_request(struct gv_device *d, uint32_t type, uint64_t sector, void *buf, uint32_t len)
+{
+	static struct {
+		uint32_t type, reserved;
+		uint64_t sector;
+	} hdr __attribute__((aligned(16)));
+	static uint8_t status; /* written by the device: read through a volatile access */
+	hdr.type = type;
+	hdr.sector = sector;
+	status = 0xff;
+	struct gv_buf b[3] = { { &hdr, 16, false } };
+	int n = 1;
+	if (len)
+		b[n++] = (struct gv_buf){ buf, len, type != 1 /* VIRTIO_BLK_T_OUT */ };
+	b[n++] = (struct gv_buf){ &status, 1, true };
+	gv_transfer(d, 0, b, n);
+	return *(volatile uint8_t *)&status;
+}

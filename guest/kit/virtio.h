@@ -73,6 +73,14 @@ struct gv_buf {
 uint32_t gv_transfer(struct gv_device *d, unsigned int qi, const struct gv_buf *bufs, int n);
 
 /*
+ * One virtio-blk request on queue 0 of @d, polled: header, then @len bytes
+ * at @buf (device-writable unless it is a write, VIRTIO_BLK_T_OUT = 1), then
+ * the status byte. Returns the status (0 OK, 1 IOERR, 2 UNSUPP).
+ */
+uint8_t gv_blk_request(struct gv_device *d, uint32_t type, uint64_t sector, void *buf,
+		       uint32_t len);
+
+/*
  * Post a chain of @n buffers at descriptor @slot of queue @qi (the caller
  * keeps slots of chains in flight apart) and notify if the device wants it.
  */

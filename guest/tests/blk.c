@@ -31,27 +31,8 @@
 static struct gv_device devs[GV_MAX_DEVICES];
 static struct gv_queue_mem queues[GV_MAX_DEVICES];
 static uint32_t data[CHUNK_SECTORS * 128] __attribute__((aligned(4096)));
-static struct {
-	uint32_t type, reserved;
-	uint64_t sector;
-} hdr __attribute__((aligned(16)));
-static uint8_t status; /* written by the device: read through a volatile access */
 static char serial[21];
 static uint8_t user_stack[16384] __attribute__((aligned(16)));
-
-static uint8_t blk_req(struct gv_device *d, uint32_t type, uint64_t sector, void *buf, uint32_t len)
-{
-	hdr.type = type;
-	hdr.sector = sector;
-	status = 0xff;
-	struct gv_buf b[3] = { { &hdr, 16, false } };
-	int n = 1;
-	if (len)
-		b[n++] = (struct gv_buf){ buf, len, type != BLK_T_OUT };
-	b[n++] = (struct gv_buf){ &status, 1, true };
-	gv_transfer(d, 0, b, n);
-	return *(volatile uint8_t *)&status;
-}
 
 static void fill(uint32_t drive, uint64_t sector, uint32_t nsec)
 {
@@ -97,24 +78,24 @@ static int test_drive(uint32_t i, struct gv_device *d)
 	uint64_t capacity = gv_config32(d, 0) | (uint64_t)gv_config32(d, 4) << 32;
 	bool ro = d->features & BLK_F_RO;
 	memset(serial, 0, sizeof(serial));
-	if (blk_req(d, BLK_T_GET_ID, 0, serial, 20) != BLK_S_OK)
+	if (gv_blk_request(d, BLK_T_GET_ID, 0, serial, 20) != BLK_S_OK)
 		errors++;
 	uint64_t wrote = 0, verified = 0;
 	if (ro) {
 		fill(i, 0, 1);
-		if (blk_req(d, BLK_T_OUT, 0, data, 512) != BLK_S_IOERR)
+		if (gv_blk_request(d, BLK_T_OUT, 0, data, 512) != BLK_S_IOERR)
 			errors++;
 	} else {
 		for (uint64_t s = 0; s < capacity; s += CHUNK_SECTORS) {
 			uint32_t n =
 			    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 			fill(i, s, n);
-			if (blk_req(d, BLK_T_OUT, s, data, n * 512) == BLK_S_OK)
+			if (gv_blk_request(d, BLK_T_OUT, s, data, n * 512) == BLK_S_OK)
 				wrote += n;
 			else
 				errors++;
 		}
-		if (blk_req(d, BLK_T_FLUSH, 0, NULL, 0) != BLK_S_OK)
+		if (gv_blk_request(d, BLK_T_FLUSH, 0, NULL, 0) != BLK_S_OK)
 			errors++;
 	}
 	uint64_t read = 0;
@@ -122,7 +103,7 @@ static int test_drive(uint32_t i, struct gv_device *d)
 		uint32_t n =
 		    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 		memset(data, 0, n * 512);
-		if (blk_req(d, BLK_T_IN, s, data, n * 512) != BLK_S_OK) {
+		if (gv_blk_request(d, BLK_T_IN, s, data, n * 512) != BLK_S_OK) {
 			errors++;
 			continue;
 		}
@@ -131,7 +112,7 @@ static int test_drive(uint32_t i, struct gv_device *d)
 			verified += check(i, s, n);
 	}
 	/* Past the end of the disk must fail. */
-	if (blk_req(d, BLK_T_IN, capacity, data, 512) != BLK_S_IOERR)
+	if (gv_blk_request(d, BLK_T_IN, capacity, data, 512) != BLK_S_IOERR)
 		errors++;
 	kit_puts("blk ");
 	kit_put_dec(i);
@@ -157,11 +138,11 @@ static void durable(struct gv_device *d)
 	uint64_t acked = 0;
 	for (uint64_t s = 0; s < capacity; s++) {
 		fill(0, s, 1);
-		if (blk_req(d, BLK_T_OUT, s, data, 512) != BLK_S_OK)
+		if (gv_blk_request(d, BLK_T_OUT, s, data, 512) != BLK_S_OK)
 			kit_exit(1);
 		acked++;
 	}
-	if (blk_req(d, BLK_T_FLUSH, 0, NULL, 0) != BLK_S_OK)
+	if (gv_blk_request(d, BLK_T_FLUSH, 0, NULL, 0) != BLK_S_OK)
 		kit_exit(1);
 	kit_puts("blk: durable acked ");
 	kit_put_dec(acked);

@@ -19,26 +19,12 @@
 
 static struct gv_device devs[GV_MAX_DEVICES];
 static struct gv_queue_mem queue;
-static struct {
-	uint32_t type, reserved;
-	uint64_t sector;
-} hdr __attribute__((aligned(16)));
-static uint8_t status;
 static uint64_t sector[64] __attribute__((aligned(512)));
 static uint8_t user_stack[16384] __attribute__((aligned(16)));
 
 static int blk_req(struct gv_device *d, uint32_t type, uint64_t s, void *buf, uint32_t len)
 {
-	hdr.type = type;
-	hdr.sector = s;
-	status = 0xff;
-	struct gv_buf b[3] = { { &hdr, 16, false } };
-	int n = 1;
-	if (len)
-		b[n++] = (struct gv_buf){ buf, len, type == BLK_T_IN };
-	b[n++] = (struct gv_buf){ &status, 1, true };
-	gv_transfer(d, 0, b, n);
-	return *(volatile uint8_t *)&status == 0 ? 0 : -1;
+	return gv_blk_request(d, type, s, buf, len) == 0 ? 0 : -1;
 }
 
 static int record(struct gv_device *d, uint64_t s, uint64_t tag, uint64_t step, uint64_t acc)
