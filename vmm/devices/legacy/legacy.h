@@ -2,7 +2,9 @@
 /*
  * The few legacy devices a microVM needs, and nothing more:
  *   serial      8250 UART (COM1, 0x3f8, IRQ 4)
- *   i8042       just enough keyboard controller for the guest's reset (0xfe)
+ *   i8042       the keyboard controller as far as Linux's i8042 and atkbd
+ *               drivers use it: command byte, self-tests, Ctrl+Alt+Del
+ *               scan codes and the reset line (0xfe)
  *   boot timer  MMIO page; the guest writes 123 when it has booted
  *   debug exit  port 0xf4; the value written becomes ember's exit status
  *
@@ -51,6 +53,10 @@ struct i8042 {
 	struct vm *vm;
 	uint8_t out[16]; /* bytes for the guest to read from port 0x60 */
 	unsigned int head, len;
+	uint8_t ctr; /* the controller's command byte */
+	uint8_t outp; /* output port */
+	uint8_t pending; /* a command whose parameter byte comes on port 0x60 */
+	bool last_was_cmd; /* status bit 3: the last write went to port 0x64 */
 };
 
 int i8042_init(struct i8042 *k, struct vm *vm) __attribute__((warn_unused_result));
