@@ -86,7 +86,7 @@ static void i8042_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 		}
 	} else if (off == I8042_CMD_PORT - I8042_DATA_PORT) {
 		data[0] = (k->len ? I8042_STATUS_OBF : 0) | I8042_STATUS_SYS |
-			  (k->last_was_cmd ? I8042_STATUS_CMD : 0) | I8042_STATUS_UNLOCKED;
+		    (k->last_was_cmd ? I8042_STATUS_CMD : 0) | I8042_STATUS_UNLOCKED;
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (irq)
