@@ -13,6 +13,7 @@
 #include "api.h"
 #include "clock.h"
 #include "log.h"
+#include "util.h"
 #include "seccomp/seccomp.h"
 
 static enum MHD_Result api_send(struct MHD_Connection *conn, unsigned int status, const char *json)
@@ -155,11 +156,15 @@ int api_server_start(struct api_server *s, const char *path)
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0)
 		return -errno;
-	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int e = errno;
-		log_err("cannot bind the API socket '%s': %s", path, strerror(e));
+	int r = bind_unix_replacing_stale(s->listen_fd, &addr);
+	if (r < 0) {
+		log_err("cannot bind the API socket '%s': %s%s", path, strerror(-r),
+			r == -EADDRINUSE   ? " (another process listens on it)"
+			    : r == -EEXIST ? " (a file that is not a socket is in the way)"
+					   : "");
 		close(s->listen_fd);
-		return -e;
+		s->listen_fd = -1;
+		return r;
 	}
 	s->sock_path = strdup(path);
 	if (listen(s->listen_fd, 64) < 0)

@@ -2,7 +2,12 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "log.h"
 
 int pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
@@ -35,4 +40,31 @@ int write_full(int fd, const void *buf, uint64_t len)
 		len -= (uint64_t)n;
 	}
 	return 0;
+}
+
+int bind_unix_replacing_stale(int fd, const struct sockaddr_un *addr)
+{
+	if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+		return 0;
+	if (errno != EADDRINUSE)
+		return -errno;
+
+	struct stat st;
+	if (lstat(addr->sun_path, &st) < 0)
+		return -EADDRINUSE;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe < 0)
+		return -errno;
+	int r = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
+	int e = errno;
+	close(probe);
+	/* Someone accepts (or will: EAGAIN is a full backlog): not ours to take. */
+	if (r == 0 || e != ECONNREFUSED)
+		return -EADDRINUSE;
+	log_warn("removing stale socket '%s' (nobody listens on it)", addr->sun_path);
+	if (unlink(addr->sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	return bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
 }

@@ -12,4 +12,14 @@ int pread_full(int fd, void *buf, uint64_t len, uint64_t off);
 /* write(2) until all of @buf is written. 0 or -errno. */
 int write_full(int fd, const void *buf, uint64_t len);
 
+struct sockaddr_un;
+/*
+ * bind(2) @fd to the Unix socket @addr. A socket file left behind by a
+ * process that died (nobody accepts connections on it) is removed and the
+ * bind retried, so a restarted or restored monitor can reuse its paths. A
+ * path some process still listens on, or a file that is not a socket, is
+ * never touched: -EADDRINUSE or -EEXIST. 0 or -errno.
+ */
+int bind_unix_replacing_stale(int fd, const struct sockaddr_un *addr);
+
 #endif

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from api_client import Api
 from conftest import ember_pid, read_until, run_ember
 
 ECHO_PORT = 52
@@ -241,3 +242,30 @@ def test_uds_path_errors(ember, guest, tmp_path):
     r = run_ember(ember, "--no-api", "--config-file", cfg, timeout=30)
     assert r.returncode != 0 and f"cannot listen on '{taken}'" in r.stderr, r.stderr
     assert taken.read_text() == "keep me"
+
+
+def test_stale_socket_paths_are_reused_live_ones_are_not(ember, guest, tmp_path):
+    """A killed ember leaves its API and vsock sockets behind: the next ember
+    (a restore, typically) takes those paths over; a path another process
+    still listens on is refused with a clear error and left alone."""
+    kernel = str(guest("vsock.elf"))
+    uds, api = tmp_path / "v.sock", tmp_path / "api.sock"
+    for path in (uds, api):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))  # bound, never listening: what a SIGKILLed ember leaves
+        s.close()
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({"boot-source": {"kernel_image_path": kernel, "boot_args": "mode=2 port=5"},
+                               "vsock": {"guest_cid": 3, "uds_path": str(uds)}}))
+    p = subprocess.Popen([str(ember), "--api-sock", str(api), "--config-file", str(cfg)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_until(p, r"vsock: guest cid 3\n", 20)[0]
+        assert Api(str(api)).call("GET", "/")[0] == 200
+        # Both paths are live now: a second ember must not take them.
+        r = run_ember(ember, "--api-sock", api, timeout=30)
+        assert r.returncode != 0 and "another process listens on it" in r.stderr, r.stderr
+        assert Api(str(api)).call("GET", "/")[0] == 200
+    finally:
+        p.kill()
+        p.wait()

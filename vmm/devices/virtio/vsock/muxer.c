@@ -346,11 +346,15 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 	}
 	strcpy(addr.sun_path, uds_path);
 	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (v->listen_fd < 0 || bind(v->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    listen(v->listen_fd, 128) < 0) {
-		int e = errno;
-		snprintf(err, err_len, "cannot listen on '%s': %s", uds_path, strerror(e));
-		return -e;
+	int r = v->listen_fd < 0 ? -errno : bind_unix_replacing_stale(v->listen_fd, &addr);
+	if (r == 0 && listen(v->listen_fd, 128) < 0)
+		r = -errno;
+	if (r < 0) {
+		snprintf(err, err_len, "cannot listen on '%s': %s%s", uds_path, strerror(-r),
+			 r == -EADDRINUSE   ? " (another process listens on it)"
+			     : r == -EEXIST ? " (a file that is not a socket is in the way)"
+					    : "");
+		return r;
 	}
 	v->bound = true;
 	return virtio_mmio_init(&v->transport, "vsock", mem, &vsock_device_ops, v, v->queues);
