@@ -170,7 +170,7 @@ static void cpuid_topology_per_vcpu(void **state)
 {
 	(void)state;
 	struct kvm_cpuid2 *c = fake_cpuid();
-	cpuid_filter(c, 5, 8);
+	cpuid_filter(c, c->nent, 5, 8);
 	const struct kvm_cpuid_entry2 *e = c->entries;
 	assert_int_equal(e[0].ebx >> 24, 5); /* initial APIC id */
 	assert_int_equal((e[0].ebx >> 16) & 0xff, 8); /* logical CPUs */
@@ -187,9 +187,48 @@ static void cpuid_topology_per_vcpu(void **state)
 	free(c);
 
 	c = fake_cpuid();
-	cpuid_filter(c, 0, 1);
+	cpuid_filter(c, c->nent, 0, 1);
 	assert_int_equal(c->entries[0].edx & (1u << 28), 0); /* no HTT with one CPU */
 	assert_int_equal(c->entries[5].eax, 0);
+	free(c);
+}
+
+/* A host whose KVM lists only sub-leaf 0 of leaf 0xb (as this machine's
+ * does): the core level and the terminator are added, so a guest does not
+ * take each vCPU for a package of its own. */
+static void cpuid_topology_subleaves_added(void **state)
+{
+	(void)state;
+	unsigned int capacity = 2 + CPUID_EXTRA_ENTRIES;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + capacity * sizeof(c->entries[0]));
+	c->nent = 2;
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0x1 };
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0, .edx = 1 };
+	cpuid_filter(c, capacity, 1, 2);
+	assert_int_equal(c->nent, 4);
+	const struct kvm_cpuid_entry2 *core = &c->entries[2], *end = &c->entries[3];
+	assert_int_equal(core->function, 0xb);
+	assert_int_equal(core->index, 1);
+	assert_int_equal(core->flags, KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+	assert_int_equal(core->eax, 1); /* 2^1 >= 2 vCPUs */
+	assert_int_equal(core->ebx, 2);
+	assert_int_equal((core->ecx >> 8) & 0xff, 2); /* core level */
+	assert_int_equal(core->edx, 1); /* x2APIC id */
+	assert_int_equal(end->index, 2);
+	assert_int_equal(end->ecx & 0xff00, 0); /* invalid: the end */
+	assert_int_equal(c->entries[1].ebx, 1); /* SMT level: one thread */
+	free(c);
+
+	/* No leaf 0xb at all: nothing is invented; no room: nothing is added. */
+	c = calloc(1, sizeof(*c) + capacity * sizeof(c->entries[0]));
+	c->nent = 1;
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0x1 };
+	cpuid_filter(c, capacity, 0, 2);
+	assert_int_equal(c->nent, 1);
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0xb };
+	c->nent = 2;
+	cpuid_filter(c, 2, 0, 2);
+	assert_int_equal(c->nent, 2);
 	free(c);
 }
 
@@ -239,6 +278,7 @@ int main(void)
 		cmocka_unit_test(cmdline_limit_is_enforced),
 		cmocka_unit_test(mptable_lists_every_cpu),
 		cmocka_unit_test(cpuid_topology_per_vcpu),
+		cmocka_unit_test(cpuid_topology_subleaves_added),
 		cmocka_unit_test(bus_dispatch_and_overlap),
 	};
 	return cmocka_run_group_tests_name("boot", tests, NULL, NULL);

@@ -49,12 +49,12 @@
 static int cpu_set_cpuid(struct vm *vm, struct vcpu *vcpu)
 {
 	const struct kvm_cpuid2 *tmpl = vm->supported_cpuid;
-	size_t size = sizeof(*tmpl) + tmpl->nent * sizeof(tmpl->entries[0]);
-	struct kvm_cpuid2 *c = malloc(size);
+	unsigned int capacity = tmpl->nent + CPUID_EXTRA_ENTRIES;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + capacity * sizeof(c->entries[0]));
 	if (!c)
 		return -ENOMEM;
-	memcpy(c, tmpl, size);
-	cpuid_filter(c, vcpu->id, vm->nr_vcpus);
+	memcpy(c, tmpl, sizeof(*tmpl) + tmpl->nent * sizeof(tmpl->entries[0]));
+	cpuid_filter(c, capacity, vcpu->id, vm->nr_vcpus);
 	int r = ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	if (r < 0)

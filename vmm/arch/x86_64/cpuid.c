@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* CPUID as a microVM's guest should see it. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -8,6 +9,7 @@
 #define CPUID_1_EDX_HTT (1u << 28)
 #define CPUID_TOPO_TYPE_SMT 1u
 #define CPUID_TOPO_TYPE_CORE 2u
+#define CPUID_TOPO_SUBLEAVES 3u /* SMT, core, and the terminating level */
 
 static unsigned int order_base_2(unsigned int n)
 {
@@ -39,8 +41,45 @@ static void cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned int id, unsi
 	e->edx = id;
 }
 
-void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int id, unsigned int nr)
+/*
+ * KVM_GET_SUPPORTED_CPUID may list a topology leaf with fewer sub-leaves than
+ * ember describes (some hosts give only sub-leaf 0 of 0xb, whose level type
+ * is "invalid"): a guest would then stop at level 0 and put every vCPU in a
+ * package of its own. Add sub-leaves 0-2 (SMT, core, terminator) where the
+ * leaf exists but they do not. Returns the new entry count (<= @capacity).
+ */
+static unsigned int cpuid_add_topology_subleaves(struct kvm_cpuid2 *cpuid, unsigned int capacity)
 {
+	static const uint32_t leaves[] = { 0xb, 0x1f };
+	unsigned int n = cpuid->nent;
+
+	for (unsigned int l = 0; l < sizeof(leaves) / sizeof(leaves[0]); l++) {
+		bool present = false, have[CPUID_TOPO_SUBLEAVES] = { false };
+		for (unsigned int i = 0; i < n; i++) {
+			const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+			if (e->function != leaves[l])
+				continue;
+			present = true;
+			if (e->index < CPUID_TOPO_SUBLEAVES)
+				have[e->index] = true;
+		}
+		for (uint32_t idx = 0; present && idx < CPUID_TOPO_SUBLEAVES && n < capacity;
+		     idx++) {
+			if (have[idx])
+				continue;
+			cpuid->entries[n++] = (struct kvm_cpuid_entry2){
+				.function = leaves[l],
+				.index = idx,
+				.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+			};
+		}
+	}
+	return n;
+}
+
+void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int id, unsigned int nr)
+{
+	cpuid->nent = cpuid_add_topology_subleaves(cpuid, capacity);
 	for (unsigned int i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 		switch (e->function) {
