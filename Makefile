@@ -31,7 +31,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel
+.PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel rootfs
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/emberctl guests
 
 $(BUILD)/emberctl: api/emberctl
@@ -117,19 +117,24 @@ unit: $(UNIT_TESTS)
 	@set -e; export EMBER_DEBIAN_BZIMAGE=$$(scripts/fetch-debian-kernel.sh); \
 	for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
-# Integration tests boot real guests, including our Linux build (cached).
+# Integration tests boot real guests, including our Linux build and its
+# userspace (both cached under /var/cache/ember).
 integration: all $(BUILD)/ember-test-hooks
-	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
-	$(PYTEST) -v -rs tests/integration
+	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
+	$(PYTEST) -v -rs --durations=15 tests/integration
 
 # The integration suite once more, with every ember run through ember-jailer
 # as uid 65534 (tests/integration/jailed-ember).
 test-jailed: all $(BUILD)/ember-test-hooks
-	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); \
-	EMBER_JAILED=1 $(PYTEST) -v -rs tests/integration
+	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
+	EMBER_JAILED=1 $(PYTEST) -v -rs --durations=15 tests/integration
 
 kernel:
 	@scripts/build-guest-kernel.sh
+
+# The Linux guest's userspace: initramfs and ext4 root (busybox, ember-vsock, /init).
+rootfs:
+	@scripts/build-guest-rootfs.sh
 
 # seccomp: the policy compiled to BPF at build time and embedded.
 SECCOMP_POLICY := resources/seccomp/x86_64.policy
