@@ -1,7 +1,8 @@
-"""Boot the stripped Linux 6.1 vmlinux (PVH and 64-bit entry) as far as this
-machine allows: its ring-0 code is emulated, so the tests stop once the kernel
-has shown that it took our boot data (banner, exact command line, e820 map,
-MP table). A full boot to /init is not reachable here; see the README.
+"""The stripped Linux 6.1 vmlinux through both entries (PVH and 64-bit): each
+test stops once the kernel has shown that it took our boot data (banner,
+exact command line, e820 map, MP table, device entries), which takes seconds
+here, where its ring-0 code is emulated. Linux booted to its userspace and
+driving every device is tested in test_linux_e2e.py.
 """
 import re
 import subprocess
