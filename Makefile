@@ -192,6 +192,7 @@ bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/
 	scripts/bench/vsock.sh
 	scripts/bench/restore.sh
 	scripts/bench/jail.sh
+	scripts/bench/linux.sh
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
