@@ -99,7 +99,8 @@ static json_t *vsock_metrics(const struct vmm *vmm)
 	const struct vsock_metrics *m = &vmm->vsock->m;
 	unsigned int open = 0;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
-		open += vmm->vsock->conns[i].state != VSOCK_FREE;
+		open += vmm->vsock->conns[i].state != VSOCK_FREE &&
+		    vmm->vsock->conns[i].state != VSOCK_CLOSING; /* host side gone */
 	return json_pack(
 	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "conns_opened",
 	    (json_int_t)m->conns_opened, "conns_closed", (json_int_t)m->conns_closed,

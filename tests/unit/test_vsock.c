@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "clock.h"
 #include "fake_vsock.h"
@@ -78,6 +79,17 @@ static int host_listen(struct env *e, unsigned int port)
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(fd, 512), 0);
 	return fd;
+}
+
+static unsigned int count_fds(void)
+{
+	unsigned int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
 }
 
 static unsigned int open_conns(struct env *e)
@@ -183,16 +195,61 @@ static void guest_connect_data_and_host_close(void **state)
 	assert_int_equal(h.op, VIRTIO_VSOCK_OP_RW);
 	assert_int_equal(h.len, 6);
 	assert_memory_equal(data, "world!", 6);
-	/* The host closes: the guest hears SHUTDOWN (both ways), the slot is freed. */
+	/* The host closes: the guest hears SHUTDOWN (both ways); the host
+	 * socket is gone, the slot waits for the guest's RST. */
+	unsigned int fds = count_fds();
 	close(fd);
 	assert_true(event_loop_run_once(&e->loop, 1000) > 0);
 	assert_int_equal(rx_take(e, &h, NULL), 0);
 	assert_int_equal(h.op, VIRTIO_VSOCK_OP_SHUTDOWN);
 	assert_int_equal(h.flags, VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
-	assert_int_equal(open_conns(e), 0);
-	/* The guest's late RST for it is ignored quietly. */
+	assert_int_equal(count_fds(), fds - 2);
+	assert_int_equal(open_conns(e), 1);
+	/* What the guest still sends meanwhile (its half-close, a credit
+	 * update, late data) is not answered with RST. */
+	tx(e, guest_hdr(1000, 52, VIRTIO_VSOCK_OP_SHUTDOWN, 0), NULL);
+	tx(e, guest_hdr(1000, 52, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0), NULL);
+	tx(e, guest_hdr(1000, 52, VIRTIO_VSOCK_OP_RW, 3), "bye");
+	assert_int_equal(rx_take(e, &h, NULL), -1);
+	assert_int_equal(open_conns(e), 1);
+	/* The guest's RST frees the slot, quietly. */
 	tx(e, guest_hdr(1000, 52, VIRTIO_VSOCK_OP_RST, 0), NULL);
 	assert_int_equal(rx_take(e, &h, NULL), -1);
+	assert_int_equal(open_conns(e), 0);
+	close(lfd);
+	env_free(e);
+}
+
+/* A guest that never sends its RST after the host closed: the slot is given
+ * up after the set-up timeout, with an RST. A full SHUTDOWN from the guest
+ * ends it at once, with the RST the spec asks for. */
+static void closing_connection_ends(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	int lfd = host_listen(e, 53);
+	post_rx(e, 8);
+	int fd = connect_guest(e, lfd, 1001, 53);
+	int fd2 = connect_guest(e, lfd, 1002, 53);
+	close(fd);
+	close(fd2);
+	for (int i = 0; i < 10 &&
+	     (e->v.conns[0].state != VSOCK_CLOSING || e->v.conns[1].state != VSOCK_CLOSING);
+	     i++)
+		event_loop_run_once(&e->loop, 100);
+	expect_rx(e, VIRTIO_VSOCK_OP_SHUTDOWN, 1001, 53);
+	expect_rx(e, VIRTIO_VSOCK_OP_SHUTDOWN, 1002, 53);
+	struct virtio_vsock_hdr shut = guest_hdr(1002, 53, VIRTIO_VSOCK_OP_SHUTDOWN, 0);
+	shut.flags = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+	tx(e, shut, NULL);
+	expect_rx(e, VIRTIO_VSOCK_OP_RST, 1002, 53);
+	assert_int_equal(open_conns(e), 1);
+	uint64_t t0 = clock_now_us();
+	while (open_conns(e) && clock_now_us() - t0 < 3 * VSOCK_CONNECT_TIMEOUT_MS * 1000ull)
+		event_loop_run_once(&e->loop, 100);
+	assert_int_equal(open_conns(e), 0);
+	assert_true(clock_now_us() - t0 >= (VSOCK_CONNECT_TIMEOUT_MS - 200) * 1000ull);
+	expect_rx(e, VIRTIO_VSOCK_OP_RST, 1001, 53);
 	close(lfd);
 	env_free(e);
 }
@@ -373,6 +430,7 @@ static void host_connect_handshake(void **state)
 	close(fd);
 	assert_true(event_loop_run_once(&e->loop, 1000) > 0);
 	expect_rx(e, VIRTIO_VSOCK_OP_SHUTDOWN, 77, h.src_port);
+	tx(e, guest_hdr(77, h.src_port, VIRTIO_VSOCK_OP_RST, 0), NULL); /* the guest's answer */
 
 	/* Refused by the guest: the host sees the connection close. */
 	fd = host_connect(e, "CONNECT 78\n");
@@ -467,6 +525,7 @@ int main(void)
 		cmocka_unit_test(header_checks),
 		cmocka_unit_test(guest_connect_nobody_listening),
 		cmocka_unit_test(guest_connect_data_and_host_close),
+		cmocka_unit_test(closing_connection_ends),
 		cmocka_unit_test(host_to_guest_respects_guest_credit),
 		cmocka_unit_test(guest_overrunning_its_credit_is_reset),
 		cmocka_unit_test(malformed_tx_packets),

@@ -43,8 +43,10 @@ void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->txbuf);
+	/* A closing connection was counted when its host socket closed. */
+	if (c->state != VSOCK_CLOSING)
+		v->m.conns_closed++;
 	*c = (struct vsock_conn){ .state = VSOCK_FREE, .fd = -1 };
-	v->m.conns_closed++;
 }
 
 static void vsock_sock_ready(void *opaque, uint32_t events);
@@ -55,7 +57,8 @@ static void timer_rearm(struct virtio_vsock *v)
 	uint64_t first = 0;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
 		const struct vsock_conn *c = &v->conns[i];
-		if ((c->state == VSOCK_HANDSHAKE || c->state == VSOCK_REQUESTED) &&
+		if ((c->state == VSOCK_HANDSHAKE || c->state == VSOCK_REQUESTED ||
+		     c->state == VSOCK_CLOSING) &&
 		    (!first || c->deadline_us < first))
 			first = c->deadline_us;
 	}
@@ -74,8 +77,9 @@ static void set_deadline(struct virtio_vsock *v, struct vsock_conn *c)
 	timer_rearm(v);
 }
 
-/* Give up connections stuck in set-up: the host peer is closed, a guest
- * that was asked is told RST. */
+/* Give up connections stuck in set-up (the host peer is closed, a guest
+ * that was asked is told RST) and closing connections whose guest never
+ * sent its RST (it is told RST). */
 static void vsock_timer(void *opaque, uint32_t events)
 {
 	struct virtio_vsock *v = opaque;
@@ -87,17 +91,37 @@ static void vsock_timer(void *opaque, uint32_t events)
 	uint64_t now = clock_now_us();
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct vsock_conn *c = &v->conns[i];
-		if ((c->state != VSOCK_HANDSHAKE && c->state != VSOCK_REQUESTED) ||
+		if ((c->state != VSOCK_HANDSHAKE && c->state != VSOCK_REQUESTED &&
+		     c->state != VSOCK_CLOSING) ||
 		    c->deadline_us > now)
 			continue;
-		v->m.conns_timed_out++;
-		if (c->state == VSOCK_REQUESTED)
+		if (c->state != VSOCK_CLOSING)
+			v->m.conns_timed_out++;
+		if (c->state == VSOCK_REQUESTED || c->state == VSOCK_CLOSING)
 			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
 		vsock_conn_close(v, c);
 	}
 	timer_rearm(v);
 	vsock_rx(v);
 	pthread_mutex_unlock(&v->transport.lock);
+}
+
+void vsock_conn_host_closed(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
+			VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, c->fwd_cnt);
+	if (c->h)
+		event_loop_del(v->loop, c->h);
+	c->h = NULL;
+	close(c->fd);
+	c->fd = -1;
+	free(c->txbuf);
+	c->txbuf = NULL;
+	c->tx_len = 0;
+	c->readable = false;
+	c->state = VSOCK_CLOSING;
+	v->m.conns_closed++;
+	set_deadline(v, c);
 }
 
 void vsock_conn_reset(struct virtio_vsock *v, struct vsock_conn *c)

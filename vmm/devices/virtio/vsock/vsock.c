@@ -156,6 +156,14 @@ static void vsock_handle(struct virtio_vsock *v, const struct virtio_vsock_hdr *
 		vsock_send_ctrl(v, h->dst_port, h->src_port, VIRTIO_VSOCK_OP_RST, 0, 0);
 		return;
 	}
+	if (c->state == VSOCK_CLOSING) {
+		/* The host side is gone; only the guest's RST (above) or its own
+		 * full SHUTDOWN, which the spec answers with RST, ends the slot. */
+		if ((h->flags & VIRTIO_VSOCK_SHUTDOWN_SEND) &&
+		    (h->flags & VIRTIO_VSOCK_SHUTDOWN_RCV) && h->op == VIRTIO_VSOCK_OP_SHUTDOWN)
+			vsock_conn_reset(v, c);
+		return;
+	}
 	switch (h->op) {
 	case VIRTIO_VSOCK_OP_RESPONSE:
 		if (c->state == VSOCK_REQUESTED)
@@ -303,17 +311,14 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 		return RX_MORE;
 	}
 	if (got <= 0) {
-		/* End of stream: the host peer closed (SHUTDOWN, both ways, which
-		 * the guest answers with RST) or vanished (RST). Either way the
-		 * host socket and buffers go now. */
+		/* End of stream: the host peer closed (SHUTDOWN, both ways; the
+		 * slot waits for the guest's RST) or vanished (RST). Either way
+		 * the host socket and buffers go now. */
 		virtq_unpop(q);
 		if (got == 0)
-			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
-					VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND,
-					c->fwd_cnt);
+			vsock_conn_host_closed(v, c);
 		else
-			vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_RST, 0, 0);
-		vsock_conn_close(v, c);
+			vsock_conn_reset(v, c);
 		return RX_MORE;
 	}
 	struct virtio_vsock_hdr h = {

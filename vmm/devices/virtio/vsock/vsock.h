@@ -55,6 +55,12 @@ enum vsock_conn_state {
 	VSOCK_HANDSHAKE, /* host accepted, waiting for "CONNECT <port>\n" */
 	VSOCK_REQUESTED, /* REQUEST sent to the guest, waiting for RESPONSE */
 	VSOCK_ESTABLISHED,
+	/* The host peer closed: SHUTDOWN (both ways) went to the guest and the
+	 * host socket is gone; the slot waits for the guest's RST (virtio 1.2,
+	 * 5.10.6.5), ignoring what the guest still sends, so that a late
+	 * credit update or SHUTDOWN is not answered with RST while the guest
+	 * still reads the last bytes. */
+	VSOCK_CLOSING,
 };
 
 struct virtio_vsock;
@@ -136,6 +142,9 @@ struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t guest_port, 
 void vsock_conn_reset(struct virtio_vsock *v, struct vsock_conn *c);
 /* Close the host socket and free the slot. */
 void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c);
+/* The host peer closed @c: SHUTDOWN (both ways) to the guest, host socket
+ * closed, the slot kept as VSOCK_CLOSING until the guest's RST or a timeout. */
+void vsock_conn_host_closed(struct virtio_vsock *v, struct vsock_conn *c);
 /* Queue a control packet for the guest about @c (or about the two ports). */
 void vsock_send_ctrl(struct virtio_vsock *v, uint32_t host_port, uint32_t guest_port, uint16_t op,
 		     uint32_t flags, uint32_t fwd_cnt);
