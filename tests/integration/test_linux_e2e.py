@@ -455,9 +455,10 @@ def test_diff_snapshot_of_linux_merged_and_restored(ember, linux_base, tmp_path)
 
 # -- booting for real ---------------------------------------------------------
 
-def boot(ember, vmlinux, tmp_path, cfg_changes, netns=None):
+def boot(ember, vmlinux, tmp_path, cfg_changes, netns=None, keep_drives=False):
     rootfs = guest_rootfs()
-    make_drives(tmp_path)
+    if not keep_drives:
+        make_drives(tmp_path)
     cfg = base_config(vmlinux, rootfs, tmp_path, tmp_path / "boot.vsock")
     cfg_changes(cfg, rootfs)
     path = tmp_path / "vm.json"
@@ -465,11 +466,16 @@ def boot(ember, vmlinux, tmp_path, cfg_changes, netns=None):
     return LinuxVM.start(ember, tmp_path, ["--config-file", path], netns)
 
 
-def test_linux_boots_with_a_writable_ext4_root_over_virtio_blk(ember, vmlinux, tmp_path):
+def test_linux_boots_with_a_writable_ext4_root_and_its_data_survive_kill_9(ember, vmlinux,
+                                                                           tmp_path):
+    """Root on a writable ext4 over virtio-blk: Linux writes to it and to the
+    data drive, syncs, and ember is killed with SIGKILL; Linux booted again
+    on the same drives finds the data, and so does the host."""
     def root_rw(cfg, rootfs):
         root = tmp_path / "root.ext4"
-        shutil.copyfile(rootfs / "rootfs.ext4", root)
-        os.chmod(root, 0o666)
+        if not root.exists():
+            shutil.copyfile(rootfs / "rootfs.ext4", root)
+            os.chmod(root, 0o666)
         cfg["drives"][0].update(path_on_host=str(root), is_read_only=False)
 
     vm = boot(ember, vmlinux, tmp_path, root_rw)
@@ -477,12 +483,23 @@ def test_linux_boots_with_a_writable_ext4_root_over_virtio_blk(ember, vmlinux, t
         vm.expect(READY, 180)
         _, out = vm.sh("grep ' / ' /proc/mounts")
         assert "/dev/root / ext4 rw" in out or "/dev/vda / ext4 rw" in out, out
-        vm.sh("echo written-by-linux >/root/marker && sync")
+        vm.sh("echo written-by-linux >/root/marker && mount -t ext4 /dev/vdb /mnt && "
+              "dd if=/dev/vdd of=/mnt/copy bs=64k 2>/dev/null && sync")
+        vm.kill()
+    finally:
+        vm.close()
+    assert debugfs_cat(tmp_path / "root.ext4", "/root/marker") == b"written-by-linux\n"
+    assert debugfs_cat(tmp_path / "data.ext4", "/copy") == RO_BYTES
+
+    vm = boot(ember, vmlinux, tmp_path, root_rw, keep_drives=True)
+    try:
+        vm.expect(READY, 180)
+        _, out = vm.sh("cat /root/marker && mount -t ext4 /dev/vdb /mnt && md5sum /mnt/copy")
+        assert out.split()[:2] == ["written-by-linux", md5(RO_BYTES)], out
         vm.send("reboot -f")
         assert vm.wait_exit(30) == 0
     finally:
         vm.close()
-    assert debugfs_cat(tmp_path / "root.ext4", "/root/marker") == b"written-by-linux\n"
 
 
 def test_linux_boots_from_an_uncompressed_initramfs(ember, vmlinux, tmp_path):
