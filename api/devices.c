@@ -16,6 +16,9 @@
 #include "routes.h"
 #include "vmm.h"
 
+/* A GPT partition UUID (8-4-4-4-12 hex digits) is the longest partuuid. */
+#define PARTUUID_MAX 36
+
 /* ---- boot-source --------------------------------------------------------- */
 
 static const struct jfield boot_source_schema[] = {
@@ -236,6 +239,14 @@ unsigned int put_drive(struct ctx *c)
 	const json_t *rl = json_object_get(c->body, "rate_limiter");
 	if (rl && rate_limits_valid(c, rl) < 0)
 		return 400;
+	const char *partuuid = jstr(c->body, "partuuid");
+	if (partuuid &&
+	    (!*partuuid || strlen(partuuid) > PARTUUID_MAX ||
+	     strspn(partuuid, "0123456789abcdefABCDEF-") != strlen(partuuid)))
+		return api_fail(c,
+				"partuuid must be 1 to %d hexadecimal digits and dashes (a GPT "
+				"partition UUID, or an MBR disk signature with partition number)",
+				PARTUUID_MAX);
 	unsigned int slot = cfg->nr_drives;
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		if (strcmp(cfg->drives[i].blk.id, c->id) == 0)
@@ -266,7 +277,7 @@ unsigned int put_drive(struct ctx *c)
 			 .engine = engine && strcmp(engine, "Sync") == 0 ? BLK_ENGINE_SYNC
 									 : BLK_ENGINE_URING },
 		.is_root = root,
-		.partuuid = jstr(c->body, "partuuid") ? strdup(jstr(c->body, "partuuid")) : NULL,
+		.partuuid = partuuid ? strdup(partuuid) : NULL,
 	};
 	if (rl)
 		rate_limits(rl, &d->blk);

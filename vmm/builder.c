@@ -26,32 +26,44 @@ static int open_input(const char *what, const char *path)
 }
 
 /*
- * The user's command line, then "root=/dev/vda rw|ro" when a drive is the
- * root device (it is attached first), then one virtio_mmio.device= entry per
- * device.
+ * The user's command line, then "root=/dev/vda rw|ro" (or root=PARTUUID=)
+ * when a drive is the root device (it is attached first), then one
+ * virtio_mmio.device= entry per device. Built in a growing buffer: its
+ * length is checked against the boot protocol's limit when it is written
+ * to the guest, with a clear error. NULL only when out of memory.
  */
 static char *guest_cmdline(const struct vmm *vmm, const char *user)
 {
-	size_t cap = (user ? strlen(user) : 0) + 64 * (size_t)vmm->nr_mmio_devs + 128;
-	char *s = malloc(cap);
-	if (!s)
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+	if (!f)
 		return NULL;
-	size_t n = (size_t)snprintf(s, cap, "%s", user ? user : "");
+	const char *sep = "";
+	if (user && *user) {
+		fputs(user, f);
+		sep = " ";
+	}
 	for (unsigned int i = 0; i < vmm->cfg.nr_drives; i++) {
 		const struct drive_config *d = &vmm->cfg.drives[i];
 		if (!d->is_root)
 			continue;
 		if (d->partuuid)
-			n += (size_t)snprintf(s + n, cap - n, "%sroot=PARTUUID=%s", n ? " " : "",
-					      d->partuuid);
+			fprintf(f, "%sroot=PARTUUID=%s", sep, d->partuuid);
 		else
-			n += (size_t)snprintf(s + n, cap - n, "%sroot=/dev/vda", n ? " " : "");
-		n += (size_t)snprintf(s + n, cap - n, " %s", d->blk.read_only ? "ro" : "rw");
+			fprintf(f, "%sroot=/dev/vda", sep);
+		fprintf(f, " %s", d->blk.read_only ? "ro" : "rw");
+		sep = " ";
 	}
 	for (unsigned int i = 0; i < vmm->nr_mmio_devs; i++) {
 		const struct fdt_mmio_device *d = &vmm->mmio_devs[i];
-		n += (size_t)snprintf(s + n, cap - n, "%svirtio_mmio.device=4K@0x%llx:%u",
-				      n ? " " : "", (unsigned long long)d->base, d->irq);
+		fprintf(f, "%svirtio_mmio.device=4K@0x%llx:%u", sep, (unsigned long long)d->base,
+			d->irq);
+		sep = " ";
+	}
+	if (fclose(f) != 0) {
+		free(s);
+		return NULL;
 	}
 	return s;
 }
@@ -75,15 +87,12 @@ static int write_dtb(struct vmm *vmm, struct boot_info *bi)
 	return 0;
 }
 
-static int load_guest(struct vmm *vmm)
+static int load_guest_with(struct vmm *vmm, const char *cmdline)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
 	struct vm *vm = &vmm->vm;
 	char err[BOOT_ERR_MAX] = "";
 	struct kernel_image img;
-	char *cmdline = guest_cmdline(vmm, cfg->cmdline);
-	if (!cmdline)
-		return EMBER_EXIT_ERROR;
 	struct boot_info bi = { .cmdline = cmdline, .nr_vcpus = cfg->vcpus };
 
 	int fd = open_input("kernel", cfg->kernel_path);
@@ -145,6 +154,16 @@ static int load_guest(struct vmm *vmm)
 		 (unsigned long long)img.load_start, (unsigned long long)img.load_end,
 		 pvh ? "PVH" : "64-bit", (unsigned long long)(pvh ? img.pvh_entry : img.entry64));
 	return 0;
+}
+
+static int load_guest(struct vmm *vmm)
+{
+	char *cmdline = guest_cmdline(vmm, vmm->cfg.cmdline);
+	if (!cmdline)
+		return EMBER_EXIT_ERROR;
+	int r = load_guest_with(vmm, cmdline);
+	free(cmdline);
+	return r;
 }
 
 static int serial_output_fd(const struct vmm_config *cfg)

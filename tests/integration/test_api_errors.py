@@ -64,6 +64,13 @@ CASES = [
      "drive file '/nonexistent' cannot be opened"),
     ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": "no"}, 400,
      "invalid type for field `is_root_device`"),
+    # a partuuid reaches the guest's command line: bounded and checked
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": True,
+                          "partuuid": "f" * 50000}, 400, "partuuid must be 1 to 36"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": True,
+                          "partuuid": "1234 root=/dev/sda"}, 400, "partuuid must be"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": True,
+                          "partuuid": ""}, 400, "partuuid must be"),
     ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False, "cache_type": "None"},
      400, "unknown variant `None` for field `cache_type`"),
     ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False, "io_engine": "aio"},

@@ -101,3 +101,22 @@ def test_pvh_protocol_needs_the_note(ember, guest):
     r = run_ember(ember, "--kernel", guest("bzimage-check.bzImage"), "--boot-protocol", "pvh")
     assert r.returncode == BAD_KERNEL
     assert "no PVH entry note" in r.stderr
+
+
+def test_command_line_too_long_with_embers_additions(ember, guest, tmp_path):
+    """boot_args just under the limit, plus the root= and virtio_mmio.device=
+    entries ember appends: refused with a clear error before the guest
+    starts (the builder once wrote past its buffer here)."""
+    import json
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(4096))
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("hello.elf")), "boot_args": "x" * 2040},
+        "drives": [{"drive_id": f"d{i}", "path_on_host": str(disk), "is_root_device": i == 0,
+                    "is_read_only": True, "partuuid": "0123abcd-" * 4 if i == 0 else None}
+                   for i in range(8)],
+    }).replace(', "partuuid": null', ""))
+    r = run_ember(ember, "--no-api", "--config-file", cfg, timeout=30)
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert "command line is" in r.stderr and "at most 2047" in r.stderr, r.stderr
