@@ -178,10 +178,13 @@ static unsigned int put_logger(struct ctx *c)
 		if (fd < 0)
 			return api_fail(c, "log_path '%s' cannot be opened: %s", path,
 					strerror(errno));
+		int r = log_replace_fd(fd);
+		if (r < 0)
+			return api_fail(c, "log_path '%s': %s", path, strerror(-r));
 		config_set_str(&c->vmm->cfg.log_path, path);
 	}
 	c->vmm->cfg.log_level = lvl;
-	log_init(lvl, fd >= 0 ? fd : log_get_fd());
+	log_init(lvl, log_get_fd());
 	return 204;
 }
 

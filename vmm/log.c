@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -33,6 +34,19 @@ void log_init(enum log_level level, int fd)
 uint64_t log_missed_count(void)
 {
 	return atomic_load(&log_missed);
+}
+
+int log_replace_fd(int fd)
+{
+	if (log_fd == STDERR_FILENO || log_fd < 0) {
+		log_fd = fd;
+		return 0;
+	}
+	/* Same descriptor number, new file: threads logging right now write to
+	 * the old file or the new one, never to a closed or reused fd. */
+	int r = dup3(fd, log_fd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }
 
 int log_get_fd(void)

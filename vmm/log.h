@@ -17,6 +17,10 @@ void log_init(enum log_level level, int fd);
 uint64_t log_missed_count(void);
 /* The fd log lines go to now. */
 int log_get_fd(void);
+/* Log to @fd from now on (PUT /logger), taking it over: a previous log file
+ * is closed (its descriptor number reused for @fd), stderr is left open.
+ * 0 or -errno (@fd is closed either way). */
+int log_replace_fd(int fd);
 /* Name of the calling thread as it appears in log lines ("main", "vcpu3"). */
 void log_set_thread_name(const char *name);
 /* That name (thread-local storage: safe to read in a signal handler). */

@@ -237,3 +237,31 @@ def test_patch_drive_after_boot(ember, guest, sock, tmp_path):
     finally:
         api.close()
         p.kill()
+
+
+def test_put_logger_again_and_again_keeps_one_log_fd(ember, sock, tmp_path):
+    """Each PUT /logger replaces the log file; none is left open behind
+    (200 requests once leaked 200 fds)."""
+    from conftest import ember_pid
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        pid = ember_pid(p)
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        assert api.call("PUT", "/logger", {"log_path": str(logs[0]), "level": "Info"})[0] == 204
+        before = len(os.listdir(f"/proc/{pid}/fd"))
+        for i in range(200):
+            assert api.call("PUT", "/logger", {"log_path": str(logs[i % 2])})[0] == 204
+        assert len(os.listdir(f"/proc/{pid}/fd")) == before
+        # The last one is where lines go now: a bad request logs a warning.
+        size = logs[1].stat().st_size
+        api.call("PUT", "/nope", {})
+        api.call("PUT", "/actions", {"action_type": "FlushMetrics"})
+        deadline = time.monotonic() + 5
+        while logs[1].stat().st_size == size and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert logs[1].stat().st_size > size
+    finally:
+        api.close()
+        p.kill()
+        p.wait()
