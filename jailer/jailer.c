@@ -96,6 +96,15 @@ static unsigned long parse_num(const char *what, const char *s)
 	return v;
 }
 
+/* A uid or gid: 32 bits, and not (uid_t)-1, which means "no change" to the kernel. */
+static uint32_t parse_id(const char *what, const char *s)
+{
+	unsigned long v = parse_num(what, s);
+	if (v >= UINT32_MAX)
+		die_usage("%s must be at most %u, not '%s'", what, UINT32_MAX - 1, s);
+	return (uint32_t)v;
+}
+
 static void parse_args(int argc, char **argv, struct jail *j)
 {
 	static const struct option opts[] = {
@@ -128,10 +137,10 @@ static void parse_args(int argc, char **argv, struct jail *j)
 			j->exec_file = optarg;
 			break;
 		case 'u':
-			j->uid = (uid_t)parse_num("--uid", optarg);
+			j->uid = parse_id("--uid", optarg);
 			break;
 		case 'g':
-			j->gid = (gid_t)parse_num("--gid", optarg);
+			j->gid = parse_id("--gid", optarg);
 			break;
 		case 'c':
 			j->base = optarg;

@@ -218,6 +218,9 @@ def test_daemonize(jailer, ember, base):
     (["--exec-file", "/nonexistent/ember"], "--exec-file '/nonexistent/ember'"),
     (["--netns", "/var/run/netns/no-such-ns"], "--netns '/var/run/netns/no-such-ns'"),
     (["--uid", "0"], "must not be 0"),
+    (["--uid", "4294967297"], "--uid must be at most 4294967294"),  # not uid 1
+    (["--gid", "4294967295"], "--gid must be at most 4294967294"),
+    (["--uid", "99999999999999999999999"], "--uid must be a number"),
     (["--cgroup", "memory.no_such_file=1"], "cgroup file 'memory.no_such_file' does not exist"),
 ])
 def test_bad_input_leaves_nothing(jailer, ember, base, args, words):
