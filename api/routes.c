@@ -20,6 +20,7 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "routes.h"
+#include "util.h"
 #include "vmm.h"
 
 enum when { ANY, PRE_BOOT, POST_BOOT };
@@ -356,6 +357,8 @@ void api_dispatch(struct vmm *vmm, struct api_call *call)
 	unsigned int status = route_call(&c, call->method, call->path, call->body, call->body_len);
 	call->status = status;
 	if (status >= 400) {
+		/* It may quote the request (a path, an id): keep it valid JSON. */
+		utf8_sanitize(c.err);
 		json_t *e = json_pack("{s:s}", "fault_message", c.err);
 		call->response = json_dumps(e, JSON_COMPACT);
 		json_decref(e);

@@ -12,6 +12,14 @@ int pread_full(int fd, void *buf, uint64_t len, uint64_t off);
 /* write(2) until all of @buf is written. 0 or -errno. */
 int write_full(int fd, const void *buf, uint64_t len);
 
+/*
+ * Make @s valid UTF-8 without control characters, in place: each byte of an
+ * invalid, overlong, surrogate or truncated sequence, and each ASCII control
+ * character, becomes '?'. For text that echoes client or guest input (API
+ * errors, log lines), which JSON and log readers must be able to take.
+ */
+void utf8_sanitize(char *s);
+
 struct sockaddr_un;
 /*
  * bind(2) @fd to the Unix socket @addr. A socket file left behind by a

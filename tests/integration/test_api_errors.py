@@ -184,3 +184,27 @@ def test_concurrent_clients(server):
     assert not errors, errors[:5]
     st, body = Api(sock).call("GET", "/machine-config")
     assert st == 200 and 64 <= body["mem_size_mib"] < 72
+
+
+def test_fault_message_quoting_non_utf8_bytes_is_still_json(server):
+    """A request path with bytes that are not UTF-8 gets its 400 with a JSON
+    body (the fault message once came back empty)."""
+    import socket
+    sock, _ = server
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock)
+    s.sendall(b"GET /\xff\xfe\xc0\xaf HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n")
+                  if l.lower().startswith(b"content-length")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    msg = json.loads(body.decode("utf-8"))["fault_message"]
+    assert "Invalid request method and/or path: GET /" in msg, msg
+    assert Api(sock).call("GET", "/")[0] == 200
