@@ -13,6 +13,8 @@
  *
  * mode=durable: on drive 0, write the pattern sector by sector, flush, print
  * "blk: durable acked N" and spin, for a test that kills the monitor then.
+ * mode=2 (busy): run the drive 0 test over and over, printing
+ * "blk: pass N ok" (or "failed") after each, until the monitor stops it.
  * Exit status: 0 when every check passed, 1 otherwise, 2 with no drive.
  */
 #include "kit.h"
@@ -165,6 +167,12 @@ static void user_main(void)
 			continue;
 		if (mode == 1)
 			durable(&devs[i]);
+		for (uint64_t pass = 1; mode == 2; pass++) {
+			int bad = test_drive(0, &devs[i]);
+			kit_puts("blk: pass ");
+			kit_put_dec(pass);
+			kit_puts(bad ? " failed\n" : " ok\n");
+		}
 		failed |= test_drive((uint32_t)drives++, &devs[i]);
 	}
 	kit_exit(drives == 0 ? 2 : failed);
