@@ -396,6 +396,37 @@ static void rx_buffer_too_small(void **state)
 	env_free(e);
 }
 
+/* A receive buffer with room for the header only is not an end of stream:
+ * it goes back empty, counted, and the data waits for a real buffer. */
+static void rx_buffer_header_only(void **state)
+{
+	(void)state;
+	struct env *e = env_new();
+	int lfd = host_listen(e, 54);
+	post_rx(e, 1);
+	int fd = connect_guest(e, lfd, 1003, 54);
+	assert_int_equal(write(fd, "data!", 5), 5);
+	struct fake_desc d = { RXBUF, VSOCK_HDR_LEN, VIRTQ_DESC_F_WRITE };
+	fq_publish(&e->rx, fq_add(&e->rx, &d, 1));
+	fq_kick(&e->rx);
+	event_loop_run_once(&e->loop, 1000);
+	struct virtq_used_elem u;
+	assert_int_equal(fq_take_used(&e->rx, &u), 0);
+	assert_int_equal(u.len, 0);
+	assert_int_equal(e->v.m.bad_chains, 1);
+	assert_int_equal(open_conns(e), 1);
+	post_rx(e, 1);
+	struct virtio_vsock_hdr h;
+	uint8_t data[RXLEN];
+	assert_int_equal(rx_take(e, &h, data), 0);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(h.len, 5);
+	assert_memory_equal(data, "data!", 5);
+	close(fd);
+	close(lfd);
+	env_free(e);
+}
+
 static int host_connect(struct env *e, const char *line)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -530,6 +561,7 @@ int main(void)
 		cmocka_unit_test(guest_overrunning_its_credit_is_reset),
 		cmocka_unit_test(malformed_tx_packets),
 		cmocka_unit_test(rx_buffer_too_small),
+		cmocka_unit_test(rx_buffer_header_only),
 		cmocka_unit_test(host_connect_handshake),
 		cmocka_unit_test(stalled_set_up_times_out),
 		cmocka_unit_test(connection_limit),

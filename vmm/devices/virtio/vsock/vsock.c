@@ -304,7 +304,14 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 	if (space > VSOCK_MAX_PKT)
 		space = VSOCK_MAX_PKT;
 	unsigned int n = iov_slice(chain->iov, chain->nr_in, VSOCK_HDR_LEN, space, room);
-	ssize_t got = n ? readv(c->fd, room, (int)n) : 0;
+	if (!n) {
+		/* A header-only buffer has no room for data (credit was checked
+		 * above): it is the guest's mistake, not the end of the stream. */
+		v->m.bad_chains++;
+		virtq_push(q, chain->head, 0);
+		return RX_MORE;
+	}
+	ssize_t got = readv(c->fd, room, (int)n);
 	if (got < 0 && errno == EAGAIN) {
 		c->readable = false;
 		virtq_unpop(q);
