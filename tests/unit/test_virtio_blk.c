@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include "devices/virtio/block/engine.h"
 #include "fake_mem.h"
@@ -514,6 +517,43 @@ static void event_idx_suppresses_interrupts(void **state)
 	env_free(e);
 }
 
+static unsigned int count_fds(void)
+{
+	unsigned int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* PATCH /drives checks the path, then the device opens it: if it has been
+ * swapped for something that is not a regular file in between, the swap
+ * fails cleanly, leaks nothing, and a FIFO does not block the VMM thread
+ * waiting for a writer (the drive is read-only: O_RDONLY). */
+static void swap_to_a_non_regular_file(void **state)
+{
+	(void)state;
+	struct env *e = env_new(BLK_ENGINE_SYNC, true);
+	char fifo[] = "/tmp/ember-blk-fifo-XXXXXX";
+	assert_non_null(mkdtemp(fifo));
+	char path[64];
+	snprintf(path, sizeof(path), "%s/f", fifo);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	unsigned int fds = count_fds();
+	char err[200] = "";
+	assert_int_equal(virtio_blk_update(&e->blk, path, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "is not a regular file"));
+	assert_int_equal(virtio_blk_update(&e->blk, "/tmp", NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(count_fds(), fds);
+	assert_int_equal(e->blk.capacity, DISK_SECTORS); /* the old file stays */
+	unlink(path);
+	rmdir(fifo);
+	close(e->blk.fd);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +567,7 @@ int main(void)
 		cmocka_unit_test(bad_queue_geometry_is_refused_at_activation),
 		cmocka_unit_test(reset_drops_inflight_completions),
 		cmocka_unit_test(event_idx_suppresses_interrupts),
+		cmocka_unit_test(swap_to_a_non_regular_file),
 	};
 	return cmocka_run_group_tests_name("virtio_blk", tests, NULL, NULL);
 }

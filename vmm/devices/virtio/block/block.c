@@ -270,15 +270,20 @@ static int blk_open(struct virtio_blk *b, char *err, size_t err_len)
 {
 	int flags =
 	    (b->cfg.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->cfg.direct ? O_DIRECT : 0);
-	b->fd = open(b->cfg.path, flags);
+	/* O_NONBLOCK: the path may have become a FIFO since it was checked,
+	 * whose open would wait for a writer; it is cleared once the file is
+	 * known to be a regular one. */
+	b->fd = open(b->cfg.path, flags | O_NONBLOCK);
 	if (b->fd < 0) {
 		int e = errno;
 		snprintf(err, err_len, "cannot open '%s': %s", b->cfg.path, strerror(e));
 		return -e;
 	}
 	struct stat st;
-	if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(b->fd, F_SETFL, flags) < 0) {
 		snprintf(err, err_len, "'%s' is not a regular file", b->cfg.path);
+		close(b->fd);
+		b->fd = -1;
 		return -EINVAL;
 	}
 	if (st.st_size % BLK_SECTOR_SIZE)
