@@ -81,13 +81,14 @@ static json_t *net_metrics(const struct vmm *vmm)
 		json_object_set_new(
 		    o, n->cfg.id,
 		    json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_frames",
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_frames",
 			(json_int_t)m->rx_frames, "rx_bytes", (json_int_t)m->rx_bytes, "tx_frames",
 			(json_int_t)m->tx_frames, "tx_bytes", (json_int_t)m->tx_bytes, "rx_dropped",
 			(json_int_t)m->rx_dropped, "tx_malformed", (json_int_t)m->tx_malformed,
 			"bad_chains", (json_int_t)m->bad_chains, "rx_rate_limiter_throttled",
 			(json_int_t)m->rx_throttled, "tx_rate_limiter_throttled",
-			(json_int_t)m->tx_throttled, "tap_errors", (json_int_t)m->tap_errors));
+			(json_int_t)m->tx_throttled, "tap_errors", (json_int_t)m->tap_errors,
+			"rx_short_buffers", (json_int_t)m->rx_short_buffers));
 	}
 	return o;
 }

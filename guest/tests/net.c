@@ -9,6 +9,9 @@
  * fast as the device takes them (no echoes), for rate-limiter tests.
  * sink=N: after the ARP, receive N datagrams for port+2, printing
  * "net: sink first" at the first and "net: sink done" after the last.
+ * tiny_rx=1: post a single 100-byte receive buffer (MRG_RXBUF negotiated:
+ * less than any frame needs), print "net: tiny rx posted" and idle; the
+ * monitor must wait for more buffers without spinning.
  * Exit status: 0 when all checks passed, 1 otherwise, 2 with no NIC.
  */
 #include "kit.h"
@@ -191,6 +194,14 @@ static void user_main(void)
 	mac[5] = (uint8_t)(w1 >> 8);
 	if (d->features & NET_F_MTU)
 		mtu = (uint16_t)(w2 >> 16);
+	uint64_t tiny = 0;
+	if (kit_cmdline_u64("tiny_rx=", &tiny) == 0 && tiny) {
+		struct gv_buf b = { rxbuf[0], 100, true };
+		gv_post(d, 0, 0, &b, 1);
+		kit_puts("net: tiny rx posted\n");
+		for (;;)
+			__asm__ volatile("pause");
+	}
 	for (uint16_t i = 0; i < RXBUFS; i++)
 		post_rx(d, i);
 	kit_puts("net: mac ");

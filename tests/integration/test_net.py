@@ -213,3 +213,43 @@ def test_rx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
     configured = rate * 10
     print(f"rx rate limiter: configured {configured} B/s, measured {measured:.0f} B/s")
     assert abs(measured - configured) / configured < 0.10
+
+
+def test_rx_buffers_smaller_than_a_frame_do_not_hang_the_monitor(ember, guest, netns, tmp_path):
+    """MRG_RXBUF negotiated and one 100-byte receive buffer posted: frames
+    arrive for the guest, and the monitor waits for more buffers without
+    spinning; the API and SIGTERM keep working (the VMM thread once looped
+    forever here, holding the transport lock)."""
+    sock = str(tmp_path / "api.sock")
+    metrics = tmp_path / "metrics.json"
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("net.elf")),
+                        "boot_args": GUEST_ARGS + " tiny_rx=1"},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                "guest_mac": "06:00:0a:00:02:02"}],
+        "metrics": {"metrics_path": str(metrics)},
+    }))
+    p = subprocess.Popen(["ip", "netns", "exec", netns, str(ember), "--api-sock", sock,
+                          "--config-file", str(cfg)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_until(p, r"net: tiny rx posted\n", 20)[0]
+        # Frames for the guest: ARP requests from the host side.
+        subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "3", "-i", "0.2", "-W", "1",
+                        "10.0.2.2"], capture_output=True)
+        api = Api(sock)
+        t = time.monotonic()
+        for _ in range(20):
+            assert api.call("GET", "/")[1]["state"] == "Running"
+        assert time.monotonic() - t < 5
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        net = json.loads(metrics.read_text().splitlines()[-1])["net"]["eth0"]
+        assert net["rx_short_buffers"] >= 1 and net["rx_frames"] == 0, net
+        p.send_signal(15)
+        assert p.wait(timeout=10) == 0
+        err = p.stderr.read().decode()
+        assert err.count("less than a frame") == 1, err
+    finally:
+        p.kill()
+        p.wait()

@@ -178,6 +178,18 @@ bool virtq_should_signal(struct virtq *q)
 	return signal;
 }
 
+bool virtq_enable_notify_past(struct virtq *q, uint16_t seen)
+{
+	if (!q->avail || q->broken)
+		return false;
+	if (q->event_idx) {
+		__atomic_store_n(avail_event(q), seen, __ATOMIC_RELAXED);
+		guest_mem_mark_dirty(q->mem, q->cfg.used_gpa, 6ull + 8ull * q->cfg.size);
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != seen;
+}
+
 bool virtq_enable_notify(struct virtq *q)
 {
 	if (!q->avail || q->broken)

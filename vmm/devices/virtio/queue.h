@@ -93,5 +93,11 @@ bool virtq_should_signal(struct virtq *q);
  * true if there is more work, in which case the caller loops again.
  */
 bool virtq_enable_notify(struct virtq *q);
+/*
+ * The same, for a device that holds back the chains up to avail index
+ * @seen (it popped and unpopped them: too small for its need): wait for
+ * the driver to add a chain past @seen. True if one is there already.
+ */
+bool virtq_enable_notify_past(struct virtq *q, uint16_t seen);
 
 #endif

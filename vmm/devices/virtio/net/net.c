@@ -184,6 +184,7 @@ static void net_signal(struct virtio_net *n, struct virtq *q, bool progress)
 static void net_tx(struct virtio_net *n)
 {
 	static __thread struct virtq_chain chain;
+	static __thread struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
 	struct virtq *q = &n->queues[NET_TX_QUEUE];
 	bool progress = false;
 	for (;;) {
@@ -226,7 +227,12 @@ static void net_tx(struct virtio_net *n)
 				net_throttle(n, false, frame);
 				break;
 			}
-			ssize_t w = writev(n->tap_fd, chain.iov, (int)chain.nr_out);
+			/* The header we checked, not the guest's copy, which it may
+			 * change under us; then the frame from guest memory. */
+			tx_iov[0] = (struct iovec){ .iov_base = &h, .iov_len = NET_HDR_LEN };
+			unsigned int nf =
+			    iov_slice(chain.iov, chain.nr_out, NET_HDR_LEN, frame, tx_iov + 1);
+			ssize_t w = writev(n->tap_fd, tx_iov, (int)nf + 1);
 			if (w < 0 && errno == EAGAIN) {
 				/* The TAP's queue is full: the frame waits for EPOLLOUT. */
 				virtq_unpop(q);
@@ -277,6 +283,13 @@ static int rx_gather(struct virtio_net *n, struct rx_batch *b, uint64_t want, bo
 		}
 		if (r < 0 || chain.nr_out || chain.in_len < (b->nr_chains ? 1 : NET_HDR_LEN) ||
 		    b->nr_iov + chain.nr_in > NET_RX_MAX_IOV) {
+			if (b->nr_chains) {
+				/* Behind chains this batch holds: leave it for the next
+				 * batch, so that giving those back (virtq_unpop) never
+				 * rewinds over a chain already returned. */
+				virtq_unpop(q);
+				break;
+			}
 			/* A chain we cannot fill: give it back empty. */
 			n->m.bad_chains++;
 			virtq_push(q, chain.head, 0);
@@ -323,11 +336,22 @@ static void net_rx(struct virtio_net *n)
 		if (!b.nr_chains ||
 		    (mrg && b.cap < need && virtq_pending(q) == 0 &&
 		     b.cap < (uint64_t)n->cfg.mtu + ETH_HLEN + VLAN_HLEN + NET_HDR_LEN)) {
-			/* Not enough buffers yet: wait for the driver to add some,
-			 * and tell it so (avail_event), or under EVENT_IDX it may
-			 * never notify. Buffers that raced in: go on. */
+			/* Not enough buffers yet: hold back what there is and wait
+			 * for the driver to add more, telling it so (avail_event)
+			 * or under EVENT_IDX it may never notify. Only buffers
+			 * that raced in past those send us round again: the ones
+			 * held back do not (they once made this loop spin). */
+			uint16_t seen = q->last_avail;
+			if (b.nr_chains) {
+				n->m.rx_short_buffers++;
+				if (!n->warned_short_rx)
+					log_warn("%s: the guest's receive buffers hold %llu bytes, "
+						 "less than a frame; waiting for more",
+						 n->cfg.id, (unsigned long long)b.cap);
+				n->warned_short_rx = true;
+			}
 			rx_unpop(n, b.nr_chains);
-			if (!q->broken && virtq_enable_notify(q))
+			if (!q->broken && virtq_enable_notify_past(q, seen))
 				continue;
 			break;
 		}

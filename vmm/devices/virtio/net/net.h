@@ -47,6 +47,7 @@ struct net_metrics {
 	uint64_t bad_chains;
 	uint64_t rx_throttled, tx_throttled;
 	uint64_t tap_errors; /* TAP read/write failures (e.g. the TAP was deleted) */
+	uint64_t rx_short_buffers; /* waits because the guest's RX buffers held less than a frame */
 };
 
 struct event_loop;
@@ -69,6 +70,7 @@ struct virtio_net {
 	struct event_handler *tap_h;
 	struct net_metrics m;
 	uint8_t *overflow; /* where the tail of an oversize RX frame lands, to be dropped */
+	bool warned_short_rx; /* the short-buffers warning is logged once */
 };
 
 /*
