@@ -45,6 +45,7 @@ struct api_server {
 	char *sock_path;
 	pthread_mutex_t lock;
 	struct api_call *head, *tail;
+	int replies_unsent; /* answered, not yet written out (atomic) */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -96,11 +97,13 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls
 			  enum MHD_RequestTerminationCode toe)
 {
 	struct api_call *c = *con_cls;
-	(void)cls;
+	struct api_server *s = cls;
 	(void)conn;
 	(void)toe;
 	if (!c)
 		return;
+	if (c->answered)
+		__atomic_sub_fetch(&s->replies_unsent, 1, __ATOMIC_RELEASE);
 	free(c->path);
 	free(c->body);
 	free(c->response);
@@ -122,7 +125,7 @@ struct api_call *api_server_take(struct api_server *s)
 
 void api_server_reply(struct api_server *s, struct api_call *c)
 {
-	(void)s;
+	__atomic_add_fetch(&s->replies_unsent, 1, __ATOMIC_RELAXED);
 	c->answered = 1;
 	MHD_resume_connection(c->conn);
 }
@@ -188,6 +191,11 @@ int api_server_start(struct api_server *s, const char *path)
 
 void api_server_stop(struct api_server *s)
 {
+	/* Answers already given (the SendCtrlAltDel that made the guest reset,
+	 * say) reach their clients before the server goes: up to 200 ms. */
+	for (int i = 0;
+	     s->daemon && i < 200 && __atomic_load_n(&s->replies_unsent, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
