@@ -14,12 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "devices/virtio/block/engine.h"
 #include "fake_mem.h"
+#include "count_fds.h"
 #include "fake_virtq.h"
 
 #define MiB (1ull << 20)
@@ -515,17 +515,6 @@ static void event_idx_suppresses_interrupts(void **state)
 	memcpy(&avail_event, guest_mem_ptr(&e->mem, FQ_USED + 4 + 8 * 16, 2), 2);
 	assert_int_equal(avail_event, e->q.avail_idx);
 	env_free(e);
-}
-
-static unsigned int count_fds(void)
-{
-	unsigned int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 /* PATCH /drives checks the path, then the device opens it: if it has been

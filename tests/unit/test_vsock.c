@@ -17,9 +17,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include <dirent.h>
 
 #include "clock.h"
+#include "count_fds.h"
 #include "fake_vsock.h"
 
 #define MiB (1024ull * 1024)
@@ -79,17 +79,6 @@ static int host_listen(struct env *e, unsigned int port)
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(fd, 512), 0);
 	return fd;
-}
-
-static unsigned int count_fds(void)
-{
-	unsigned int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 static unsigned int open_conns(struct env *e)
