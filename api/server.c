@@ -162,9 +162,7 @@ int api_server_start(struct api_server *s, const char *path)
 	int r = bind_unix_replacing_stale(s->listen_fd, &addr);
 	if (r < 0) {
 		log_err("cannot bind the API socket '%s': %s%s", path, strerror(-r),
-			r == -EADDRINUSE   ? " (another process listens on it)"
-			    : r == -EEXIST ? " (a file that is not a socket is in the way)"
-					   : "");
+			bind_unix_why(r));
 		close(s->listen_fd);
 		s->listen_fd = -1;
 		return r;

@@ -69,6 +69,13 @@ int bind_unix_replacing_stale(int fd, const struct sockaddr_un *addr)
 	return bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
 }
 
+const char *bind_unix_why(int err)
+{
+	return err == -EADDRINUSE ? " (another process listens on it)"
+	    : err == -EEXIST	  ? " (a file that is not a socket is in the way)"
+				  : "";
+}
+
 /* Length of the valid UTF-8 sequence at @p (1-4), or 0 if it is not one. */
 static unsigned int utf8_seq_len(const unsigned char *p)
 {

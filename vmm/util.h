@@ -29,5 +29,8 @@ struct sockaddr_un;
  * never touched: -EADDRINUSE or -EEXIST. 0 or -errno.
  */
 int bind_unix_replacing_stale(int fd, const struct sockaddr_un *addr);
+/* For an error message: why bind_unix_replacing_stale() returned @err
+ * (" (another process listens on it)"), or "" when strerror() says it. */
+const char *bind_unix_why(int err);
 
 #endif

@@ -375,9 +375,7 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 		r = -errno;
 	if (r < 0) {
 		snprintf(err, err_len, "cannot listen on '%s': %s%s", uds_path, strerror(-r),
-			 r == -EADDRINUSE   ? " (another process listens on it)"
-			     : r == -EEXIST ? " (a file that is not a socket is in the way)"
-					    : "");
+			 bind_unix_why(r));
 		return r;
 	}
 	v->bound = true;
