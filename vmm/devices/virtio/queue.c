@@ -186,20 +186,13 @@ bool virtq_enable_notify_past(struct virtq *q, uint16_t seen)
 		__atomic_store_n(avail_event(q), seen, __ATOMIC_RELAXED);
 		guest_mem_mark_dirty(q->mem, q->cfg.used_gpa, 6ull + 8ull * q->cfg.size);
 	}
+	/* Full barrier: publish avail_event before re-reading avail->idx, so a
+	 * buffer added in between is either seen here or notified to us. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != seen;
 }
 
 bool virtq_enable_notify(struct virtq *q)
 {
-	if (!q->avail || q->broken)
-		return false;
-	if (q->event_idx) {
-		__atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
-		guest_mem_mark_dirty(q->mem, q->cfg.used_gpa, 6ull + 8ull * q->cfg.size);
-	}
-	/* Full barrier: publish avail_event before re-reading avail->idx, so a
-	 * buffer added in between is either seen here or notified to us. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return virtq_pending(q) != 0;
+	return virtq_enable_notify_past(q, q->last_avail);
 }
