@@ -7,6 +7,7 @@
  * edge-triggered.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +37,34 @@ struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t guest_port, 
 	return NULL;
 }
 
-void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
+/* Let go of @c's host side: its socket, its handler, its backlog. Counted
+ * closed here, once, whether the slot goes now or waits in VSOCK_CLOSING. */
+static void conn_release_host(struct virtio_vsock *v, struct vsock_conn *c)
 {
-	if (c->h)
-		event_loop_del(v->loop, c->h);
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->txbuf);
-	/* A closing connection was counted when its host socket closed. */
 	if (c->state != VSOCK_CLOSING)
 		v->m.conns_closed++;
+	if (c->h)
+		event_loop_del(v->loop, c->h);
+	c->h = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->txbuf);
+	c->txbuf = NULL;
+	c->tx_len = 0;
+}
+
+void vsock_conn_close(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	conn_release_host(v, c);
 	*c = (struct vsock_conn){ .state = VSOCK_FREE, .fd = -1 };
+}
+
+/* The states that end at a deadline: set-up, and waiting for the guest's RST. */
+static bool conn_has_deadline(const struct vsock_conn *c)
+{
+	return c->state == VSOCK_HANDSHAKE || c->state == VSOCK_REQUESTED ||
+	    c->state == VSOCK_CLOSING;
 }
 
 static void vsock_sock_ready(void *opaque, uint32_t events);
@@ -57,9 +75,7 @@ static void timer_rearm(struct virtio_vsock *v)
 	uint64_t first = 0;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
 		const struct vsock_conn *c = &v->conns[i];
-		if ((c->state == VSOCK_HANDSHAKE || c->state == VSOCK_REQUESTED ||
-		     c->state == VSOCK_CLOSING) &&
-		    (!first || c->deadline_us < first))
+		if (conn_has_deadline(c) && (!first || c->deadline_us < first))
 			first = c->deadline_us;
 	}
 	struct itimerspec its = { 0 };
@@ -91,9 +107,7 @@ static void vsock_timer(void *opaque, uint32_t events)
 	uint64_t now = clock_now_us();
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct vsock_conn *c = &v->conns[i];
-		if ((c->state != VSOCK_HANDSHAKE && c->state != VSOCK_REQUESTED &&
-		     c->state != VSOCK_CLOSING) ||
-		    c->deadline_us > now)
+		if (!conn_has_deadline(c) || c->deadline_us > now)
 			continue;
 		if (c->state != VSOCK_CLOSING)
 			v->m.conns_timed_out++;
@@ -110,17 +124,9 @@ void vsock_conn_host_closed(struct virtio_vsock *v, struct vsock_conn *c)
 {
 	vsock_send_ctrl(v, c->host_port, c->guest_port, VIRTIO_VSOCK_OP_SHUTDOWN,
 			VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, c->fwd_cnt);
-	if (c->h)
-		event_loop_del(v->loop, c->h);
-	c->h = NULL;
-	close(c->fd);
-	c->fd = -1;
-	free(c->txbuf);
-	c->txbuf = NULL;
-	c->tx_len = 0;
+	conn_release_host(v, c);
 	c->readable = false;
 	c->state = VSOCK_CLOSING;
-	v->m.conns_closed++;
 	set_deadline(v, c);
 }
 
