@@ -19,10 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import read_until
-from linux_vm import (CMDLINE, GUEST_CID, GUEST_IP, HOST_IP, MEM_MIB, READY, RO_MIB, RO_PATTERN,
-                      SCRATCH_MIB, LinuxVM, Netns, base_config, base_snapshot, guest_rootfs,
-                      make_drives)
+from vsock_host import EchoServer, echo_roundtrip, host_connect, read_line
+from linux_vm import (CMDLINE, HOST_IP, READY, RO_MIB, RO_PATTERN, SCRATCH_MIB, LinuxVM,
+                      base_config, base_snapshot, guest_rootfs, make_drives)
 
 RO_BYTES = RO_PATTERN * (RO_MIB << 12)
 
@@ -219,58 +218,16 @@ def test_net_rate_limiters_hold_linux_traffic(lvm):
 
 # -- vsock ------------------------------------------------------------------
 
-class HostEcho:
-    """Echo server on <uds_path>_<port>: where ember sends the guest's
-    connections to host port <port>."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        os.chmod(path, 0o777)
-        self.sock.listen(256)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        with c:
-            while True:
-                try:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    c.sendall(d)
-                except OSError:
-                    return
-
-    def close(self):
-        self.sock.close()
-
-
-def vsock_connect(vm, port, timeout=20):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(vm.vsock)
-    s.sendall(f"CONNECT {port}\n".encode())
-    line = b""
-    while not line.endswith(b"\n"):
-        d = s.recv(1)
-        assert d, f"ember closed the connection to guest port {port}: {line!r}"
-        line += d
-    assert line.startswith(b"OK "), line
+def vsock_connect(vm, port):
+    """A host connection to guest port @port, handshake done."""
+    s = host_connect(vm.vsock, f"CONNECT {port}\n".encode())
+    line = read_line(s)
+    assert line.startswith(b"OK "), f"ember refused guest port {port}: {line!r}"
     return s
 
 
 def test_vsock_guest_to_host_many_connections_and_large_transfers(lvm):
-    echo = HostEcho(f"{lvm.vsock}_5000")
+    echo = EchoServer(f"{lvm.vsock}_5000")
     try:
         _, out = lvm.sh("ember-vsock multi 2 5000 64 16384", timeout=120)
         assert "multi: ok 64 16384" in out
@@ -285,21 +242,9 @@ def test_vsock_host_to_guest_echo_with_checksum(lvm):
     lvm.expect(r"echo: ready\n", 20)
     data = random.Random(5).randbytes(1 << 20)
     s = vsock_connect(lvm, 6000)
-    got = bytearray()
-
-    def reader():
-        while len(got) < len(data):
-            d = s.recv(65536)
-            if not d:
-                break
-            got.extend(d)
-
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall(data)
-    t.join(60)
+    got = echo_roundtrip(s, data, 60)
     s.close()
-    assert md5(bytes(got)) == md5(data) and len(got) == len(data)
+    assert md5(got) == md5(data) and len(got) == len(data)
 
 
 def test_vsock_peer_dying_leaves_the_device_working(lvm):

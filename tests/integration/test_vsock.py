@@ -7,42 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 from api_client import Api
 from conftest import ember_pid, read_until, run_ember
+from vsock_host import EchoServer, echo_roundtrip, host_connect, read_line
 
 ECHO_PORT = 52
-
-
-class EchoServer:
-    """Listens on @path; echoes every connection in its own thread."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(256)
-        self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _serve(c):
-        with c:
-            while d := c.recv(65536):
-                c.sendall(d)
-
-    def close(self):
-        self.sock.close()
 
 
 def vm_config(tmp_path, guest, args):
@@ -104,14 +75,6 @@ def test_hundred_concurrent_connections(ember, guest, tmp_path):
     assert m["conns_opened"] == m["conns_closed"] == 100 and m["conns_open"] == 0, m
 
 
-def host_connect(uds, line, timeout=20):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(uds)
-    s.sendall(line)
-    return s
-
-
 def dropped(s):
     """True when the peer closed @s without a word (EOF, or a reset when it
     left our bytes unread)."""
@@ -119,16 +82,6 @@ def dropped(s):
         return s.recv(64) == b""
     except ConnectionResetError:
         return True
-
-
-def read_line(s):
-    out = b""
-    while not out.endswith(b"\n"):
-        d = s.recv(1)
-        if not d:
-            break
-        out += d
-    return out
 
 
 def test_host_connects_to_the_guest(ember, guest, tmp_path):
@@ -153,19 +106,7 @@ def test_host_connects_to_the_guest(ember, guest, tmp_path):
         ok = read_line(s)
         assert ok.startswith(b"OK ") and int(ok[3:]) >= 1 << 30, ok
         data = os.urandom(300_000)
-        got = bytearray()
-
-        def reader():
-            while len(got) < len(data):
-                d = s.recv(65536)
-                if not d:
-                    return
-                got.extend(d)
-        t = threading.Thread(target=reader)
-        t.start()
-        s.sendall(data)
-        t.join(30)
-        assert bytes(got) == data
+        assert echo_roundtrip(s, data, 30) == data
         s.close()
         assert p.wait(timeout=30) == 0, p.stderr.read()
         assert b"vsock: echoed 300000 bytes" in p.stdout.read()
