@@ -4,8 +4,13 @@ BUILD ?= build
 PKG_CONFIG ?= pkg-config
 
 WARN := -Wall -Wextra -Wshadow -Wcast-qual -Werror
+# clang builds (fuzzing, sanitizers): struct kvm_msrs and friends end in a
+# flexible array and are embedded with their entries right after them.
+ifneq ($(findstring clang,$(CC)),)
+WARN += -Wno-gnu-variable-sized-type-not-at-end
+endif
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-strong
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-strong $(EXTRA_CFLAGS)
 # liburing statically: Debian's liburing.so.2 (2.3) does not export
 # io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
 # libfdt ships no pkg-config file.
@@ -31,7 +36,8 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel rootfs
+.PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel rootfs \
+	fuzz fuzz-build fuzz-smoke test-asan asan-build soak
 all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/emberctl guests
 
 $(BUILD)/emberctl: api/emberctl
@@ -137,13 +143,16 @@ rootfs:
 	@scripts/build-guest-rootfs.sh
 
 # seccomp: the policy compiled to BPF at build time and embedded.
+# SECCOMP_EXTRA: files whose rules are added to the policy's (the sanitizer
+# build's only; see test-asan).
 SECCOMP_POLICY := resources/seccomp/x86_64.policy
+SECCOMP_EXTRA ?=
 $(BUILD)/tools/seccompiler: vmm/seccomp/seccompiler.c vmm/seccomp/policy.c vmm/seccomp/policy.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ vmm/seccomp/seccompiler.c vmm/seccomp/policy.c -lseccomp
-$(BUILD)/gen/seccomp_filters.c: $(SECCOMP_POLICY) $(BUILD)/tools/seccompiler
+$(BUILD)/gen/seccomp_filters.c: $(SECCOMP_POLICY) $(SECCOMP_EXTRA) $(BUILD)/tools/seccompiler
 	@mkdir -p $(dir $@)
-	$(BUILD)/tools/seccompiler $(SECCOMP_POLICY) $@
+	$(BUILD)/tools/seccompiler $(SECCOMP_POLICY) $(SECCOMP_EXTRA) $@
 $(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -193,6 +202,37 @@ bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/
 	scripts/bench/restore.sh
 	scripts/bench/jail.sh
 	scripts/bench/linux.sh
+
+# --- fuzzing --------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_*.c) link ember's own objects, built
+# again with clang under build/fuzz with ASan and UBSan. Seed corpora and
+# regression inputs: tests/fuzz/corpus/<target>/. `make fuzz` runs each
+# target for FUZZ_SECONDS; `make fuzz-smoke` (part of `make test`) for
+# FUZZ_SMOKE_SECONDS. Any crash, leak, timeout or sanitizer report fails.
+FUZZ_BUILD := build/fuzz
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_CFLAGS := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/unit -Itests/fuzz -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
+
+# The jailer's argument parser: jailer.c's main() renamed out of the way.
+$(BUILD)/tests/fuzz/fuzz_jailer: tests/fuzz/fuzz_jailer.c tests/fuzz/fuzz.h jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-format-truncation -fsanitize=fuzzer -Ijailer -Itests/fuzz -Dmain=jailer_main -o $@ $< jailer/jailer.c jailer/libs.c jailer/cgroup.c
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang EXTRA_CFLAGS="$(FUZZ_CFLAGS)" \
+		$(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/%)
+
+fuzz: setup fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD)/tests/fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD)/tests/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_NAMES)
 
 # --- formatting -----------------------------------------------------------
 FMT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

@@ -108,6 +108,7 @@ static const struct {
 	C(MAP_SHARED),
 	C(MAP_PRIVATE),
 	C(CLONE_THREAD),
+	C(CLONE_UNTRACED),
 	C(ENOSYS),
 	C(EACCES),
 	C(EPERM),
@@ -164,7 +165,10 @@ static int condition(const char *tok, struct scmp_arg_cmp *c)
 	}
 	if (value(p, &v) < 0)
 		return -EINVAL;
-	*c = op == SCMP_CMP_MASKED_EQ ? SCMP_CMP(arg, op, mask, v) : SCMP_CMP(arg, op, v);
+	if (op == SCMP_CMP_MASKED_EQ)
+		*c = (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = mask, .datum_b = v };
+	else
+		*c = (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = v };
 	return 0;
 }
 
