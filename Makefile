@@ -135,6 +135,23 @@ test-jailed: all $(BUILD)/ember-test-hooks
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	EMBER_JAILED=1 $(PYTEST) -v -rs --durations=15 tests/integration
 
+# The integration suite once more against build/asan/ember: ASan, UBSan and
+# LeakSanitizer, seccomp on (its filters add the sanitizers' own system calls,
+# resources/seccomp/x86_64-sanitizers.policy). Fails on any report.
+ASAN_BUILD := build/asan
+ASAN_TESTS ?= tests/integration
+ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan-build:
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=clang EXTRA_CFLAGS="$(ASAN_CFLAGS)" \
+		SECCOMP_EXTRA=resources/seccomp/x86_64-sanitizers.policy $(ASAN_BUILD)/ember
+
+test-asan: all asan-build $(BUILD)/ember-test-hooks
+	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
+	rm -rf $(ASAN_BUILD)/reports; \
+	rc=0; EMBER_SANITIZED=1 EMBER_SANITIZER_DIR=$(CURDIR)/$(ASAN_BUILD)/reports \
+		$(PYTEST) -v -rs --durations=15 $(ASAN_TESTS) || rc=$$?; \
+	tests/integration/sanitizer-check $(ASAN_BUILD)/reports || rc=1; exit $$rc
+
 kernel:
 	@scripts/build-guest-kernel.sh
 

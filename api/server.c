@@ -167,12 +167,23 @@ int api_server_start(struct api_server *s, const char *path)
 		s->listen_fd = -1;
 		return r;
 	}
+	s->wake_fd = -1;
 	s->sock_path = strdup(path);
-	if (listen(s->listen_fd, 64) < 0)
-		return -errno;
+	if (!s->sock_path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (listen(s->listen_fd, 64) < 0) {
+		r = -errno;
+		log_err("cannot listen on the API socket '%s': %s", path, strerror(errno));
+		goto fail;
+	}
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_fd < 0)
-		return -errno;
+	if (s->wake_fd < 0) {
+		r = -errno;
+		log_err("cannot start the API server: eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	s->daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG,
@@ -182,9 +193,23 @@ int api_server_start(struct api_server *s, const char *path)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
 	if (!s->daemon) {
 		log_err("cannot start the API server");
-		return -EIO;
+		r = -EIO;
+		goto fail;
 	}
 	return 0;
+
+fail:
+	/* Nothing of a server that did not start stays behind: not its socket
+	 * file, not its descriptors. */
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	s->wake_fd = -1;
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	unlink(path);
+	free(s->sock_path);
+	s->sock_path = NULL;
+	return r;
 }
 
 void api_server_stop(struct api_server *s)
@@ -199,4 +224,6 @@ void api_server_stop(struct api_server *s)
 	s->daemon = NULL;
 	if (s->sock_path)
 		unlink(s->sock_path);
+	free(s->sock_path);
+	s->sock_path = NULL;
 }

@@ -299,6 +299,8 @@ static int add_vsock(struct vmm *vmm, const struct vmm_config *cfg)
 	if (virtio_vsock_init(vmm->vsock, &vmm->vm.mem, cfg->vsock.guest_cid, cfg->vsock.uds_path,
 			      err, sizeof(err)) < 0) {
 		log_err("vsock: %s", err);
+		free(vmm->vsock);
+		vmm->vsock = NULL;
 		return EMBER_EXIT_BAD_DRIVE;
 	}
 	if (virtio_vsock_add_to_loop(vmm->vsock, &vmm->loop) < 0 ||

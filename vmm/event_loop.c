@@ -10,6 +10,9 @@ struct event_handler {
 	int fd;
 	event_fn fn;
 	void *opaque;
+	/* On the loop's list of live handlers until removed, then on its list
+	 * of dead ones until the batch that may still name it is done. */
+	struct event_handler *prev, *next;
 	struct event_handler *next_dead;
 };
 
@@ -30,6 +33,7 @@ int event_loop_init(struct event_loop *loop)
 {
 	loop->stop = false;
 	loop->dead = NULL;
+	loop->live = NULL;
 	pthread_mutex_init(&loop->dead_lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return loop->epfd < 0 ? -errno : 0;
@@ -44,9 +48,17 @@ struct event_handler *event_loop_add(struct event_loop *loop, int fd, uint32_t e
 	*h = (struct event_handler){ .fd = fd, .fn = fn, .opaque = opaque };
 	struct epoll_event ev = { .events = events, .data.ptr = h };
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = errno;
 		free(h);
+		errno = e;
 		return NULL;
 	}
+	pthread_mutex_lock(&loop->dead_lock);
+	h->next = loop->live;
+	if (h->next)
+		h->next->prev = h;
+	loop->live = h;
+	pthread_mutex_unlock(&loop->dead_lock);
 	return h;
 }
 
@@ -59,6 +71,12 @@ void event_loop_del(struct event_loop *loop, struct event_handler *h)
 	 * batch of events; it is freed only once the batch is done. */
 	__atomic_store_n(&h->fn, NULL, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&loop->dead_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		loop->live = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
 	h->next_dead = loop->dead;
 	loop->dead = h;
 	pthread_mutex_unlock(&loop->dead_lock);
@@ -78,6 +96,20 @@ int event_loop_run_once(struct event_loop *loop, int timeout_ms)
 	}
 	event_loop_reap(loop);
 	return n;
+}
+
+void event_loop_destroy(struct event_loop *loop)
+{
+	event_loop_reap(loop);
+	for (struct event_handler *h = loop->live, *next; h; h = next) {
+		next = h->next;
+		free(h);
+	}
+	loop->live = NULL;
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	loop->epfd = -1;
+	pthread_mutex_destroy(&loop->dead_lock);
 }
 
 int event_loop_run(struct event_loop *loop)

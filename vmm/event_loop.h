@@ -19,8 +19,9 @@ struct event_handler;
 struct event_loop {
 	int epfd;
 	bool stop;
+	struct event_handler *live; /* every handler added and not yet removed */
 	struct event_handler *dead; /* removed handlers, freed after each batch */
-	pthread_mutex_t dead_lock; /* a device reset on a vCPU thread may remove one */
+	pthread_mutex_t dead_lock; /* both lists: a device reset on a vCPU thread may remove one */
 };
 
 int event_loop_init(struct event_loop *loop) __attribute__((warn_unused_result));
@@ -33,5 +34,8 @@ void event_loop_del(struct event_loop *loop, struct event_handler *h);
 int event_loop_run_once(struct event_loop *loop, int timeout_ms);
 /* Dispatch events until a callback sets loop->stop. 0 or -errno. */
 int event_loop_run(struct event_loop *loop);
+/* Free every handler and close the epoll fd. Only once no thread can call
+ * event_loop_del() any more (vCPU threads gone). */
+void event_loop_destroy(struct event_loop *loop);
 
 #endif

@@ -4,6 +4,9 @@ Tests boot real guests on /dev/kvm. Without it they skip, except under CI
 (CI=true), where a missing /dev/kvm is a failure: CI must not go green by
 skipping every boot.
 
+With EMBER_SANITIZED=1 (`make test-asan`) every test runs the sanitizer build
+build/asan/ember through tests/integration/sanitized-ember.
+
 With EMBER_JAILED=1 (`make test-jailed`) every test runs ember through
 ember-jailer as uid 65534 (tests/integration/jailed-ember): files the tests
 make are created world-accessible so the jailed ember can use them, and
@@ -20,6 +23,8 @@ BUILD = ROOT / "build"
 EMBER = BUILD / "ember"
 GUESTS = BUILD / "guest"
 JAILED = os.environ.get("EMBER_JAILED") == "1"
+# make test-asan: ember built with ASan, UBSan and LeakSanitizer (build/asan).
+SANITIZED = os.environ.get("EMBER_SANITIZED") == "1"
 if JAILED:
     os.umask(0)  # disks, sockets and directories the tests make: usable by uid 65534
 
@@ -82,6 +87,9 @@ def kvm():
 @pytest.fixture(scope="session")
 def ember(kvm):
     assert EMBER.exists(), "build/ember is missing: run make"
+    if SANITIZED:
+        assert (BUILD / "asan/ember").exists(), "build/asan/ember is missing: run make asan-build"
+        return ROOT / "tests/integration/sanitized-ember"
     return ROOT / "tests/integration/jailed-ember" if JAILED else EMBER
 
 

@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "clock.h"
+#include "count_fds.h"
 #include "devices/virtio/net/net.h"
 #include "event_loop.h"
 #include "fake_mem.h"
@@ -274,10 +276,53 @@ static int setup(void **state)
 	return 0;
 }
 
+/* A device that fails to start (here: a rate limiter with no refill time)
+ * keeps neither its TAP nor its timers (issue 12, defect 11). */
+static void init_failure_keeps_no_descriptor(void **state)
+{
+	(void)state;
+	struct guest_mem mem;
+	struct virtio_net n;
+	char err[200] = "";
+	assert_int_equal(fake_mem_init(&mem, 16ull << 20), 0);
+	unsigned int before = count_fds();
+	struct net_device_config cfg = { .id = "eth0", .tap_name = TAP, .tx_bw_size = 1000 };
+	assert_int_equal(virtio_net_init(&n, &mem, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "refill"));
+	assert_int_equal(count_fds(), before);
+	assert_null(n.overflow);
+	fake_mem_free(&mem);
+}
+
+/* An event loop owns its handlers: destroying it frees them (LeakSanitizer
+ * reported the ones kept only in epoll at exit) and closes its epoll fd. */
+static void event_loop_destroy_frees_everything(void **state)
+{
+	(void)state;
+	unsigned int before = count_fds();
+	struct event_loop loop;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(event_loop_init(&loop), 0);
+	struct event_handler *a = event_loop_add(&loop, p[0], EPOLLIN, NULL, NULL);
+	struct event_handler *b = event_loop_add(&loop, p[1], EPOLLOUT, NULL, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	event_loop_del(&loop, a);
+	assert_null(event_loop_add(&loop, -1, EPOLLIN, NULL, NULL));
+	assert_int_equal(errno, EBADF);
+	event_loop_destroy(&loop);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	clock_init();
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(init_failure_keeps_no_descriptor),
+		cmocka_unit_test(event_loop_destroy_frees_everything),
 		cmocka_unit_test(rx_malformed_chain_between_buffers),
 		cmocka_unit_test(rx_short_buffers_wait),
 		cmocka_unit_test(tx_header_changed_under_the_device),

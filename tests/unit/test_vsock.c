@@ -539,6 +539,32 @@ static void connection_limit(void **state)
 	env_free(e);
 }
 
+/* A muxer that cannot listen keeps no socket and no copy of the path
+ * (issue 12, defect 11): a path in a directory that does not exist, and
+ * one too long for a Unix socket. */
+static void init_failure_keeps_no_descriptor(void **state)
+{
+	(void)state;
+	struct guest_mem mem;
+	struct virtio_vsock *v = calloc(1, sizeof(*v));
+	char err[200] = "", longpath[200];
+	assert_non_null(v);
+	assert_int_equal(fake_mem_init(&mem, 16ull << 20), 0);
+	unsigned int before = count_fds();
+	assert_true(virtio_vsock_init(v, &mem, 3, "/nonexistent/dir/v.sock", err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "cannot listen"));
+	assert_int_equal(count_fds(), before);
+	assert_null(v->uds_path);
+	assert_int_equal(v->listen_fd, -1);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = 0;
+	assert_int_equal(virtio_vsock_init(v, &mem, 3, longpath, err, sizeof(err)), -ENAMETOOLONG);
+	assert_null(v->uds_path);
+	assert_int_equal(count_fds(), before);
+	fake_mem_free(&mem);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +580,7 @@ int main(void)
 		cmocka_unit_test(host_connect_handshake),
 		cmocka_unit_test(stalled_set_up_times_out),
 		cmocka_unit_test(connection_limit),
+		cmocka_unit_test(init_failure_keeps_no_descriptor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

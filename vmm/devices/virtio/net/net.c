@@ -498,17 +498,35 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem,
 	n->tap_fd = tap_open(cfg->tap_name, err, err_len);
 	if (n->tap_fd < 0)
 		return n->tap_fd;
+	int r = -ENOMEM;
 	if (net_limits(n, cfg) < 0) {
 		snprintf(err, err_len, "rate limiter refill time must be more than 0 ms");
-		return -EINVAL;
+		r = -EINVAL;
+		goto fail;
 	}
 	n->overflow = malloc(NET_MAX_GSO_FRAME + NET_HDR_LEN);
 	n->rx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	n->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (!n->overflow || n->rx_timer_fd < 0 || n->tx_timer_fd < 0)
-		return -ENOMEM;
+	if (!n->overflow || n->rx_timer_fd < 0 || n->tx_timer_fd < 0) {
+		snprintf(err, err_len, "out of memory or descriptors");
+		goto fail;
+	}
 	n->rx_pending = true; /* frames may be waiting already */
-	return virtio_mmio_init(&n->transport, n->cfg.id, mem, &net_ops, n, n->queues);
+	r = virtio_mmio_init(&n->transport, n->cfg.id, mem, &net_ops, n, n->queues);
+	if (r == 0)
+		return 0;
+	snprintf(err, err_len, "cannot set up the device: %s", strerror(-r));
+fail:
+	/* A device that did not start keeps no TAP, timer or buffer. */
+	close(n->tap_fd);
+	if (n->rx_timer_fd >= 0)
+		close(n->rx_timer_fd);
+	if (n->tx_timer_fd >= 0)
+		close(n->tx_timer_fd);
+	free(n->overflow);
+	n->overflow = NULL;
+	n->tap_fd = n->rx_timer_fd = n->tx_timer_fd = -1;
+	return r;
 }
 
 int virtio_net_add_to_loop(struct virtio_net *n, struct event_loop *loop)

@@ -368,24 +368,42 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct guest_mem *mem, uint6
 	v->timer_fd = -1;
 	v->guest_cid = guest_cid;
 	v->next_host_port = HOST_PORT_FIRST;
+	v->listen_fd = -1;
 	v->uds_path = strdup(uds_path);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int r;
 	if (!v->uds_path || strlen(uds_path) > VSOCK_UDS_PATH_MAX) {
 		snprintf(err, err_len, "uds_path '%s' is too long for a Unix socket", uds_path);
-		return -ENAMETOOLONG;
+		r = -ENAMETOOLONG;
+		goto fail;
 	}
 	strcpy(addr.sun_path, uds_path);
 	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int r = v->listen_fd < 0 ? -errno : bind_unix_replacing_stale(v->listen_fd, &addr);
-	if (r == 0 && listen(v->listen_fd, 128) < 0)
+	r = v->listen_fd < 0 ? -errno : bind_unix_replacing_stale(v->listen_fd, &addr);
+	if (r == 0 && listen(v->listen_fd, 128) < 0) {
 		r = -errno;
+		unlink(uds_path);
+	}
 	if (r < 0) {
 		snprintf(err, err_len, "cannot listen on '%s': %s%s", uds_path, strerror(-r),
 			 bind_unix_why(r));
-		return r;
+		goto fail;
 	}
 	v->bound = true;
-	return virtio_mmio_init(&v->transport, "vsock", mem, &vsock_device_ops, v, v->queues);
+	r = virtio_mmio_init(&v->transport, "vsock", mem, &vsock_device_ops, v, v->queues);
+	if (r == 0)
+		return 0;
+	snprintf(err, err_len, "cannot set up the device: %s", strerror(-r));
+	unlink(uds_path);
+	v->bound = false;
+fail:
+	/* A device that did not start leaves no descriptor and no socket file. */
+	if (v->listen_fd >= 0)
+		close(v->listen_fd);
+	v->listen_fd = -1;
+	free(v->uds_path);
+	v->uds_path = NULL;
+	return r;
 }
 
 int virtio_vsock_add_to_loop(struct virtio_vsock *v, struct event_loop *loop)
