@@ -49,6 +49,7 @@ help:
 	@echo "make run        set up the machine, build, boot the bundled hello guest"
 	@echo "make test       set up the machine, build, run every test"
 	@echo "make bench      benchmarks: boot vs QEMU -M microvm, block vs fio, API, net, vsock"
+	@echo "make soak       leak soak: boot cycles and API requests (SOAK_ARGS=--full: the large run)"
 	@echo "make fmt        format the C sources; make fmt-check checks them"
 
 setup:
@@ -151,6 +152,14 @@ test-asan: all asan-build $(BUILD)/ember-test-hooks
 	rc=0; EMBER_SANITIZED=1 EMBER_SANITIZER_DIR=$(CURDIR)/$(ASAN_BUILD)/reports \
 		$(PYTEST) -v -rs --durations=15 $(ASAN_TESTS) || rc=$$?; \
 	tests/integration/sanitizer-check $(ASAN_BUILD)/reports || rc=1; exit $$rc
+
+# Soak: boot/teardown cycles and mixed API requests on real guests; fails on
+# an fd or memory leak, a leftover socket or process, a hang or a wrong
+# answer. CI size by default; SOAK_ARGS=--full for 1,000 cycles and 10,000
+# requests. EMBER_BIN=build/asan/ember soaks the sanitizer build.
+SOAK_ARGS ?=
+soak: all
+	scripts/soak.sh $(SOAK_ARGS)
 
 kernel:
 	@scripts/build-guest-kernel.sh
