@@ -124,15 +124,21 @@ unit: $(UNIT_TESTS)
 	@set -e; export EMBER_DEBIAN_BZIMAGE=$$(scripts/fetch-debian-kernel.sh); \
 	for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
+# faultfs: a FUSE file whose reads and writes fail on a byte range, for
+# tests/integration/test_faults.py (Debian's libfuse3).
+$(BUILD)/tests/faultfs: tests/integration/faultfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags fuse3) -o $@ $< $(shell $(PKG_CONFIG) --libs fuse3)
+
 # Integration tests boot real guests, including our Linux build and its
 # userspace (both cached under /var/cache/ember).
-integration: all $(BUILD)/ember-test-hooks
+integration: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	$(PYTEST) -v -rs --durations=15 tests/integration
 
 # The integration suite once more, with every ember run through ember-jailer
 # as uid 65534 (tests/integration/jailed-ember).
-test-jailed: all $(BUILD)/ember-test-hooks
+test-jailed: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	EMBER_JAILED=1 $(PYTEST) -v -rs --durations=15 tests/integration
 

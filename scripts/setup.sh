@@ -9,6 +9,7 @@ packages=(
 	libmicrohttpd-dev libcmocka-dev python3-pytest
 	qemu-system-x86 linux-source-6.1 busybox-static e2fsprogs iproute2 fio hyperfine socat curl
 	bc flex bison libelf-dev libssl-dev xz-utils
+	libfuse3-dev fuse3 dmsetup
 	clang libclang-rt-14-dev llvm
 )
 
