@@ -48,19 +48,6 @@
 
 #include "jailer.h"
 
-static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "ember-jailer: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(EXIT_JAIL);
-}
-
 char err_buf[JAIL_ERR_MAX];
 
 int fail(const char *fmt, ...)
@@ -75,6 +62,18 @@ int fail(const char *fmt, ...)
 	return -1;
 }
 
+/* A bad argument: why in err_buf (no errno: the argument is the cause). -1. */
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static bool id_valid(const char *id)
 {
 	size_t n = strlen(id);
@@ -86,26 +85,30 @@ static bool id_valid(const char *id)
 	return true;
 }
 
-static unsigned long parse_num(const char *what, const char *s)
+static int parse_num(const char *what, const char *s, unsigned long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (!*s || *end || errno || *s == '-')
-		die_usage("%s must be a number, not '%s'", what, s);
-	return v;
+		return usage("%s must be a number, not '%s'", what, s);
+	*out = v;
+	return 0;
 }
 
 /* A uid or gid: 32 bits, and not (uid_t)-1, which means "no change" to the kernel. */
-static uint32_t parse_id(const char *what, const char *s)
+static int parse_id(const char *what, const char *s, uint32_t *out)
 {
-	unsigned long v = parse_num(what, s);
+	unsigned long v;
+	if (parse_num(what, s, &v) < 0)
+		return -1;
 	if (v >= UINT32_MAX)
-		die_usage("%s must be at most %u, not '%s'", what, UINT32_MAX - 1, s);
-	return (uint32_t)v;
+		return usage("%s must be at most %u, not '%s'", what, UINT32_MAX - 1, s);
+	*out = (uint32_t)v;
+	return 0;
 }
 
-static void parse_args(int argc, char **argv, struct jail *j)
+int jail_parse_args(int argc, char **argv, struct jail *j)
 {
 	static const struct option opts[] = {
 		{ "id", required_argument, NULL, 'i' },
@@ -127,6 +130,8 @@ static void parse_args(int argc, char **argv, struct jail *j)
 		.base = "/srv/jailer", .cgroup_version = 1, .uid = (uid_t)-1, .gid = (gid_t)-1
 	};
 	int o;
+	uint32_t id = 0;
+	unsigned long num = 0;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (o) {
@@ -137,10 +142,14 @@ static void parse_args(int argc, char **argv, struct jail *j)
 			j->exec_file = optarg;
 			break;
 		case 'u':
-			j->uid = parse_id("--uid", optarg);
+			if (parse_id("--uid", optarg, &id) < 0)
+				return -1;
+			j->uid = id;
 			break;
 		case 'g':
-			j->gid = parse_id("--gid", optarg);
+			if (parse_id("--gid", optarg, &id) < 0)
+				return -1;
+			j->gid = id;
 			break;
 		case 'c':
 			j->base = optarg;
@@ -150,14 +159,14 @@ static void parse_args(int argc, char **argv, struct jail *j)
 			break;
 		case 'v':
 			if (strcmp(optarg, "1") && strcmp(optarg, "2"))
-				die_usage("--cgroup-version must be 1 or 2, not '%s'", optarg);
+				return usage("--cgroup-version must be 1 or 2, not '%s'", optarg);
 			j->cgroup_version = optarg[0] - '0';
 			break;
 		case 'C': {
 			char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg || !eq[1] || strchr(optarg, '/') ||
 			    j->nr_cgroups == JAIL_MAX_CGROUPS)
-				die_usage(
+				return usage(
 				    "--cgroup takes FILE=VALUE (a cgroup file name), not '%s'",
 				    optarg);
 			*eq = 0;
@@ -167,24 +176,28 @@ static void parse_args(int argc, char **argv, struct jail *j)
 		}
 		case 'p':
 			if (strstr(optarg, "..") || optarg[0] == '/')
-				die_usage("--parent-cgroup must be a relative name without '..'");
+				return usage(
+				    "--parent-cgroup must be a relative name without '..'");
 			j->parent_cgroup = optarg;
 			break;
 		case 'r': {
 			char *eq = strchr(optarg, '=');
 			if (!eq || j->nr_limits == JAIL_MAX_LIMITS)
-				die_usage("--resource-limit takes fsize=N or no-file=N, not '%s'",
-					  optarg);
+				return usage(
+				    "--resource-limit takes fsize=N or no-file=N, not '%s'",
+				    optarg);
 			*eq = 0;
 			int res = !strcmp(optarg, "fsize") ? RLIMIT_FSIZE
 			    : !strcmp(optarg, "no-file")   ? RLIMIT_NOFILE
 							   : -1;
 			if (res < 0)
-				die_usage(
+				return usage(
 				    "--resource-limit: unknown resource '%s' (fsize, no-file)",
 				    optarg);
+			if (parse_num("--resource-limit", eq + 1, &num) < 0)
+				return -1;
 			j->rl_resource[j->nr_limits] = res;
-			j->rl_value[j->nr_limits++] = parse_num("--resource-limit", eq + 1);
+			j->rl_value[j->nr_limits++] = num;
 			break;
 		}
 		case 'd':
@@ -195,21 +208,22 @@ static void parse_args(int argc, char **argv, struct jail *j)
 			break;
 		case 'b':
 			if (j->nr_binds == JAIL_MAX_BINDS)
-				die_usage("at most %d --bind-mount", JAIL_MAX_BINDS);
+				return usage("at most %d --bind-mount", JAIL_MAX_BINDS);
 			j->binds[j->nr_binds++] = optarg;
 			break;
 		default:
-			die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+			return usage("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
 	}
 	j->ember_argv = argv + optind;
 	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
-		die_usage("ember's arguments go after '--'");
+		return usage("ember's arguments go after '--'");
+	return 0;
 }
 
 /* ---- the steps ---------------------------------------------------------------- */
 
-static int validate(struct jail *j)
+int jail_validate(struct jail *j)
 {
 	struct stat st;
 	if (!j->id)
@@ -458,7 +472,7 @@ static void forward_signal(int sig)
 
 static int jail_run(struct jail *j)
 {
-	if (validate(j) < 0)
+	if (jail_validate(j) < 0)
 		return -1;
 	close_inherited_fds();
 	if (clearenv() != 0)
@@ -542,8 +556,7 @@ undo:
 int main(int argc, char **argv)
 {
 	struct jail j;
-	parse_args(argc, argv, &j);
-	if (jail_run(&j) < 0) {
+	if (jail_parse_args(argc, argv, &j) < 0 || jail_run(&j) < 0) {
 		fprintf(stderr, "ember-jailer: %s\n", err_buf);
 		return EXIT_JAIL;
 	}

@@ -37,6 +37,17 @@ struct jail {
 	unsigned int nr_cg_dirs;
 };
 
+/*
+ * Parse the jailer's command line into @j (pointers into @argv, which is
+ * modified: --cgroup and --resource-limit values are split at their '=').
+ * Checks each argument's form only. 0, or -1 with the reason in err_buf.
+ */
+int jail_parse_args(int argc, char **argv, struct jail *j) __attribute__((warn_unused_result));
+/* Check what the files and paths named stand for (the exec file, the jail's
+ * directory not yet there) and fill in the jail's paths; touches nothing.
+ * 0, or -1 with the reason in err_buf. */
+int jail_validate(struct jail *j) __attribute__((warn_unused_result));
+
 #define JAIL_ERR_MAX 512
 extern char err_buf[JAIL_ERR_MAX];
 /* Record why a step failed (with strerror(errno) when errno is set); -1. */
