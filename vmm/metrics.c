@@ -60,11 +60,12 @@ static json_t *block_metrics(const struct vmm *vmm)
 		const struct blk_metrics *m = &b->m;
 		json_object_set_new(
 		    o, b->id,
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
-			      (json_int_t)m->reads, "write_count", (json_int_t)m->writes,
-			      "flush_count", (json_int_t)m->flushes, "read_bytes",
-			      (json_int_t)m->read_bytes, "write_bytes", (json_int_t)m->write_bytes,
-			      "errors", (json_int_t)m->errors, "bad_chains",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "read_count", (json_int_t)m->reads, "write_count",
+			      (json_int_t)m->writes, "flush_count", (json_int_t)m->flushes,
+			      "read_bytes", (json_int_t)m->read_bytes, "write_bytes",
+			      (json_int_t)m->write_bytes, "errors", (json_int_t)m->errors,
+			      "io_errors", (json_int_t)m->io_errors, "bad_chains",
 			      (json_int_t)m->bad_chains, "rate_limiter_throttled",
 			      (json_int_t)m->throttled, "backpressure", (json_int_t)m->backpressure,
 			      "needs_reset", (json_int_t)b->transport.needs_reset_events));

@@ -15,6 +15,11 @@
  * "blk: durable acked N" and spin, for a test that kills the monitor then.
  * mode=2 (busy): run the drive 0 test over and over, printing
  * "blk: pass N ok" (or "failed") after each, until the monitor stops it.
+ * mode=3 (stay): test every drive once, print "blk: done failed=N" and
+ * spin, so a test can look at the monitor (API, metrics) after the guest's
+ * last request and then stop it.
+ * A request that fails where it should not is printed as
+ * "blk D: OUT|IN|FLUSH sector S status X", X the status the device wrote.
  * Exit status: 0 when every check passed, 1 otherwise, 2 with no drive.
  */
 #include "kit.h"
@@ -57,6 +62,24 @@ static uint64_t check(uint32_t drive, uint64_t sector, uint32_t nsec)
 	return good;
 }
 
+/* Issue a request; print it when its status is not @want. */
+static bool request(uint32_t i, struct gv_device *d, uint32_t type, uint64_t sector, void *buf,
+		    uint32_t len, uint8_t want)
+{
+	uint8_t st = gv_blk_request(d, type, sector, buf, len);
+	if (st == want)
+		return true;
+	kit_puts("blk ");
+	kit_put_dec(i);
+	kit_puts(type == BLK_T_OUT ? ": OUT" : type == BLK_T_IN ? ": IN" : ": FLUSH");
+	kit_puts(" sector ");
+	kit_put_dec(sector);
+	kit_puts(" status ");
+	kit_put_dec(st);
+	kit_putc('\n');
+	return false;
+}
+
 static void report(uint32_t i, const char *what, uint64_t v)
 {
 	kit_puts(" ");
@@ -85,19 +108,19 @@ static int test_drive(uint32_t i, struct gv_device *d)
 	uint64_t wrote = 0, verified = 0;
 	if (ro) {
 		fill(i, 0, 1);
-		if (gv_blk_request(d, BLK_T_OUT, 0, data, 512) != BLK_S_IOERR)
+		if (!request(i, d, BLK_T_OUT, 0, data, 512, BLK_S_IOERR))
 			errors++;
 	} else {
 		for (uint64_t s = 0; s < capacity; s += CHUNK_SECTORS) {
 			uint32_t n =
 			    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 			fill(i, s, n);
-			if (gv_blk_request(d, BLK_T_OUT, s, data, n * 512) == BLK_S_OK)
+			if (request(i, d, BLK_T_OUT, s, data, n * 512, BLK_S_OK))
 				wrote += n;
 			else
 				errors++;
 		}
-		if (gv_blk_request(d, BLK_T_FLUSH, 0, NULL, 0) != BLK_S_OK)
+		if (!request(i, d, BLK_T_FLUSH, 0, NULL, 0, BLK_S_OK))
 			errors++;
 	}
 	uint64_t read = 0;
@@ -105,7 +128,7 @@ static int test_drive(uint32_t i, struct gv_device *d)
 		uint32_t n =
 		    capacity - s < CHUNK_SECTORS ? (uint32_t)(capacity - s) : CHUNK_SECTORS;
 		memset(data, 0, n * 512);
-		if (gv_blk_request(d, BLK_T_IN, s, data, n * 512) != BLK_S_OK) {
+		if (!request(i, d, BLK_T_IN, s, data, n * 512, BLK_S_OK)) {
 			errors++;
 			continue;
 		}
@@ -114,7 +137,7 @@ static int test_drive(uint32_t i, struct gv_device *d)
 			verified += check(i, s, n);
 	}
 	/* Past the end of the disk must fail. */
-	if (gv_blk_request(d, BLK_T_IN, capacity, data, 512) != BLK_S_IOERR)
+	if (!request(i, d, BLK_T_IN, capacity, data, 512, BLK_S_IOERR))
 		errors++;
 	kit_puts("blk ");
 	kit_put_dec(i);
@@ -174,6 +197,13 @@ static void user_main(void)
 			kit_puts(bad ? " failed\n" : " ok\n");
 		}
 		failed |= test_drive((uint32_t)drives++, &devs[i]);
+	}
+	if (mode == 3 && drives) {
+		kit_puts("blk: done failed=");
+		kit_put_dec((uint64_t)failed);
+		kit_putc('\n');
+		for (;;)
+			__asm__ volatile("pause");
 	}
 	kit_exit(drives == 0 ? 2 : failed);
 }

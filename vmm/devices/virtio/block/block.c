@@ -109,6 +109,26 @@ static void blk_finish_now(struct virtio_blk *b, struct blk_req *r, uint8_t stat
 	blk_slot_put(b, r);
 }
 
+/* The backing file failed a request: the guest gets IOERR, the metrics
+ * count it, and the log says why once for each new kind of error. */
+static void blk_io_error(struct virtio_blk *b, const struct blk_req *req, int err)
+{
+	b->m.io_errors++;
+	if (err == b->logged_io_errno) {
+		log_debug("%s: I/O error on sector %llu: %s", b->id,
+			  (unsigned long long)req->sector, strerror(err));
+		return;
+	}
+	b->logged_io_errno = err;
+	const char *what = req->type == VIRTIO_BLK_T_IN ? "read" : "write";
+	if (req->type == VIRTIO_BLK_T_FLUSH)
+		what = "flush";
+	log_warn("%s: %s of %llu bytes at sector %llu failed: %s; the guest gets IOERR "
+		 "(io_errors counts every such request)",
+		 b->id, what, (unsigned long long)req->data_len, (unsigned long long)req->sector,
+		 strerror(err));
+}
+
 void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 {
 	b->inflight--;
@@ -132,8 +152,7 @@ void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 		break;
 	}
 	if (result < 0)
-		log_debug("%s: I/O error on sector %llu: %s", b->id,
-			  (unsigned long long)req->sector, strerror((int)-result));
+		blk_io_error(b, req, (int)-result);
 	uint32_t len =
 	    1 + (req->type == VIRTIO_BLK_T_IN && result >= 0 ? (uint32_t)req->data_len : 0);
 	blk_finish_now(b, req, status, len);

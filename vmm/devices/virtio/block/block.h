@@ -72,6 +72,7 @@ struct blk_metrics {
 	uint64_t reads, writes, flushes, get_ids;
 	uint64_t read_bytes, write_bytes;
 	uint64_t errors; /* requests failed (bad request or I/O error) */
+	uint64_t io_errors; /* of those, failed by the backing file (EIO, ENOSPC, ...) */
 	uint64_t bad_chains; /* malformed descriptor chains */
 	uint64_t throttled; /* rate limiter refusals */
 	uint64_t backpressure; /* times the engine was full */
@@ -107,6 +108,7 @@ struct virtio_blk {
 	bool throttled;
 	struct blk_metrics m;
 	bool logged_bad_chain;
+	int logged_io_errno; /* the last backing-file error logged: each new one once */
 };
 
 /*

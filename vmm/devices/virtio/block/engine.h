@@ -31,6 +31,14 @@ struct blk_engine {
 extern const struct blk_engine blk_engine_uring;
 extern const struct blk_engine blk_engine_sync;
 
+/*
+ * Move @req's data (IN or OUT) from byte @done on with preadv/pwritev,
+ * retrying short transfers: the whole request's length, or -errno (-EIO at
+ * end of file). Both engines use it: io_uring for what a short completion
+ * left, so the guest gets the rest or the real error.
+ */
+int64_t blk_rw_sync(int fd, struct blk_req *req, uint64_t done);
+
 /* An engine finished @req with @result (bytes moved, or -errno). */
 void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result);
 

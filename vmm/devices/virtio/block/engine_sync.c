@@ -19,35 +19,33 @@ static int sync_completion_fd(struct virtio_blk *b)
 	return -1;
 }
 
-/* Whole transfer or an error: short transfers are retried from where they stopped. */
-static int64_t sync_rw(int fd, struct blk_req *req, bool write)
+int64_t blk_rw_sync(int fd, struct blk_req *req, uint64_t done)
 {
+	bool write = req->type == VIRTIO_BLK_T_OUT;
 	struct iovec *iov = req->iov;
 	uint32_t n = req->nr_iov;
-	uint64_t off = req->sector * BLK_SECTOR_SIZE, done = 0;
-	int64_t result = 0;
+	uint64_t off = req->sector * BLK_SECTOR_SIZE, skip = done;
 	while (done < req->data_len) {
-		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)(off + done))
-				  : preadv(fd, iov, (int)n, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			result = r < 0 ? -errno : -EIO;
-			break;
-		}
-		done += (uint64_t)r;
 		/* Skip the iovecs fully done; trim the partly done one. */
-		while (n && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
+		while (n && skip >= iov->iov_len) {
+			skip -= iov->iov_len;
 			iov++;
 			n--;
 		}
-		if (n && r) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
+		iov->iov_base = (uint8_t *)iov->iov_base + skip;
+		iov->iov_len -= skip;
+		ssize_t r = write ? pwritev(fd, iov, (int)n, (off_t)(off + done))
+				  : preadv(fd, iov, (int)n, (off_t)(off + done));
+		if (r < 0 && errno == EINTR) {
+			skip = 0;
+			continue;
 		}
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (uint64_t)r;
+		skip = (uint64_t)r;
 	}
-	return result < 0 ? result : (int64_t)done;
+	return (int64_t)done;
 }
 
 static int sync_submit(struct virtio_blk *b, struct blk_req *req)
@@ -55,10 +53,8 @@ static int sync_submit(struct virtio_blk *b, struct blk_req *req)
 	int64_t r;
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
-		r = sync_rw(b->fd, req, false);
-		break;
 	case VIRTIO_BLK_T_OUT:
-		r = sync_rw(b->fd, req, true);
+		r = blk_rw_sync(b->fd, req, 0);
 		break;
 	default: /* FLUSH: only reaches an engine in writeback mode */
 		r = fdatasync(b->fd) < 0 ? -errno : 0;

@@ -118,9 +118,11 @@ static void uring_drain_cq(struct virtio_blk *b)
 		struct blk_req *req = io_uring_cqe_get_data(cqe);
 		int64_t res = cqe->res;
 		io_uring_cqe_seen(&u->ring, cqe);
-		/* A short transfer on a file sized to the disk is an I/O error. */
+		/* A short transfer (a file system filling up, a FUSE file, a
+		 * file cut short under us): the rest is done here, so the guest
+		 * gets all of it or the error that stopped it, not a made-up EIO. */
 		if (req->type != VIRTIO_BLK_T_FLUSH && res >= 0 && (uint64_t)res != req->data_len)
-			res = -EIO;
+			res = blk_rw_sync(b->fd, req, (uint64_t)res);
 		blk_complete(b, req, res);
 	}
 }
