@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,8 @@ static int write_pages(int fd, const struct guest_region *reg, uint64_t file_off
 	return 0;
 }
 
-static int write_memory(struct vm *vm, int fd, enum snapshot_type type, char *err, size_t err_len)
+static int write_memory(struct vm *vm, int fd, enum snapshot_type type, const char *path, char *err,
+			size_t err_len)
 {
 	uint64_t file_off = 0;
 	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
@@ -121,7 +123,7 @@ static int write_memory(struct vm *vm, int fd, enum snapshot_type type, char *er
 			free(bitmap);
 		}
 		if (r < 0)
-			return fail(err, err_len, r, "cannot write the memory file: %s",
+			return fail(err, err_len, r, "cannot write mem_file_path '%s': %s", path,
 				    strerror(-r));
 		file_off += reg->size;
 	}
@@ -145,29 +147,114 @@ static void reset_dirty_log(struct vm *vm)
 
 /* ---- create ------------------------------------------------------------------- */
 
-static int write_file_atomic(const char *path, const void *buf, size_t len)
+/* A new file beside @path (@path.tmpXXXXXX, its name in *@tmp, heap): its fd or -errno. */
+static int create_temp(const char *path, char **tmp)
 {
 	size_t n = strlen(path) + 16;
-	char *tmp = malloc(n);
-	if (!tmp)
+	*tmp = malloc(n);
+	if (!*tmp)
 		return -ENOMEM;
-	snprintf(tmp, n, "%s.tmpXXXXXX", path);
-	int fd = mkstemp(tmp);
-	int r = fd < 0 ? -errno : 0;
-	for (size_t off = 0; r == 0 && off < len;) {
+	snprintf(*tmp, n, "%s.tmpXXXXXX", path);
+	int fd = mkostemp(*tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+		free(*tmp);
+		*tmp = NULL;
+		return r;
+	}
+	return fd;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
 		ssize_t w = write(fd, (const uint8_t *)buf + off, len - off);
 		if (w <= 0)
-			r = w < 0 ? -errno : -EIO;
-		else
-			off += (size_t)w;
+			return w < 0 ? -errno : -EIO;
+		off += (size_t)w;
 	}
-	if (r == 0 && (fsync(fd) < 0 || rename(tmp, path) < 0))
+	return 0;
+}
+
+/* Make the renames in @path's directory durable (best effort). */
+static void sync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		if (fsync(fd) < 0)
+			log_warn("snapshot: fsync of the directory of '%s': %s", path,
+				 strerror(errno));
+		close(fd);
+	}
+	free(copy);
+}
+
+/*
+ * Write the memory file and the state file @state (@len bytes). Each is
+ * written under a temporary name beside its path and fsynced; only then
+ * does the older state file go, the memory file take its name and the
+ * state file take its own, last. A failure (a full disk) leaves the paths
+ * as they were and no temporary file; a crash or kill -9 at any point
+ * leaves the older snapshot whole, or no state file (a load says so), or
+ * the new snapshot whole: never a state file beside a memory file written
+ * with another. *@consumed: a Diff read (and so cleared) the dirty log.
+ */
+static int write_files(struct vm *vm, const char *state_path, const char *mem_path,
+		       enum snapshot_type type, const void *state, size_t len, bool *consumed,
+		       char *err, size_t err_len)
+{
+	char *mem_tmp = NULL, *state_tmp = NULL;
+	int fd = create_temp(mem_path, &mem_tmp), r = fd < 0 ? fd : 0;
+	if (r < 0) {
+		fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
+		     strerror(-r));
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)vm->mem.size) < 0) {
+		r = fail(err, err_len, -errno, "cannot size mem_file_path '%s': %s", mem_path,
+			 strerror(errno));
+		close(fd);
+		goto out;
+	}
+	*consumed = type == SNAPSHOT_DIFF;
+	r = write_memory(vm, fd, type, mem_path, err, err_len);
+	if (r == 0 && fsync(fd) < 0)
+		r = fail(err, err_len, -errno, "cannot write mem_file_path '%s': %s", mem_path,
+			 strerror(errno));
+	close(fd);
+	if (r < 0)
+		goto out;
+	fd = create_temp(state_path, &state_tmp);
+	r = fd < 0 ? fd : write_all(fd, state, len);
+	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (fd >= 0)
 		close(fd);
-	if (r < 0)
-		unlink(tmp);
-	free(tmp);
+	if (r < 0) {
+		fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
+		     strerror(-r));
+		goto out;
+	}
+	if (unlink(state_path) < 0 && errno != ENOENT) {
+		r = fail(err, err_len, -errno, "cannot replace snapshot_path '%s': %s", state_path,
+			 strerror(errno));
+		goto out;
+	}
+	if (rename(mem_tmp, mem_path) < 0 || rename(state_tmp, state_path) < 0) {
+		r = fail(err, err_len, -errno, "cannot rename the snapshot into place: %s",
+			 strerror(errno));
+		goto out;
+	}
+	sync_dir_of(mem_path);
+	sync_dir_of(state_path);
+out:
+	if (r < 0 && mem_tmp)
+		unlink(mem_tmp);
+	if (r < 0 && state_tmp)
+		unlink(state_tmp);
+	free(mem_tmp);
+	free(state_tmp);
 	return r;
 }
 
@@ -249,27 +336,19 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	}
 	uint64_t t1 = clock_now_ns();
 
-	/* Memory first (a Full one replaces the file; a Diff only writes what
-	 * changed into a fresh sparse file), then the state file by rename. */
-	int fd = open(mem_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		snap_writer_free(&w);
-		return fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
-			    strerror(-r));
-	}
-	r = ftruncate(fd, (off_t)vm->mem.size) < 0 ? -errno : 0;
-	if (r == 0)
-		r = write_memory(vm, fd, type, err, err_len);
-	else
-		fail(err, err_len, r, "cannot size '%s': %s", mem_path, strerror(-r));
-	close(fd);
-	if (r == 0 && (r = write_file_atomic(state_path, w.buf, w.len)) < 0)
-		fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
-		     strerror(-r));
+	bool consumed = false;
+	r = write_files(vm, state_path, mem_path, type, w.buf, w.len, &consumed, err, err_len);
 	snap_writer_free(&w);
-	if (r < 0)
+	if (r < 0) {
+		/* The dirty pages this Diff read are in no file: a later Diff
+		 * would miss them. Only a Full snapshot is whole from here. */
+		if (consumed) {
+			vmm->has_snapshot_base = false;
+			size_t n = strlen(err);
+			snprintf(err + n, err_len - n, "; the next snapshot must be Full");
+		}
 		return r;
+	}
 	/* The next Diff starts from here (a Diff cleared its logs as it read them). */
 	if (vm->track_dirty && type == SNAPSHOT_FULL)
 		reset_dirty_log(vm);

@@ -25,8 +25,12 @@ struct vmm;
 
 enum snapshot_type { SNAPSHOT_FULL, SNAPSHOT_DIFF };
 
-/* Snapshot the paused VM. 0, or a negative errno with @err set; the files
- * named are written only when everything was gathered (state via a rename). */
+/* Snapshot the paused VM. 0, or a negative errno with @err set. Both files
+ * are written under temporary names, fsynced, then renamed into place
+ * (memory first, state last, the older state file removed before): a
+ * failure leaves the paths as they were, a crash leaves the older snapshot
+ * whole, no state file, or the new snapshot whole. A Diff that failed after
+ * reading the dirty log makes the next snapshot a Full one. */
 int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_path,
 		    enum snapshot_type type, char *err, size_t err_len)
     __attribute__((warn_unused_result));
