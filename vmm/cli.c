@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "exit_codes.h"
+#include "util.h"
 #include "vm.h"
 
 static const char usage[] =
@@ -147,6 +148,38 @@ void config_set_str(char **dst, const char *v)
 {
 	free(*dst);
 	*dst = v ? strdup(v) : NULL;
+}
+
+void config_free(struct vmm_config *cfg)
+{
+	char **strs[] = { &cfg->kernel_path,
+			  &cfg->initrd_path,
+			  &cfg->cmdline,
+			  &cfg->serial_path,
+			  &cfg->vsock.uds_path,
+			  &cfg->api_sock,
+			  &cfg->config_file,
+			  &cfg->restore_path,
+			  &cfg->restore_mem,
+			  &cfg->seccomp_filter,
+			  &cfg->ws_record,
+			  &cfg->ws_prefetch,
+			  &cfg->id,
+			  &cfg->log_path,
+			  &cfg->metrics_path };
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		free(*strs[i]);
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		free((void *)(uintptr_t)cfg->drives[i].blk.id);
+		free((void *)(uintptr_t)cfg->drives[i].blk.path);
+		free(cfg->drives[i].partuuid);
+	}
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		free(cfg->nets[i].iface_id);
+		free(cfg->nets[i].host_dev_name);
+		free(cfg->nets[i].guest_mac);
+	}
+	memset(cfg, 0, sizeof(*cfg));
 }
 
 int cli_parse_drive(char *spec, struct drive_config *dc, char *err, size_t err_len)
@@ -342,11 +375,11 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			free(spec);
 			if (r < 0)
 				return bad("--drive: %s", err);
-			for (unsigned int i = 0; i < cfg->nr_drives; i++)
+			cfg->nr_drives++; /* counted now: its strings are the config's */
+			for (unsigned int i = 0; i + 1 < cfg->nr_drives; i++)
 				if (strcmp(cfg->drives[i].blk.id, d->blk.id) == 0)
 					return bad("--drive: drive id '%s' is used twice",
 						   d->blk.id);
-			cfg->nr_drives++;
 			break;
 		}
 		case OPT_HELP:
@@ -356,9 +389,16 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			printf("ember %s\n", EMBER_VERSION);
 			return -1;
 		default:
-			if (optopt)
+			/* optopt is the option's value when a long option lacks its
+			 * argument, the letter of an unknown short option (ember has
+			 * none), 0 for an unknown long one. */
+			if (optopt >= OPT_KERNEL)
 				return bad("option --%s needs a value",
 					   options[optopt - OPT_KERNEL].name);
+			if (optopt) {
+				char opt_s[3] = { '-', (char)optopt, 0 };
+				return bad("unknown option '%s'", opt_s);
+			}
 			return bad("unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -383,6 +423,20 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			   "");
 	if (cfg->no_api && cfg->api_sock)
 		return bad("--no-api and --api-sock exclude each other%s", "");
+	/* GET /vm/config and snapshots carry these as JSON strings. */
+	const struct {
+		const char *opt, *val;
+	} texts[] = { { "--kernel", cfg->kernel_path },
+		      { "--initrd", cfg->initrd_path },
+		      { "--cmdline", cfg->cmdline },
+		      { "--log-path", cfg->log_path },
+		      { "--metrics-path", cfg->metrics_path } };
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i].val && !utf8_valid(texts[i].val))
+			return bad("%s must be UTF-8 text", texts[i].opt);
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		if (!utf8_valid(cfg->drives[i].blk.path))
+			return bad("--drive: path= must be UTF-8 text%s", "");
 	if (!cfg->id)
 		config_set_str(&cfg->id, "anonymous-instance");
 	uint64_t host = host_mem_mib();

@@ -86,6 +86,10 @@ bool config_id_valid(const char *id);
 /* Replace a config string with a copy of @v (NULL clears it). */
 void config_set_str(char **dst, const char *v);
 
+/* Free every string @cfg owns and zero it, for a process (a test, a fuzz
+ * target) that fills one config again and again. */
+void config_free(struct vmm_config *cfg);
+
 /*
  * Parse argv. On a bad argument, prints one error line and returns
  * EMBER_EXIT_USAGE; for --help/--version prints and returns -1 (exit 0).

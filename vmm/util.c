@@ -106,6 +106,18 @@ static unsigned int utf8_seq_len(const unsigned char *p)
 	return len;
 }
 
+bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned int n = utf8_seq_len(p);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
 void utf8_sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;

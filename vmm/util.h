@@ -3,6 +3,7 @@
 #ifndef EMBER_UTIL_H
 #define EMBER_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -19,6 +20,8 @@ int write_full(int fd, const void *buf, uint64_t len);
  * errors, log lines), which JSON and log readers must be able to take.
  */
 void utf8_sanitize(char *s);
+/* Whether @s is valid UTF-8 (control characters allowed): what a JSON string can hold. */
+bool utf8_valid(const char *s);
 
 struct sockaddr_un;
 /*

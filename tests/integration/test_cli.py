@@ -74,7 +74,14 @@ CASES = [
     (["--kernel", "{vmlinux}", "--cmdline", "x" * 3000], USAGE, "command line"),
     (["--kernel"], USAGE, "needs a value"),
     (["--kernel", "{hello}", "--frobnicate"], USAGE, "unknown option"),
+    (["--kernel", "{hello}", "-x"], USAGE, "unknown option '-x'"),  # read before options[]: a crash
+    (["-Z", "--kernel", "{hello}"], USAGE, "unknown option '-Z'"),
+    (["--kernel", "{hello}", "--drive", "path={text},id=d", "--drive", "path={text},id=d"], USAGE,
+     "used twice"),
     (["--kernel", "{hello}", "stray"], USAGE, "unexpected argument"),
+    # Not UTF-8 (bytes 0xef, 0xff): GET /vm/config answered 200 with no body (fuzz_config).
+    (["--kernel", "{hello}", "--cmdline", "c\udcefnsole=ttyS0"], USAGE, "--cmdline must be UTF-8"),
+    (["--kernel", "{hello}", "--drive", "path=/tmp/\udcff"], USAGE, "path= must be UTF-8"),
     ([], USAGE, "--kernel is required"),
 ]
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* utf8_sanitize(): what reaches JSON answers and log lines. */
+/* utf8_sanitize() and utf8_valid(): what reaches JSON answers and log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,10 +34,25 @@ static void utf8_cases(void **state)
 	sanitized("", "");
 }
 
+/* Control characters are text (JSON escapes them); broken sequences are not. */
+static void utf8_validity(void **state)
+{
+	(void)state;
+	assert_true(utf8_valid(""));
+	assert_true(utf8_valid("console=ttyS0 reboot=k\tpanic=1\n"));
+	assert_true(utf8_valid("caf\xc3\xa9 \xf0\x9f\x94\xa5"));
+	assert_false(utf8_valid("c\xefnsole=ttyS0")); /* what fuzz_config found in --cmdline */
+	assert_false(utf8_valid("/\xff"));
+	assert_false(utf8_valid("\xc0\xaf"));
+	assert_false(utf8_valid("\xed\xa0\x80"));
+	assert_false(utf8_valid("end \xe2\x82"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(utf8_cases),
+		cmocka_unit_test(utf8_validity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
