@@ -11,9 +11,15 @@ Two phases, both on real KVM guests and real files, ember run directly
    prints the scan codes and exits 0), SIGTERM to the hello guest, SIGTERM
    to the blk guest while it loops its I/O on the drive. ember must exit 0
    with no ERROR line, its API and vsock sockets gone, no process left
-   (child of the soak, or anything naming the soak's directory), the work
+   (child of the soak, in the cgroup below, or anything naming the soak's
+   directory), the work
    directory holding only what the soak made, and the soak's own fds equal
-   to before. The host's MemAvailable is sampled after every cycle.
+   to before. After every cycle the soak samples the memory left charged
+   to a memory cgroup (v1, below the soak's own) that holds every ember it
+   starts, and the host's MemAvailable; the first must stay flat within
+   CGROUP_ALLOWANCE_KIB. MemAvailable, which moves with everything else on
+   a shared machine, is judged (HOST_MEM_ALLOWANCE_KIB) only where no such
+   cgroup can be made.
 
 2. One long-lived ember (count guest, 32 MiB, a drive, a vsock, a logger,
    metrics) answering a seeded random mix of requests: GETs, PATCH
@@ -24,9 +30,12 @@ Two phases, both on real KVM guests and real files, ember run directly
    unknown fields, wrong types, calls at the wrong time, an oversized body)
    that must get their 4xx and a fault_message, fresh connections now and
    then, and vsock peers that send a bad handshake or CONNECT to a port
-   nobody listens on (ember must close them). ember's RSS (VmRSS) and open
-   fds are taken after a warm-up and at the end: fds must be equal, RSS
-   may grow by at most the allowance (--rss-allowance-kib).
+   nobody listens on (ember must close them), and clients that go away
+   mid-request. ember's RSS (VmRSS), open fds and the kernel memory charged
+   to its cgroup are taken after a warm-up, at ten checkpoints and at the
+   end: fds must be equal, RSS may grow by at most --rss-allowance-kib (not
+   judged for a sanitizer build, whose quarantine holds freed memory),
+   kernel memory by KMEM_ALLOWANCE_KIB.
 
 Exit status 0 when every check held, 1 with a SOAK FAILED line otherwise.
 Standard library only.
@@ -58,9 +67,22 @@ KEYS = "keys: 0x14 0x11 0xe0 0x71"
 # What a sanitizer build (ASan, UBSan, LSan) writes to stderr when it finds something.
 SANITIZER_REPORT = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                     "WARNING: AddressSanitizer")
-# The host's MemAvailable may wander with other work on the machine; a leak
-# of guest memory or of a VM's kernel state would be a steady fall.
+# Memory the cycles' embers leave charged to their cgroup after they exit
+# (kernel objects, page cache of the files they wrote) may grow this much
+# from the first tenth of the cycles (after a tenth as warm-up) to the last:
+# it wanders by about a MiB (slabs freed lazily, per-cpu charge batches);
+# one VM's kernel state left behind per cycle would pass it within tens of
+# cycles.
+CGROUP_ALLOWANCE_KIB = 4 << 10
+# Without such a cgroup, the host's MemAvailable is judged instead: it moves
+# with everything else on the machine, so only a steep fall is a finding.
 HOST_MEM_ALLOWANCE_KIB = 128 << 10
+# Kernel memory charged to the long-lived ember's cgroup (io_uring rings,
+# epoll items, sockets, dentries and inodes of the files it opens) may grow
+# this much from warm-up to end: it wanders by about 200 KiB, and each
+# PUT /logger's file, deleted by the soak, leaves a negative dentry (about
+# 200 bytes) that stays charged.
+KMEM_ALLOWANCE_KIB = 2 << 10
 
 
 class SoakError(Exception):
@@ -119,6 +141,82 @@ def procs_naming(text):
     return found
 
 
+class MemCgroup:
+    """A cgroup v1 memory group below the soak's own that holds every ember
+    the cycles start. What stays charged to it once they have exited is
+    theirs alone, unlike the host's MemAvailable, which moves with whatever
+    else runs on the machine. Absent (.why says why) without the v1 memory
+    controller or the right to make a group."""
+
+    def __init__(self):
+        self.path, self.why = None, ""
+        try:
+            with open("/proc/self/cgroup") as f:
+                own = next(x.strip().split(":", 2)[2] for x in f if x.split(":")[1] == "memory")
+        except (OSError, StopIteration, IndexError):
+            self.why = "no cgroup v1 memory controller"
+            return
+        parent = Path("/sys/fs/cgroup/memory" + own)
+        for stale in parent.glob("ember-soak-*"):  # of a soak killed before its clean-up
+            pid = stale.name.rsplit("-", 1)[1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                try:
+                    stale.rmdir()
+                except OSError:
+                    pass
+        path = parent / f"ember-soak-{os.getpid()}"
+        try:
+            path.mkdir()
+        except OSError as e:
+            self.why = f"cannot make {path}: {e.strerror}"
+            return
+        self.path = path
+
+    def preexec(self):
+        """In the child, before exec: join the group."""
+        if self.path:
+            with open(self.path / "cgroup.procs", "w") as f:
+                f.write("0")
+
+    def procs(self):
+        """Processes in the group: whatever an ember started and left behind."""
+        if not self.path:
+            return []
+        with open(self.path / "cgroup.procs") as f:
+            return f.read().split()
+
+    def usage_kib(self, what="memory.usage_in_bytes"):
+        with open(self.path / what) as f:
+            return int(f.read()) >> 10
+
+    def remove(self):
+        """Kill what is left in the group (the soak's own descendants), then
+        remove it."""
+        deadline = time.monotonic() + 5
+        while self.path:
+            for pid in self.procs():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.path.rmdir()
+                self.path = None
+            except OSError:
+                if time.monotonic() > deadline:
+                    print(f"soak: cannot remove {self.path}", file=sys.stderr)
+                    return
+                time.sleep(0.05)
+
+
+def trend(samples):
+    """After a tenth as warm-up: the medians of the first and last tenth of
+    what is left, and the least-squares slope per sample."""
+    rest = samples[len(samples) // 10:]
+    k = max(1, len(rest) // 10)
+    return statistics.median(rest[:k]), statistics.median(rest[-k:]), slope(rest)
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -136,13 +234,13 @@ def slope(ys):
 class Ember:
     """One ember process with --api-sock; serial output and stderr to files."""
 
-    def __init__(self, binary, work, sock, tag):
+    def __init__(self, binary, work, sock, tag, preexec=None):
         self.sock = str(sock)
         self.out_path = work / f"{tag}.serial"
         self.err_path = work / f"{tag}.stderr"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.p = subprocess.Popen([binary, "--api-sock", self.sock], stdin=subprocess.DEVNULL,
-                                      stdout=out, stderr=err)
+                                      stdout=out, stderr=err, preexec_fn=preexec)
         self.api = None
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
@@ -211,11 +309,11 @@ class Ember:
 CYCLE_KINDS = ("ctrl-alt-del", "sigterm", "sigterm-under-io")
 
 
-def one_cycle(binary, work, i, disk):
+def one_cycle(binary, work, i, disk, preexec=None):
     kind = CYCLE_KINDS[i % len(CYCLE_KINDS)]
     sock, vsock = work / "api.sock", work / "v.sock"
     t0 = time.monotonic()
-    e = Ember(binary, work, sock, "cycle")
+    e = Ember(binary, work, sock, "cycle", preexec)
     try:
         if kind == "sigterm-under-io":
             e.expect("PUT", "/boot-source", 204, {"kernel_image_path": str(GUESTS / "blk.elf"),
@@ -248,17 +346,17 @@ def one_cycle(binary, work, i, disk):
     return time.monotonic() - t0, kind
 
 
-def phase_cycles(binary, work, n, log):
+def phase_cycles(binary, work, n, cg, log):
     disk = work / "cycle-disk.img"
     with open(disk, "wb") as f:
         f.truncate(64 << 10)
     base_files = None
     base_fds = None
-    times, mem = [], []
+    times, mem, charged = [], [], []
     t_phase = time.monotonic()
     for i in range(n):
         try:
-            dt, kind = one_cycle(binary, work, i, disk)
+            dt, kind = one_cycle(binary, work, i, disk, cg.preexec)
         except SoakError as e:
             raise SoakError(f"cycle {i}: {e}")
         times.append(dt)
@@ -266,8 +364,8 @@ def phase_cycles(binary, work, n, log):
         check(not os.path.exists(work / "v.sock"), f"cycle {i} ({kind}): the vsock socket was left behind")
         kids = children()
         check(not kids, f"cycle {i} ({kind}): child processes left: {kids}")
-        left = procs_naming(str(work))
-        check(not left, f"cycle {i} ({kind}): processes naming {work} left: {left}")
+        left = procs_naming(str(work)) + cg.procs()
+        check(not left, f"cycle {i} ({kind}): processes left (naming {work} or in the cgroup): {left}")
         files = sorted(os.listdir(work))
         fds = own_fds()
         if base_files is None:
@@ -276,26 +374,21 @@ def phase_cycles(binary, work, n, log):
               f"{base_files} -> {files}")
         check(fds == base_fds, f"cycle {i} ({kind}): the soak's open fds changed: {base_fds} -> {fds}")
         mem.append(meminfo("MemAvailable"))
+        if cg.path:
+            charged.append(cg.usage_kib())
         if (i + 1) % max(1, n // 10) == 0:
-            log(f"  cycle {i + 1}/{n}: last {dt * 1e3:.1f} ms, MemAvailable {mem[-1] >> 10} MiB")
-    wall = time.monotonic() - t_phase
-    # The trend after a warm-up of a tenth of the cycles (page cache, slabs).
-    warm = mem[len(mem) // 10:]
-    fitted_fall = -slope(warm) * (len(warm) - 1)
-    direct_fall = warm[0] - min(warm[-max(1, len(warm) // 10):])
-    return {
-        "cycles": n, "wall_s": wall, "times": times, "own_fds": len(base_fds or []) - 1,
-        "mem_first_kib": warm[0], "mem_last_kib": warm[-1],
-        "mem_slope_kib_per_cycle": slope(warm), "mem_fitted_fall_kib": fitted_fall,
-        "mem_direct_fall_kib": direct_fall,
-    }
+            log(f"  cycle {i + 1}/{n}: last {dt * 1e3:.1f} ms, MemAvailable {mem[-1] >> 10} MiB"
+                + (f", left charged to the cgroup {charged[-1]} KiB" if charged else ""))
+    return {"cycles": n, "wall_s": time.monotonic() - t_phase, "times": times,
+            "own_fds": len(base_fds or []) - 1, "mem": trend(mem),
+            "charged": trend(charged) if charged else None}
 
 
 # ---- phase 2: one ember, many requests ---------------------------------
 
 class LongRun:
-    def __init__(self, binary, work, seed, log):
-        self.work, self.log = work, log
+    def __init__(self, binary, work, seed, cg, log):
+        self.work, self.log, self.cg = work, log, cg
         self.rng = random.Random(seed)
         self.disks = [work / "long-a.img", work / "long-b.img"]
         for i, d in enumerate(self.disks):
@@ -306,7 +399,7 @@ class LongRun:
         self.snap_state, self.snap_mem = work / "snap.state", work / "snap.mem"
         self.metrics = work / "metrics.json"
         self.vsock = work / "long-v.sock"
-        self.e = Ember(binary, work, work / "long.sock", "long")
+        self.e = Ember(binary, work, work / "long.sock", "long", cg.preexec)
         self.pid = self.e.p.pid
         self.state = "Running"
         self.drive = 0
@@ -520,9 +613,11 @@ class LongRun:
             raise SoakError(f"request {self.requests} ({self.state}): {e}")
 
     def sample(self):
+        """ember's RSS and fds, and the kernel memory charged to its cgroup."""
         self.reap_vsock(wait=True)
         self.check_files()
-        return rss_kib(self.pid), fd_count(self.pid)
+        kmem = self.cg.usage_kib("memory.kmem.usage_in_bytes") if self.cg.path else None
+        return rss_kib(self.pid), fd_count(self.pid), kmem
 
     def finish(self):
         if self.state == "Paused":
@@ -548,18 +643,17 @@ class LongRun:
               f"(+ up to {periodic} periodic)")
 
 
-def phase_requests(binary, work, n, seed, log):
+def phase_requests(binary, work, n, seed, cg, log):
     """Returns the figures; requests/s counts only the time spent in requests
     (not the samples, which wait for ember's vsock connect timeout)."""
-    run = LongRun(binary, work, seed, log)
+    run = LongRun(binary, work, seed, cg, log)
     t_phase = time.monotonic()
     try:
         run.boot()
         warmup = min(n, max(500, n // 10))
         while run.requests < warmup:
             run.step_checked()
-        rss, fds = run.sample()
-        checkpoints = [(run.requests, rss, fds)]
+        checkpoints = [(run.requests, *run.sample())]
         every = max(1, (n - warmup) // 10)
         busy = 0.0
         while run.requests < n:
@@ -567,15 +661,17 @@ def phase_requests(binary, work, n, seed, log):
             run.step_checked()
             busy += time.monotonic() - t
             if (run.requests - warmup) % every == 0 or run.requests == n:
-                rss, fds = run.sample()
-                checkpoints.append((run.requests, rss, fds))
-                log(f"  request {run.requests}/{n}: RSS {rss} KiB, {fds} fds")
+                checkpoints.append((run.requests, *run.sample()))
+                _, rss, fds, kmem = checkpoints[-1]
+                log(f"  request {run.requests}/{n}: RSS {rss} KiB, {fds} fds"
+                    + (f", kernel memory charged {kmem} KiB" if kmem is not None else ""))
         measured = run.requests - warmup
         res = {
             "requests": run.requests, "measured": measured, "busy_s": busy,
             "rps": measured / busy if busy else 0.0, "warmup": warmup, "snapshots": run.snapshots,
             "rss_warm": checkpoints[0][1], "rss_end": checkpoints[-1][1],
             "fds_warm": checkpoints[0][2], "fds_end": checkpoints[-1][2],
+            "kmem_warm": checkpoints[0][3], "kmem_end": checkpoints[-1][3],
             "checkpoints": checkpoints, "counts": run.counts, "vsock_closed": run.vsock_closed,
             "abandoned": run.abandoned,
         }
@@ -623,15 +719,17 @@ def main():
         return 1
 
     work = Path(tempfile.mkdtemp(prefix="ember-soak-"))
+    cg = MemCgroup()
     t_start = time.monotonic()
     ok = False
     try:
-        log(f"soak: {binary}, {cycles} cycles, {requests} requests, work dir {work}")
-        c = phase_cycles(binary, work, cycles, log) if cycles else None
+        log(f"soak: {binary}, {cycles} cycles, {requests} requests, work dir {work}, "
+            + (f"memory cgroup {cg.path}" if cg.path else f"no memory cgroup ({cg.why})"))
+        c = phase_cycles(binary, work, cycles, cg, log) if cycles else None
         if requests:
             log("phase 2: one ember, mixed requests")
         (work / "phase2").mkdir()
-        r = phase_requests(binary, work / "phase2", requests, args.seed, log) if requests else None
+        r = phase_requests(binary, work / "phase2", requests, args.seed, cg, log) if requests else None
         total = time.monotonic() - t_start
 
         failures = []
@@ -644,14 +742,23 @@ def main():
                   f"p95 {pct(t, 95):.1f} / max {max(t):.1f} ms")
             print(f"  after every cycle: exit 0, no ERROR line, sockets gone, no process left, "
                   f"work dir unchanged, soak fds {c['own_fds']} unchanged")
-            print(f"  host MemAvailable (after a 10% warm-up): {c['mem_first_kib'] >> 10} -> "
-                  f"{c['mem_last_kib'] >> 10} MiB, trend {c['mem_slope_kib_per_cycle']:+.1f} KiB/cycle "
-                  f"(fitted fall {c['mem_fitted_fall_kib'] / 1024:.1f} MiB; allowance "
-                  f"{HOST_MEM_ALLOWANCE_KIB >> 10} MiB)")
-            if c["mem_fitted_fall_kib"] > HOST_MEM_ALLOWANCE_KIB and \
-                    c["mem_direct_fall_kib"] > HOST_MEM_ALLOWANCE_KIB:
-                failures.append(f"host MemAvailable fell {c['mem_fitted_fall_kib'] >> 10} MiB over "
-                                f"the cycles (allowance {HOST_MEM_ALLOWANCE_KIB >> 10} MiB)")
+            first, last, per = c["mem"]
+            judged = ("context only: it moves with all else on the host" if c["charged"]
+                      else f"allowance: a fall of {HOST_MEM_ALLOWANCE_KIB >> 10} MiB")
+            print(f"  host MemAvailable (medians of the first and last tenth after a tenth as "
+                  f"warm-up): {first / 1024:.0f} -> {last / 1024:.0f} MiB ({(last - first) / 1024:+.1f} "
+                  f"MiB, {per:+.1f} KiB/cycle; {judged})")
+            if not c["charged"] and first - last > HOST_MEM_ALLOWANCE_KIB:
+                failures.append(f"host MemAvailable fell {(first - last) / 1024:.0f} MiB over the "
+                                f"cycles (allowance {HOST_MEM_ALLOWANCE_KIB >> 10} MiB)")
+            if c["charged"]:
+                first, last, per = c["charged"]
+                print(f"  left charged to the embers' memory cgroup after exit (same medians): "
+                      f"{first:.0f} -> {last:.0f} KiB ({last - first:+.0f} KiB, {per:+.2f} KiB/cycle; "
+                      f"allowance +{CGROUP_ALLOWANCE_KIB} KiB)")
+                if last - first > CGROUP_ALLOWANCE_KIB:
+                    failures.append(f"memory left charged after the embers exited grew "
+                                    f"{last - first:.0f} KiB (allowance {CGROUP_ALLOWANCE_KIB} KiB)")
         if r:
             print(f"requests: {r['requests']} ({r['snapshots']} snapshots) to one ember, phase "
                   f"{r['wall_s']:.1f} s; after the {r['warmup']}-request warm-up {r['measured']} "
@@ -665,8 +772,15 @@ def main():
             print(f"  ember RSS: {r['rss_warm']} -> {r['rss_end']} KiB "
                   f"({r['rss_end'] - r['rss_warm']:+d} KiB; {judged})")
             print(f"  ember fds: {r['fds_warm']} -> {r['fds_end']} (allowance: equal)")
-            print("  checkpoints (request, RSS KiB, fds): " +
-                  " ".join(f"{n}:{rss}/{fds}" for n, rss, fds in r["checkpoints"]))
+            if r["kmem_warm"] is not None:
+                grew = r["kmem_end"] - r["kmem_warm"]
+                print(f"  kernel memory charged to ember's cgroup: {r['kmem_warm']} -> {r['kmem_end']} KiB "
+                      f"({grew:+d} KiB; allowance +{KMEM_ALLOWANCE_KIB} KiB)")
+                if grew > KMEM_ALLOWANCE_KIB:
+                    failures.append(f"kernel memory charged to ember's cgroup grew {grew} KiB "
+                                    f"(allowance {KMEM_ALLOWANCE_KIB} KiB)")
+            print("  checkpoints (request: RSS KiB/fds/kernel KiB): " +
+                  " ".join(f"{n}:{rss}/{fds}/{kmem}" for n, rss, fds, kmem in r["checkpoints"]))
             if r["fds_end"] != r["fds_warm"]:
                 failures.append(f"ember's open fds went from {r['fds_warm']} to {r['fds_end']}")
             if r["rss_end"] - r["rss_warm"] > args.rss_allowance_kib and not sanitized:
@@ -685,6 +799,7 @@ def main():
         print("SOAK FAILED: interrupted", file=sys.stderr)
         return 1
     finally:
+        cg.remove()
         if ok and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
