@@ -363,7 +363,8 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 
 static uint8_t *read_state(const char *path, size_t *len, char *err, size_t err_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named here is refused below, not waited on. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fail(err, err_len, 0, "cannot open snapshot_path '%s': %s", path, strerror(errno));
@@ -422,6 +423,24 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 		fail(err, err_len, 0, "the snapshot's configuration section is missing or invalid");
 		json_decref(cfg);
 		return NULL;
+	}
+	/* What snapshot_create() writes. A boot-source, logger or metrics
+	 * section would reconfigure this process (open files) on a load. */
+	static const char *const sections[] = { "drives", "machine-config", "network-interfaces",
+						"vsock", NULL };
+	const char *key;
+	json_t *v;
+	json_object_foreach(cfg, key, v)
+	{
+		const char *const *k = sections;
+		while (*k && strcmp(*k, key) != 0)
+			k++;
+		if (!*k) {
+			fail(err, err_len, 0, "the snapshot's configuration has a `%s` section",
+			     key);
+			json_decref(cfg);
+			return NULL;
+		}
 	}
 	json_t *nets = json_object_get(cfg, "network-interfaces");
 	for (unsigned int i = 0; i < a->nr_net_overrides; i++) {
@@ -576,7 +595,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
-	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC);
+	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (!external && (mem_fd < 0 || fstat(mem_fd, &st) < 0)) {
 		fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
 		     strerror(errno));
