@@ -47,7 +47,10 @@ $(BUILD)/emberctl: api/emberctl
 help:
 	@echo "make            build build/ember and the test guests"
 	@echo "make run        set up the machine, build, boot the bundled hello guest"
-	@echo "make test       set up the machine, build, run every test"
+	@echo "make test       set up the machine, build, run every test (what CI runs)"
+	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 600) each"
+	@echo "make test-asan  the integration suite against ember built with ASan+UBSan+LSan"
+	@echo "make soak       boot/teardown cycles and mixed API requests; SOAK_ARGS=--full for the large run"
 	@echo "make bench      benchmarks: boot vs QEMU -M microvm, block vs fio, API, net, vsock"
 	@echo "make soak       leak soak: boot cycles and API requests (SOAK_ARGS=--full: the large run)"
 	@echo "make fmt        format the C sources; make fmt-check checks them"
@@ -152,7 +155,7 @@ asan-build:
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=clang EXTRA_CFLAGS="$(ASAN_CFLAGS)" \
 		SECCOMP_EXTRA=resources/seccomp/x86_64-sanitizers.policy $(ASAN_BUILD)/ember
 
-test-asan: all asan-build $(BUILD)/ember-test-hooks
+test-asan: all asan-build $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	rm -rf $(ASAN_BUILD)/reports; \
 	rc=0; EMBER_SANITIZED=1 EMBER_SANITIZER_DIR=$(CURDIR)/$(ASAN_BUILD)/reports \
@@ -206,12 +209,18 @@ $(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
 
+# Everything CI runs (.ci/run): formatting, unit tests, every fuzz target
+# for FUZZ_SMOKE_SECONDS, the integration suite plain, jailed and under the
+# sanitizers, and the small soak.
 test: setup
 	$(MAKE) fmt-check
 	$(MAKE) all $(UNIT_TESTS) $(BUILD)/ember-test-hooks
 	$(MAKE) unit
+	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 	$(MAKE) test-jailed
+	$(MAKE) test-asan
+	$(MAKE) soak
 
 run: setup all
 	@echo "== booting build/guest/hello.elf"
