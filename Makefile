@@ -52,7 +52,6 @@ help:
 	@echo "make test-asan  the integration suite against ember built with ASan+UBSan+LSan"
 	@echo "make soak       boot/teardown cycles and mixed API requests; SOAK_ARGS=--full for the large run"
 	@echo "make bench      benchmarks: boot vs QEMU -M microvm, block vs fio, API, net, vsock"
-	@echo "make soak       leak soak: boot cycles and API requests (SOAK_ARGS=--full: the large run)"
 	@echo "make fmt        format the C sources; make fmt-check checks them"
 
 setup:
