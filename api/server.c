@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The HTTP side of the API: libmicrohttpd on a Unix socket. */
 #include <errno.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,21 @@ static void api_thread_filter(void *cls, struct MHD_Connection *c, void **ctx,
 		abort(); /* never serve unfiltered */
 }
 
+/* libmicrohttpd's own messages (a client gone mid-request, say) go to
+ * ember's log, where PUT /logger sends them, at debug level: they are about
+ * one client, never about ember's state. */
+static void api_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = 0;
+	utf8_sanitize(msg);
+	log_debug("API server: %s", msg);
+}
+
 int api_server_start(struct api_server *s, const char *path)
 {
 	memset(s, 0, sizeof(*s));
@@ -187,10 +203,10 @@ int api_server_start(struct api_server *s, const char *path)
 	s->daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, api_access, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-	    api_thread_filter, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
+	    0, NULL, NULL, api_access, s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, api_thread_filter, s, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)0, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256, MHD_OPTION_END);
 	if (!s->daemon) {
 		log_err("cannot start the API server");
 		r = -EIO;

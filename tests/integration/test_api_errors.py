@@ -208,3 +208,27 @@ def test_fault_message_quoting_non_utf8_bytes_is_still_json(server):
     msg = json.loads(body.decode("utf-8"))["fault_message"]
     assert "Invalid request method and/or path: GET /" in msg, msg
     assert Api(sock).call("GET", "/")[0] == 200
+
+
+def test_client_gone_mid_request_goes_to_the_log_not_raw_stderr(ember, tmp_path):
+    """libmicrohttpd's own messages go through ember's logger (at debug
+    level): a client that leaves mid-request once printed a raw line on
+    stderr that PUT /logger could not redirect."""
+    import socket
+    import time
+    sock = str(tmp_path / "api.sock")
+    p = start_ember(ember, sock, "--level", "debug")
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock)
+            s.sendall(b"PUT /logger HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(0.1)
+            s.close()
+        assert Api(sock).call("GET", "/")[0] == 200
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=10)
+    lines = [l for l in err.decode().splitlines() if "closed" in l]
+    assert lines, err
+    assert all(" DEBUG: API server: " in l for l in lines), lines
