@@ -198,8 +198,134 @@ def blk_seeds():
     return s
 
 
+# ---- fuzz_virtio_net -----------------------------------------------------------
+N_DESC, N_CHAIN, N_TX, N_RXBUF, N_WIRE, N_KICK, N_LOOP, N_DRAIN = 0, 1, 2, 4, 6, 7, 9, 10
+N_PUBLISH, N_AVAIL, N_FLAGS, N_RECYCLE, N_POKE, N_RESET = 11, 12, 13, 14, 15, 79
+TXQ = 0x80  # on the generic ops and kicks: the TX queue (else RX)
+# feature bits (virtio_net.h)
+F_CSUM, F_GUEST_CSUM, F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_UFO = 0, 1, 7, 8, 10
+F_HOST_TSO4, F_HOST_TSO6, F_HOST_UFO, F_MRG = 11, 12, 14, 15
+GUEST_GSO = (1 << F_GUEST_TSO4) | (1 << F_GUEST_TSO6) | (1 << F_GUEST_UFO)
+FRAME_EDGES = [0, 1, 13, 14, 60, 1514, 1518, 1519, 9014, 9018, 9019, 65549, 65550, 65553,
+               65554, 65535, 65521, 65522]
+RX_SIZES = [0, 1, 11, 12, 13, 64, 100, 1526, 1530, 1531, 2048, 4096, 9026, 9030, 9031, 65562,
+            65565, 65566, 32768, 16384]
+H_NONE, H_CSUM, H_TSO4, H_TSO6, H_UFO, H_ECN, H_RAW = range(7)
+
+
+def frame_len(n):
+    if n % 8 == 0 and n // 8 < 0xC0:
+        return u8(n // 8)
+    if n in FRAME_EDGES:
+        return u8(0xC0 + FRAME_EDGES.index(n))
+    return u8(0xFF) + u16(n)
+
+
+def net_tx(kind=H_NONE, ln=60, vlan=False, layout=0, cuts=(), writable=False, raw=b"",
+           flags=None, hdr_len=None, start=None, off=None, gso_size=None, data=b"",
+           publish=True):
+    """op_tx: header kind and overrides, frame length, layout 0-3."""
+    shape = (4 if vlan else 0) | layout << 4 | (0x40 if writable else 0) | \
+        (0 if publish else 0x80)
+    k = kind
+    over = b""
+    for bit, v, enc in ((0x08, flags, u8), (0x10, hdr_len, u16), (0x20, start, u16),
+                        (0x40, off, u16), (0x80, gso_size, u16)):
+        if v is not None:
+            k |= bit
+            over += enc(v)
+    out = u8(N_TX) + u8(shape) + u8(k) + (raw.ljust(12, b"\0") if kind == H_RAW else b"")
+    out += over + frame_len(ln) + fill(data)
+    if layout == 3:
+        out += b"".join(u16(c) for c in cuts)
+    return out
+
+
+def net_rx_bufs(n=4, size=2048, segs=1, publish=True):
+    sel = RX_SIZES.index(size) if size in RX_SIZES else size // 16
+    return u8(N_RXBUF) + u8((n - 1) | (segs - 1) << 4 | (0 if publish else 0x80)) + u8(sel)
+
+
+def net_wire(ln=60, vlan=False, hdr=None, short=None, data=b""):
+    shape = (1 if hdr is not None else 0) | (2 if short is not None else 0) | (4 if vlan else 0)
+    out = u8(N_WIRE) + u8(shape) + frame_len(ln)
+    if hdr is not None:
+        out += hdr.ljust(12, b"\0")
+    out += fill(data)
+    if short is not None:
+        out += u8(short)
+    return out
+
+
+def net(dev=0, ops=b"", clear=0, rxq=None, txq=None):
+    """dev 0: MTU 1500 and a MAC; dev 1: MTU 9000."""
+    return u8(dev) + negotiate(clear=clear) + (rxq or queue(5)) + (txq or queue(5)) + ops
+
+
+def net_seeds():
+    ktx, krx, loop = u8(N_KICK | TXQ), u8(N_KICK), u8(N_LOOP)
+    drain = u8(N_DRAIN) + u8(255)
+    s = {}
+    s["tx-plain"] = net(0, net_tx(data=b"hello") + ktx + drain)
+    s["tx-offloads"] = net(0, net_tx(H_CSUM, 100) + net_tx(H_TSO4, 3000) +
+                           net_tx(H_TSO6, 3000) + net_tx(H_UFO, 3000) + ktx + drain)
+    s["tx-ecn"] = net(0, net_tx(H_ECN, 3000) + ktx)
+    s["tx-sizes"] = net(0, net_tx(H_NONE, 1514) + net_tx(H_NONE, 1518, vlan=True) +
+                        net_tx(H_NONE, 1519) + net_tx(H_NONE, 13) + net_tx(H_NONE, 14) +
+                        net_tx(H_TSO4, 65549) + net_tx(H_TSO4, 65553, vlan=True) +
+                        net_tx(H_TSO4, 65554, vlan=True) + ktx + drain)
+    s["tx-jumbo"] = net(1, net_tx(H_NONE, 9014) + net_tx(H_NONE, 9018, vlan=True) +
+                        net_tx(H_NONE, 9019) + ktx + drain)
+    s["tx-layouts"] = net(0, net_tx(layout=1) + net_tx(layout=2) +
+                          net_tx(H_TSO4, 3000, layout=3, cuts=(3, 40, 1000)) +
+                          net_tx(H_NONE, 0, layout=1) + net_tx(writable=True) + ktx + drain)
+    s["tx-refused-by-tap"] = net(0, net_tx(hdr_len=5) + net_tx(H_CSUM, start=0) +
+                                 net_tx(H_TSO4, 3000, off=6) + net_tx(H_TSO4, 3000,
+                                                                       gso_size=0xFFFF) +
+                                 net_tx(H_NONE, 60) + ktx + drain)
+    s["tx-header-fields"] = net(0, net_tx(flags=2) + net_tx(H_CSUM, 60, start=60) +
+                                net_tx(H_TSO4, 3000, hdr_len=4000) +
+                                net_tx(H_TSO4, 3000, gso_size=0) + net_tx(H_TSO4, 3000, flags=0) +
+                                net_tx(H_RAW, raw=bytes([1, 4, 0x40, 0, 0x40, 5, 0x36, 0,
+                                                         0x10, 0])) + ktx)
+    s["tx-not-negotiated"] = net(0, net_tx(H_CSUM) + net_tx(H_TSO4, 3000) + ktx,
+                                 clear=(1 << F_CSUM) | (1 << F_HOST_TSO4))
+    s["tx-full-tap"] = net(0, b"".join(net_tx(H_TSO4, 65549) for _ in range(12)) + ktx +
+                           drain + loop + ktx + drain + loop, txq=queue(5))
+    s["rx-merged"] = net(0, net_rx_bufs(4, 1526) + krx + net_wire(60, data=b"abc") + loop +
+                         net_wire(1514) + loop + net_rx_bufs(8, 2048) + krx +
+                         net_wire(3000) + loop)
+    s["rx-merged-short"] = net(0, net_rx_bufs(2, 100) + krx + net_wire(60) + loop +
+                               net_rx_bufs(1, 4096) + krx + loop)
+    s["rx-one-chain"] = net(0, net_rx_bufs(4, 1530, segs=3) + krx + net_wire(1514) + loop +
+                            net_wire(1518, vlan=True) + loop,
+                            clear=(1 << F_MRG) | GUEST_GSO)
+    s["rx-one-chain-too-small"] = net(0, net_rx_bufs(4, 1526) + krx + net_wire(60) + loop,
+                                      clear=(1 << F_MRG) | GUEST_GSO)
+    s["rx-gso"] = net(0, net_rx_bufs(2, 65562) + krx + net_wire(65549) + loop +
+                      net_wire(65550) + loop, clear=1 << F_MRG)
+    s["rx-bad-chains"] = net(0, net_rx_bufs(2, 0) + net_rx_bufs(2, 11) +
+                             chain(N_CHAIN, [(64, False, b"r", None)]) + net_rx_bufs(4, 2048) +
+                             krx + net_wire(60) + loop)
+    s["rx-oversize-and-runts"] = net(0, net_rx_bufs(16, 64) + krx + net_wire(65535) + loop +
+                                     net_wire(short=5) + loop + net_wire(short=0) + loop,
+                                     clear=1 << F_MRG)
+    s["rx-before-buffers"] = net(1, net_wire(9014) + net_wire(60) + loop +
+                                 net_rx_bufs(2, 9030) + krx + u8(N_RECYCLE) + u8(2) + krx +
+                                 loop)
+    s["rx-event-idx"] = net(0, u8(N_FLAGS) + u8(0) + u16(0) + net_rx_bufs(4) + krx +
+                            net_wire() + loop + u8(N_FLAGS) + u8(1) + u16(0) + net_wire() + loop)
+    s["ring-abuse"] = net(0, u8(N_AVAIL | TXQ) + u16(40) + ktx + u8(N_PUBLISH) + u16(77) + krx +
+                          desc(N_DESC, 0, NEXT | WRITE, 0, 64) + u8(N_PUBLISH) + u16(0) + krx)
+    s["reset-mid-stream"] = net(0, net_rx_bufs(4) + krx + net_tx() + u8(N_RESET) + negotiate() +
+                                queue(4) + queue(4) + net_tx() + ktx + net_wire() + loop)
+    s["bad-queues"] = net(0, net_tx() + ktx, rxq=queue(size=3), txq=queue(4, ready=False))
+    return s
+
+
 TARGETS = {
     "fuzz_virtio_blk": blk_seeds,
+    "fuzz_virtio_net": net_seeds,
 }
 
 
