@@ -41,7 +41,7 @@ static struct {
 	unsigned int nr_keep;
 } fuzz_sandbox;
 
-static bool fuzz_sandbox_kept(const char *name)
+static inline bool fuzz_sandbox_kept(const char *name)
 {
 	for (unsigned int i = 0; i < fuzz_sandbox.nr_keep; i++)
 		if (strcmp(fuzz_sandbox.keep[i], name) == 0)
@@ -51,7 +51,7 @@ static bool fuzz_sandbox_kept(const char *name)
 
 /* Relative, without "." or "..": a name inside the private directory,
  * spelled one way only (so a kept file cannot be named another way). */
-static bool fuzz_sandbox_path_ok(const char *path, int flags)
+static inline bool fuzz_sandbox_path_ok(const char *path, int flags)
 {
 	if (!path || !*path || path[0] == '/')
 		return false;
@@ -66,7 +66,7 @@ static bool fuzz_sandbox_path_ok(const char *path, int flags)
 	return !(writes && fuzz_sandbox_kept(path));
 }
 
-static int fuzz_sandbox_open(int dirfd, const char *path, int flags, mode_t mode)
+static inline int fuzz_sandbox_open(int dirfd, const char *path, int flags, mode_t mode)
 {
 	if (fuzz_sandbox.confined) {
 		if (dirfd != AT_FDCWD || !fuzz_sandbox_path_ok(path, flags)) {
@@ -118,7 +118,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 }
 
 /* Remove what inputs left in the directory (never a kept file). */
-static void fuzz_sandbox_clean(void)
+static inline void fuzz_sandbox_clean(void)
 {
 	DIR *d = opendir(".");
 	struct dirent *e;
@@ -133,7 +133,7 @@ static void fuzz_sandbox_clean(void)
 		closedir(d);
 }
 
-static void fuzz_sandbox_remove(void)
+static inline void fuzz_sandbox_remove(void)
 {
 	fuzz_sandbox.confined = false;
 	fuzz_sandbox.nr_keep = 0;
@@ -152,7 +152,7 @@ static const char *const fuzz_path_flags[] = {
 /* The absolute paths made for libFuzzer, kept for the life of the process. */
 static char *fuzz_sandbox_args[256];
 
-static char *fuzz_sandbox_absolute(const char *cwd, const char *prefix, const char *path)
+static inline char *fuzz_sandbox_absolute(const char *cwd, const char *prefix, const char *path)
 {
 	size_t n = strlen(cwd) + strlen(prefix) + strlen(path) + 2;
 	char *s = malloc(n);
@@ -167,7 +167,7 @@ static char *fuzz_sandbox_absolute(const char *cwd, const char *prefix, const ch
  * absolute (it reads its flags after this), and move into the directory.
  * The strings made here live as long as the process, as argv does.
  */
-static void fuzz_sandbox_init(int *argc, char ***argv, const char *name)
+static inline void fuzz_sandbox_init(int *argc, char ***argv, const char *name)
 {
 	char cwd[4096];
 	const char *tmp = getenv("TMPDIR");
@@ -202,7 +202,7 @@ static void fuzz_sandbox_init(int *argc, char ***argv, const char *name)
 }
 
 /* A file the target provides for inputs to name (a drive, a kernel). */
-static void fuzz_sandbox_keep(const char *name, const void *data, size_t len)
+static inline void fuzz_sandbox_keep(const char *name, const void *data, size_t len)
 {
 	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) < 0 ||
@@ -213,12 +213,20 @@ static void fuzz_sandbox_keep(const char *name, const void *data, size_t len)
 	fuzz_sandbox.keep[fuzz_sandbox.nr_keep++] = name;
 }
 
-static void fuzz_sandbox_enter(void)
+/* A file the target made another way (a socket it bound), kept the same. */
+static inline void fuzz_sandbox_keep_made(const char *name)
+{
+	if (fuzz_sandbox.nr_keep == FUZZ_SANDBOX_MAX_KEEP)
+		abort();
+	fuzz_sandbox.keep[fuzz_sandbox.nr_keep++] = name;
+}
+
+static inline void fuzz_sandbox_enter(void)
 {
 	fuzz_sandbox.confined = true;
 }
 
-static void fuzz_sandbox_leave(void)
+static inline void fuzz_sandbox_leave(void)
 {
 	fuzz_sandbox.confined = false;
 	if (fuzz_sandbox.created)

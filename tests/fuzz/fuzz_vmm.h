@@ -27,7 +27,7 @@ static struct vmm fuzz_vmm;
 static int fuzz_null_fd = -1; /* /dev/null, never handed to ember */
 static int fuzz_log_fd = -1; /* ember's log: a log file's descriptor is dup'ed onto it */
 
-static void fuzz_vmm_init(void)
+static inline void fuzz_vmm_init(void)
 {
 	clock_init();
 	fuzz_null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -43,7 +43,7 @@ static void fuzz_vmm_init(void)
 
 /* Back to main()'s state after cli_parse(@argc, @argv); returns what that
  * returned (0: ember would go on). */
-static int fuzz_vmm_reset(int argc, char **argv)
+static inline int fuzz_vmm_reset(int argc, char **argv)
 {
 	struct vmm_metrics *m = &fuzz_vmm.metrics;
 	if (fuzz_vmm.state != VMM_NOT_STARTED) {
