@@ -25,14 +25,9 @@ static int open_input(const char *what, const char *path)
 	return fd;
 }
 
-/*
- * The user's command line, then "root=/dev/vda rw|ro" (or root=PARTUUID=)
- * when a drive is the root device (it is attached first), then one
- * virtio_mmio.device= entry per device. Built in a growing buffer: its
- * length is checked against the boot protocol's limit when it is written
- * to the guest, with a clear error. NULL only when out of memory.
- */
-static char *guest_cmdline(const struct vmm *vmm, const char *user)
+/* Built in a growing buffer: its length is checked against the boot
+ * protocol's limit when it is written to the guest, with a clear error. */
+char *vmm_guest_cmdline(const struct vmm *vmm, const char *user)
 {
 	char *s = NULL;
 	size_t len = 0;
@@ -158,7 +153,7 @@ static int load_guest_with(struct vmm *vmm, const char *cmdline)
 
 static int load_guest(struct vmm *vmm)
 {
-	char *cmdline = guest_cmdline(vmm, vmm->cfg.cmdline);
+	char *cmdline = vmm_guest_cmdline(vmm, vmm->cfg.cmdline);
 	if (!cmdline)
 		return EMBER_EXIT_ERROR;
 	int r = load_guest_with(vmm, cmdline);

@@ -71,6 +71,14 @@ int vmm_build(struct vmm *vmm) __attribute__((warn_unused_result));
 /* The VM and devices of vmm->cfg over a snapshot's memory file; no guest is
  * loaded (snapshot_load() puts the state back). Same returns. */
 int vmm_build_restored(struct vmm *vmm, int mem_fd) __attribute__((warn_unused_result));
+/*
+ * The guest's command line: @user (may be NULL), then "root=/dev/vda rw|ro"
+ * (or root=PARTUUID=) when a drive is the root device (it is attached
+ * first), then one virtio_mmio.device= entry per device in vmm->mmio_devs.
+ * A new string for free(), not bounded here: the boot protocol's limit is
+ * checked when it is written to the guest. NULL only when out of memory.
+ */
+char *vmm_guest_cmdline(const struct vmm *vmm, const char *user);
 
 /*
  * Build and start the VM (InstanceStart). On failure returns an exit code
