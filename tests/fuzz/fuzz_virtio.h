@@ -45,6 +45,11 @@ static uint64_t fz_next_buf;
 /* The input put a buffer over some ring, or a ring somewhere odd: the
  * device may then scribble over rings, and the used-ring check is off. */
 static bool fz_wild;
+/* Buffers the device writes may overlap, so what it wrote into one may
+ * since have been overwritten: the input placed a buffer or a descriptor
+ * itself, named heads itself, reused descriptors still posted (the table
+ * wrapped), or the buffer area wrapped. */
+static bool fz_aliased;
 
 /* Map guest RAM, each region between two inaccessible pages, so that a host
  * access past a region's end faults instead of reading the next mapping. */
@@ -69,6 +74,7 @@ static inline void fz_mem_reset(void)
 		madvise(fz_mem.regions[i].host, fz_mem.regions[i].size, MADV_DONTNEED);
 	fz_next_buf = FZ_BUF;
 	fz_wild = false;
+	fz_aliased = false;
 }
 
 static inline bool fz_overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -88,13 +94,19 @@ static inline void fz_note_buffer(uint64_t gpa, uint64_t len)
 		fz_wild = true;
 }
 
-/* A fresh buffer of @len bytes (wrapping round when the area is used up). */
+/* A fresh buffer of @len bytes: low RAM from FZ_BUF, then high RAM, then
+ * round again (the input is then aliased). */
 static inline uint64_t fz_alloc(uint64_t len)
 {
-	if (len > FZ_LOW_END - FZ_BUF)
-		return FZ_HIGH;
-	if (fz_next_buf + len > FZ_LOW_END)
-		fz_next_buf = FZ_BUF;
+	uint64_t end = fz_next_buf < FZ_HIGH ? FZ_LOW_END : FZ_RAM_END;
+	if (fz_next_buf + len > end) {
+		if (fz_next_buf < FZ_HIGH && len <= FZ_RAM_END - FZ_HIGH) {
+			fz_next_buf = FZ_HIGH;
+		} else {
+			fz_next_buf = len <= FZ_LOW_END - FZ_BUF ? FZ_BUF : FZ_HIGH;
+			fz_aliased = true;
+		}
+	}
 	uint64_t gpa = fz_next_buf;
 	fz_next_buf = (fz_next_buf + len + 7) & ~7ull;
 	return gpa;
@@ -107,6 +119,8 @@ static inline uint64_t fz_gpa(struct fuzz_in *in, uint64_t len)
 {
 	static const uint64_t edges[] = { 0, FZ_LOW_END, FZ_HIGH, FZ_RAM_END };
 	uint8_t mode = fuzz_u8(in);
+	if ((mode & 7) >= 4)
+		fz_aliased = true;
 	switch (mode & 7) {
 	case 4:
 		return fuzz_u32(in) % (FZ_RAM_END + FZ_PAGE);
@@ -174,9 +188,12 @@ struct fz_vq {
 	uint16_t size; /* as written to QueueNum: may be one the device refuses */
 	uint64_t desc, avail, used;
 	uint16_t next_desc, avail_idx, used_seen;
+	unsigned int nr_written; /* descriptors fz_vq_add() wrote */
 	/* Heads the device gave back, for the driver to post again. */
 	uint16_t returned[64];
 	unsigned int nr_returned;
+	/* A target's own check of each used element (not when fz_wild). */
+	void (*on_used)(struct fz_vq *q, uint16_t head, uint32_t len);
 };
 
 static inline void *fz_ring(uint64_t base, uint64_t off, uint64_t len)
@@ -266,6 +283,9 @@ static inline uint16_t fz_vq_add(struct fz_vq *q, const struct fz_seg *s, unsign
 	if (!q->size)
 		return 0;
 	uint16_t head = q->next_desc % q->size;
+	q->nr_written += n;
+	if (q->nr_written > q->size)
+		fz_aliased = true; /* over descriptors that may still be posted */
 	for (unsigned int i = 0; i < n; i++) {
 		uint16_t slot = (uint16_t)((head + i) % q->size);
 		uint16_t flags = (uint16_t)(s[i].flags | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
@@ -311,6 +331,33 @@ static inline int64_t fz_vq_in_len(const struct fz_vq *q, uint16_t head)
 	return -1;
 }
 
+/* Copy the first @len bytes of the writable buffers of the chain at @head
+ * (what the device wrote there); false if they hold fewer. Only for a
+ * chain fz_vq_in_len() accepts. */
+static inline bool fz_vq_read_in(const struct fz_vq *q, uint16_t head, void *dst, uint64_t len)
+{
+	uint8_t *out = dst;
+	uint16_t idx = head;
+	for (unsigned int count = 0; len && count < q->size; count++) {
+		struct virtq_desc d;
+		if (!fz_get(q->desc, 16ull * idx, &d, sizeof(d)))
+			return false;
+		if (d.flags & VIRTQ_DESC_F_WRITE) {
+			uint64_t k = d.len < len ? d.len : len;
+			const void *p = guest_mem_ptr(&fz_mem, d.addr, k);
+			if (!p)
+				return false;
+			memcpy(out, p, k);
+			out += k;
+			len -= k;
+		}
+		if (!(d.flags & VIRTQ_DESC_F_NEXT) || d.next >= q->size)
+			break;
+		idx = d.next;
+	}
+	return len == 0;
+}
+
 /*
  * Take what the device put on the used ring since the last call and check
  * it: every head inside the table, and no used length beyond the bytes the
@@ -346,6 +393,8 @@ static inline void fz_vq_check_used(struct fz_vq *q)
 				q->qi, e.id, e.len, (long long)in_len);
 			abort();
 		}
+		if (q->on_used && in_len >= 0)
+			q->on_used(q, (uint16_t)e.id, e.len);
 	}
 }
 
@@ -357,6 +406,7 @@ static inline void fz_op_desc(struct fz_vq *q, struct fuzz_in *in)
 	uint16_t slot = fuzz_u8(in), flags = fuzz_u8(in), next = fuzz_u8(in);
 	uint32_t len = fz_len(in);
 	uint64_t addr = fz_gpa(in, len);
+	fz_aliased = true;
 	if (q->size)
 		fz_vq_desc(q, slot % q->size, addr, len, flags, next);
 }
@@ -384,12 +434,14 @@ static inline void fz_op_chain(struct fz_vq *q, struct fuzz_in *in)
 /* An avail ring entry naming any head at all. */
 static inline void fz_op_publish(struct fz_vq *q, struct fuzz_in *in)
 {
+	fz_aliased = true;
 	fz_vq_publish(q, fuzz_u16(in));
 }
 
 /* The avail index moved by any amount (past the ring, backwards). */
 static inline void fz_op_avail_idx(struct fz_vq *q, struct fuzz_in *in)
 {
+	fz_aliased = true;
 	q->avail_idx = (uint16_t)(q->avail_idx + fuzz_u16(in));
 	fz_put(q->avail, 2, &q->avail_idx, 2);
 }
@@ -407,6 +459,7 @@ static inline void fz_op_recycle(struct fz_vq *q, struct fuzz_in *in)
 {
 	unsigned int n = fuzz_u8(in) % 16;
 	unsigned int have = q->nr_returned < 64 ? q->nr_returned : 64;
+	fz_aliased = true; /* a head returned twice is posted twice */
 	for (unsigned int i = 0; i < n && i < have; i++)
 		fz_vq_publish(q, q->returned[(q->nr_returned - 1 - i) % 64]);
 }

@@ -323,9 +323,160 @@ def net_seeds():
     return s
 
 
+# ---- fuzz_vsock ----------------------------------------------------------------
+V_TX, V_RXBUF, V_EVBUF, V_KICK, V_LOOP, V_CONNECT, V_WRITE, V_READ, V_CLOSE, V_ACCEPT = (
+    0, 3, 5, 6, 8, 10, 11, 12, 13, 14)
+V_EXPIRE, V_TRESET, V_DESC, V_CHAIN, V_PUBLISH, V_AVAIL, V_FLAGS, V_RECYCLE, V_POKE = (
+    15, 16, 17, 18, 19, 20, 21, 22, 23)
+RXQ, TXQ_, EVQ = 0, 1, 2
+HPF = 1 << 30
+VPORTS = [1024, 52, 1025, 0, 0xFFFFFFFF, HPF, HPF + 1, HPF + 2, 5000, 5001]
+OP_REQUEST, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE, OP_CREDIT_REQUEST = range(
+    1, 8)
+
+
+def vop(x, q=RXQ):
+    """The op byte for operation @x (mod 24) on queue @q (bits 6-7)."""
+    return u8(next(o for o in range(256) if o % 24 == x and o >> 6 == q))
+
+
+def vport(p):
+    return u8(VPORTS.index(p)) if p in VPORTS else u8(0xFF) + u32(p)
+
+
+def vlen(n):
+    edges = [0, 1, 4096, 65536, 65537]
+    if n < 0xF0:
+        return u8(n)
+    if n in edges:
+        return u8(0xF0 + edges.index(n))
+    return u8(0xFF) + u32(n)
+
+
+def vtx(op, src=5000, dst=1024, ln=0, data=b"", shut=0, flags=None, credit=None, cids=None,
+        avail=None, layout=0, short=None, writable=False, raw_op=None, publish=True):
+    """op_tx: credit=(buf_alloc, fwd_cnt), cids=(src_cid, dst_cid, type)."""
+    kind = (op & 7) | shut << 4
+    if raw_op is not None or op > 7:
+        raw_op = op if raw_op is None else raw_op
+        kind |= 0x80
+    if flags is not None:
+        kind |= 0x08
+    if credit is not None:
+        kind |= 0x40
+    shape = layout | (0x08 if cids else 0) | (0x04 if avail is not None else 0) | \
+        (0x40 if writable else 0) | (0 if publish else 0x80)
+    out = u8(V_TX) + u8(shape) + u8(kind) + vport(src) + vport(dst)
+    if raw_op is not None:
+        out += u16(raw_op)
+    out += vlen(ln)
+    if flags is not None:
+        out += u32(flags)
+    if credit is not None:
+        out += u32(credit[0]) + u32(credit[1])
+    if cids:
+        out += u64(cids[0]) + u64(cids[1]) + u16(cids[2])
+    if avail is not None:
+        out += u16(avail)
+    out += fill(data)
+    if layout == 3:
+        out += u8(short)
+    return out
+
+
+def vbufs(n=8, size=4140, segs=1, ev=False):
+    sizes = [0, 1, 4, 8, 43, 44, 45, 100, 4096, 4140, 65580, 65581]
+    sel = sizes.index(size) if size in sizes else size // 8
+    return u8(V_EVBUF if ev else V_RXBUF) + u8((n - 1) | (segs - 1) << 4) + u8(sel)
+
+
+def vconnect(port=None, raw=None, partial=False):
+    if raw is not None:
+        return u8(V_CONNECT) + u8(2) + u8(len(raw)) + raw
+    if port is None:
+        return u8(V_CONNECT) + u8(3)
+    return u8(V_CONNECT) + u8(1 if partial else 0) + vport(port)
+
+
+def vwrite(peer=0, data=b"", big=None):
+    if big is not None:  # 4 KiB * (1 + n) (n < 16), or 256 KiB (n = 16)
+        return u8(V_WRITE) + u8(0x80 | (0x40 if big == 16 else 0) | peer) + u8(big & 15)
+    return u8(V_WRITE) + u8(peer) + u8(len(data)) + data
+
+
+def vsock(ops=b"", qs=None):
+    return negotiate() + (qs or (queue(6) + queue(6) + queue(3))) + ops
+
+
+def vsock_seeds():
+    krx, ktx, kev, loop = vop(V_KICK, RXQ), vop(V_KICK, TXQ_), vop(V_KICK, EVQ), u8(V_LOOP)
+    rx = vbufs(16) + krx
+    s = {}
+    s["guest-connects"] = vsock(rx + vtx(OP_REQUEST) + ktx + u8(V_ACCEPT) +
+                                vtx(OP_RW, ln=5, data=b"hello") + ktx + u8(V_READ) + u8(0) +
+                                vwrite(0, b"world") + loop + vtx(OP_CREDIT_UPDATE) +
+                                vtx(OP_CREDIT_REQUEST) + ktx + vtx(OP_SHUTDOWN, shut=2) + ktx +
+                                vtx(OP_SHUTDOWN, shut=3) + ktx + loop)
+    s["guest-connect-refused"] = vsock(rx + vtx(OP_REQUEST, dst=1025) + ktx +
+                                       vtx(OP_REQUEST, dst=HPF) + ktx)
+    s["host-connects"] = vsock(rx + vconnect(5000) + loop + loop + krx +
+                               vtx(OP_RESPONSE, src=5000, dst=HPF) + ktx + u8(V_READ) + u8(0) +
+                               vwrite(0, b"ping") + loop + vtx(OP_RW, 5000, HPF, 4, b"pong") +
+                               ktx + u8(V_READ) + u8(0) + u8(V_CLOSE) + u8(0) + loop +
+                               vtx(OP_RW, 5000, HPF, 1, b"x") + vtx(OP_CREDIT_UPDATE, 5000, HPF) +
+                               vtx(OP_SHUTDOWN, 5000, HPF, shut=3) + ktx)
+    s["host-connect-lines"] = vsock(rx + vconnect(raw=b"HELLO\n") + vconnect(5000, partial=True) +
+                                    vconnect(raw=b"CONNECT \n") +
+                                    vconnect(raw=b"CONNECT 99999999999\n") + vconnect() +
+                                    vconnect(raw=b"CONNECT 7" + b"7" * 40) + loop + loop +
+                                    u8(V_EXPIRE) + loop)
+    s["host-connect-timeout"] = vsock(rx + vconnect(5001) + loop + loop + u8(V_EXPIRE) + loop)
+    s["host-connect-guest-refuses"] = vsock(rx + vconnect(5001) + loop + loop +
+                                            vtx(OP_RST, 5001, HPF) + ktx +
+                                            vconnect(5000) + loop + loop +
+                                            vtx(OP_RW, 5000, HPF + 1) + ktx)
+    s["credit"] = vsock(rx + vtx(OP_REQUEST, credit=(10, 0)) + ktx + u8(V_ACCEPT) +
+                        vwrite(0, big=0) + loop + vtx(OP_CREDIT_UPDATE, credit=(10, 10)) + ktx +
+                        vtx(OP_CREDIT_UPDATE, credit=(0xFFFFFFFF, 0)) + ktx + loop)
+    s["backlog"] = vsock(rx + vtx(OP_REQUEST) + ktx + u8(V_ACCEPT) +
+                         b"".join(vtx(OP_RW, ln=65536) for _ in range(6)) + ktx +
+                         u8(V_READ) + u8(0) + loop + u8(V_READ) + u8(0) + loop + krx)
+    s["credit-overrun"] = vsock(rx + vtx(OP_REQUEST) + ktx +
+                                b"".join(vtx(OP_RW, ln=65536) for _ in range(5)) + ktx)
+    s["bad-packets"] = vsock(rx + vtx(OP_REQUEST, cids=(4, 2, 1)) +
+                             vtx(OP_REQUEST, cids=(3, 1, 1)) + vtx(OP_REQUEST, cids=(3, 2, 2)) +
+                             vtx(0) + vtx(8) + vtx(OP_RW, raw_op=0x105) +
+                             vtx(OP_RW, ln=100, avail=50) + vtx(OP_RW, ln=65537) +
+                             vtx(OP_REQUEST, ln=4, data=b"data") + vtx(OP_REQUEST, writable=True) +
+                             vtx(OP_REQUEST, layout=3, short=20) + vtx(OP_REQUEST, layout=1) +
+                             vtx(OP_REQUEST, layout=2) + vtx(OP_RST, flags=0xFFFF) + ktx)
+    s["rx-buffer-sizes"] = vsock(vbufs(2, 0) + vbufs(2, 43) + vbufs(2, 44) + vbufs(2, 45) +
+                                 vbufs(2, 100, segs=3) + krx + vtx(OP_REQUEST) + ktx +
+                                 u8(V_ACCEPT) + vwrite(0, b"0123456789" * 20) + loop +
+                                 vbufs(4, 65581) + krx + vwrite(0, big=16) + loop)
+    s["transport-reset"] = vsock(vbufs(2, 4, ev=True) + kev + rx + vtx(OP_REQUEST) + ktx +
+                                 u8(V_TRESET) + vbufs(1, 1, ev=True) + u8(V_TRESET) +
+                                 vtx(OP_RW, ln=1) + ktx)
+    s["wrong-state"] = vsock(rx + vtx(OP_RESPONSE) + vtx(OP_RW, ln=3) + vtx(OP_REQUEST) +
+                             vtx(OP_REQUEST) + ktx + vtx(OP_REQUEST) + vtx(OP_RESPONSE) + ktx)
+    s["no-rx-buffers"] = vsock(b"".join(vtx(OP_REQUEST, dst=1025, src=i + 10000)
+                                        for i in range(40)) + ktx + rx)
+    s["reset-mid-connection"] = vsock(rx + vtx(OP_REQUEST) + ktx + u8(V_ACCEPT) +
+                                      vop(V_POKE, 2) + negotiate() + queue(4) + queue(4) +
+                                      queue(2) + rx + vtx(OP_RW, ln=1) + ktx)
+    s["ring-abuse"] = vsock(vop(V_AVAIL, TXQ_) + u16(500) + ktx +
+                            vop(V_PUBLISH, RXQ) + u16(300) + krx +
+                            desc(next(o for o in range(256) if o % 24 == V_DESC and o >> 6 == 0),
+                                 0, NEXT, 0, 64) + u8(V_PUBLISH) + u16(0) + krx)
+    s["bad-queues"] = vsock(rx + vtx(OP_REQUEST) + ktx,
+                            qs=queue(size=3) + queue(4, ready=False) + queue(4))
+    return s
+
+
 TARGETS = {
     "fuzz_virtio_blk": blk_seeds,
     "fuzz_virtio_net": net_seeds,
+    "fuzz_vsock": vsock_seeds,
 }
 
 
