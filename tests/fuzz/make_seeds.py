@@ -473,10 +473,111 @@ def vsock_seeds():
     return s
 
 
+# ---- fuzz_mmio -----------------------------------------------------------------
+M_WRITE, M_READ, M_BRING_UP, M_CHAIN, M_POKE, M_LOOP, M_NOTIFY, M_STATUS = 0, 4, 6, 7, 8, 9, 10, 11
+DEV_BLK, DEV_NET, DEV_VSOCK = 0, 1, 2
+NR_QUEUES = {DEV_BLK: 1, DEV_NET: 2, DEV_VSOCK: 3}
+ACK, DRIVER, DRIVER_OK, FEATURES_OK = 1, 2, 4, 8
+(R_MAGIC, R_VERSION, R_DEVICE_ID, R_VENDOR, R_DEV_FEAT, R_DEV_FEAT_SEL, R_DRV_FEAT, R_DRV_FEAT_SEL,
+ R_QSEL, R_QNUM_MAX, R_QNUM, R_QREADY, R_QNOTIFY, R_ISR, R_IACK, R_STATUS, R_QDESC, R_QDESC_HI,
+ R_QDRIVER, R_QDRIVER_HI, R_QDEVICE, R_QDEVICE_HI, R_SHM_SEL, R_SHM_LEN, R_SHM_LEN_HI,
+ R_GEN) = (0x000, 0x004, 0x008, 0x00C, 0x010, 0x014, 0x020, 0x024, 0x030, 0x034, 0x038, 0x044,
+           0x050, 0x060, 0x064, 0x070, 0x080, 0x084, 0x090, 0x094, 0x0A0, 0x0A4, 0x0AC, 0x0B0,
+           0x0B4, 0x0FC)
+WIDTH = {4: 0, 1: 4, 2: 5, 8: 6}
+
+
+def reg(off, config=False):
+    if config and off < 64:
+        return u8(0x40 + off)
+    if not config and off % 4 == 0 and off < 0x100:
+        return u8(off // 4)
+    return u8(0x80) + u16(off + (0x100 if config else 0))
+
+
+def mw(off, v, width=4, config=False):
+    w = WIDTH[width] | (0x80 if v > 0xFFFFFFFF else 0)
+    return u8(M_WRITE) + u8(w) + reg(off, config) + (u64(v) if w & 0x80 else u32(v))
+
+
+def mr(off, width=4, config=False):
+    return u8(M_READ) + u8(WIDTH[width]) + reg(off, config)
+
+
+def mqueue(q, size, desc, avail, used, ready=1):
+    return (mw(R_QSEL, q) + mr(R_QNUM_MAX) + mw(R_QNUM, size) + mw(R_QDESC, desc & 0xFFFFFFFF) +
+            mw(R_QDESC_HI, desc >> 32) + mw(R_QDRIVER, avail & 0xFFFFFFFF) +
+            mw(R_QDRIVER_HI, avail >> 32) + mw(R_QDEVICE, used & 0xFFFFFFFF) +
+            mw(R_QDEVICE_HI, used >> 32) + mw(R_QREADY, ready) + mr(R_QREADY))
+
+
+def mfeatures(lo, hi):
+    return (mw(R_DEV_FEAT_SEL, 0) + mr(R_DEV_FEAT) + mw(R_DEV_FEAT_SEL, 1) + mr(R_DEV_FEAT) +
+            mw(R_DRV_FEAT_SEL, 0) + mw(R_DRV_FEAT, lo) + mw(R_DRV_FEAT_SEL, 1) + mw(R_DRV_FEAT, hi))
+
+
+def mbring_up(dev):
+    return u8(M_BRING_UP) + negotiate() + queue(4) * NR_QUEUES[dev]
+
+
+def mmio_seeds():
+    s = {}
+    for dev, name in ((DEV_BLK, "blk"), (DEV_NET, "net"), (DEV_VSOCK, "vsock")):
+        nq = NR_QUEUES[dev]
+        good = b"".join(mqueue(q, 16, 0x10000 * (q + 1), 0x10000 * (q + 1) + 0x1000,
+                               0x10000 * (q + 1) + 0x2000) for q in range(nq))
+        up = (mw(R_STATUS, 0) + mr(R_MAGIC) + mr(R_VERSION) + mr(R_DEVICE_ID) + mr(R_VENDOR) +
+              mw(R_STATUS, ACK) + mw(R_STATUS, ACK | DRIVER) + mfeatures(0, 1) +
+              mw(R_STATUS, ACK | DRIVER | FEATURES_OK) + mr(R_STATUS) + good +
+              mw(R_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK) + mr(R_STATUS))
+        s[f"{name}-by-hand"] = u8(dev) + up + mw(R_QNOTIFY, 0) + mr(R_ISR) + mw(R_IACK, 1) + \
+            mr(R_GEN) + mw(R_STATUS, 0) + mr(R_STATUS)
+        s[f"{name}-config"] = u8(dev) + up + b"".join(
+            mr(o, w, config=True) for o in range(0, 24, 4) for w in (1, 2, 4, 8)) + \
+            mr(60, 8, config=True) + mw(0, 0xFFFF, 2, config=True) + mr(0xEFC, 8, config=True) + \
+            mr(0xEF8, 8, config=True) + mw(0xEF9, 1, 8, config=True)
+        s[f"{name}-status-order"] = u8(dev) + mw(R_STATUS, ACK | DRIVER | DRIVER_OK) + \
+            mr(R_STATUS) + mw(R_STATUS, 0) + mw(R_STATUS, ACK | DRIVER) + mfeatures(0, 0) + \
+            mw(R_STATUS, ACK | DRIVER | FEATURES_OK) + mr(R_STATUS) + mfeatures(0, 1 | 0x100) + \
+            mw(R_STATUS, ACK | DRIVER | FEATURES_OK) + mw(R_STATUS, 0xFF) + \
+            mw(R_STATUS, ACK) + mw(R_STATUS, 0x40 | ACK | DRIVER) + mw(R_STATUS, 0x80 | 3) + \
+            mr(R_STATUS)
+        bad = mqueue(0, 3, 0x10000, 0x11000, 0x12000) + mqueue(0, 512, 0x10000, 0x11000,
+                                                               0x12000)
+        s[f"{name}-hostile-queues"] = u8(dev) + mw(R_STATUS, ACK | DRIVER) + mfeatures(0, 1) + \
+            mw(R_STATUS, ACK | DRIVER | FEATURES_OK) + bad + \
+            mqueue(0, 16, 0x10008, 0x11000, 0x12000) + mqueue(0, 16, 0x20FFF0, 0x11000, 0x12000) + \
+            mqueue(0, 16, 0x10000, 0xFFFFF, 0x12000) + mqueue(0, 16, 0x10000, 0x11000, 0x10000) + \
+            mqueue(0, 16, 1 << 40, 0x11000, 0x12000) + mqueue(7, 16, 0, 0, 0) + \
+            mw(R_QNUM, 0x10000) + mw(R_QREADY, 3) + \
+            mw(R_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK) + mr(R_STATUS) + \
+            mw(R_QNOTIFY, 0) + mw(R_STATUS, 0) + up
+        s[f"{name}-after-driver-ok"] = u8(dev) + mbring_up(dev) + mw(R_QSEL, 0) + \
+            mw(R_QNUM, 8) + mw(R_QDESC, 0x40000) + mw(R_QREADY, 0) + mfeatures(0xFFFFFFFF, 1) + \
+            mw(R_STATUS, ACK) + mw(R_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK | 0x40) + \
+            mr(R_STATUS) + mw(R_QNOTIFY, 0)
+        s[f"{name}-notify"] = u8(dev) + mbring_up(dev) + \
+            chain(M_CHAIN, [(16, False, b"\0" * 16, None), (512, True, b"", None),
+                            (1, True, b"", None)]) + \
+            mw(R_QNOTIFY, 0) + mw(R_QNOTIFY, nq) + mw(R_QNOTIFY, 0, 2) + mw(R_QNOTIFY, 1 << 40) + \
+            u8(M_NOTIFY | (nq - 1) << 6) + u8(M_LOOP) + mr(R_ISR) + mw(R_IACK, 3)
+        s[f"{name}-widths"] = u8(dev) + b"".join(mr(o, w) for o in (0, 8, 0x10, 0x34, 0x70, 0xFC)
+                                                for w in (1, 2, 8)) + \
+            mr(0x71) + mr(0xFD) + mr(0xFFC) + mr(0xFFC, 8) + mw(0x71, 7) + mw(0x72, 7, 2) + \
+            mw(R_STATUS, ACK | DRIVER, 1) + mw(R_STATUS, ACK | DRIVER | (1 << 40), 8)
+        s[f"{name}-selectors"] = u8(dev) + mw(R_DEV_FEAT_SEL, 2) + mr(R_DEV_FEAT) + \
+            mw(R_DEV_FEAT_SEL, 0xFFFFFFFF) + mr(R_DEV_FEAT) + mw(R_STATUS, ACK | DRIVER) + \
+            mw(R_DRV_FEAT_SEL, 5) + mw(R_DRV_FEAT, 0xFFFFFFFF) + mw(R_QSEL, 0xFFFFFFFF) + \
+            mr(R_QNUM_MAX) + mr(R_QREADY) + mw(R_QREADY, 1) + mw(R_SHM_SEL, 0) + mr(R_SHM_LEN) + \
+            mr(R_SHM_LEN_HI) + u8(M_STATUS) + u8(0)
+    return s
+
+
 TARGETS = {
     "fuzz_virtio_blk": blk_seeds,
     "fuzz_virtio_net": net_seeds,
     "fuzz_vsock": vsock_seeds,
+    "fuzz_mmio": mmio_seeds,
 }
 
 
