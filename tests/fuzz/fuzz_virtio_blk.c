@@ -2,12 +2,18 @@
 /*
  * virtio-blk as a guest drives it: the real transport, queue (virtq_pop's
  * chain walk), request parser and both engines, over fake guest RAM and a
- * 64-sector disk in a memfd. The input's first byte picks one of eight
+ * 64-sector disk in a memfd. The input's first byte picks one of nine
  * drives (io_uring or sync engine, read-only or not, unsafe or writeback
- * cache); then come the features, the queue's geometry, and up to MAX_OPS
- * driver moves: raw descriptors, chains, block requests (reads, writes,
- * flushes, GET_ID, unknown types, odd headers, data and status buffers),
- * avail ring entries and indices, kicks, a reset.
+ * cache; the ninth rate-limited); then come the features, the queue's
+ * geometry, and up to MAX_OPS driver moves: raw descriptors, chains, block
+ * requests (reads, writes, flushes, GET_ID, unknown types, odd headers,
+ * data and status buffers), avail ring entries and indices, kicks, a
+ * reset; and on the host's side the backing file shrinking under the
+ * drive (I/O errors) and time passing (the rate limiter's timer fires).
+ *
+ * The rate limits refill over days: within an input the buckets only
+ * drain, so throttling is deterministic, and the limiter is set afresh for
+ * each input.
  *
  * Every kick runs the queue and waits for the engine (io_uring completes
  * in-process), then checks the used ring (fz_vq_check_used). The disk and
@@ -15,16 +21,23 @@
  */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "devices/virtio/block/engine.h"
+#include "event_loop.h"
 #include "fuzz_virtio.h"
 #include "log.h"
 
 #define DISK_SECTORS 64
-#define NR_DRIVES 8
+#define NR_DRIVES 9
+#define LIMITED 8 /* the rate-limited drive */
 #define MAX_OPS 128
 
+static const struct blk_drive_config limits = {
+	.ops_size = 3, .ops_refill_ms = 1000000000, .bw_size = 8192, .bw_refill_ms = 1000000000
+};
+static struct event_loop loop;
 static struct virtio_blk drives[NR_DRIVES];
 static int disk_fd = -1;
 static uint8_t disk[DISK_SECTORS * BLK_SECTOR_SIZE];
@@ -47,11 +60,54 @@ static void setup_once(void)
 		cfg.engine = i & 1 ? BLK_ENGINE_SYNC : BLK_ENGINE_URING;
 		cfg.read_only = i & 2;
 		cfg.cache = i & 4 ? BLK_CACHE_WRITEBACK : BLK_CACHE_UNSAFE;
+		if (i == LIMITED) {
+			cfg.engine = BLK_ENGINE_SYNC;
+			cfg.read_only = false;
+			cfg.cache = BLK_CACHE_UNSAFE;
+		}
 		if (virtio_blk_init(&drives[i], &fz_mem, &cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fuzz_virtio_blk: %s\n", err);
 			abort();
 		}
 	}
+	/* The limited drive's timer goes on a loop (the others need none:
+	 * kick() reaps io_uring completions itself). */
+	if (event_loop_init(&loop) < 0 || virtio_blk_add_to_loop(&drives[LIMITED], &loop) < 0)
+		abort();
+}
+
+/* The limiter as configured, buckets full, its timer off. */
+static void limits_reset(struct virtio_blk *b)
+{
+	char err[200];
+	struct itimerspec off = { 0 };
+	uint64_t n;
+	if (b != &drives[LIMITED])
+		return;
+	if (virtio_blk_update(b, NULL, &limits, err, sizeof(err)) < 0)
+		abort();
+	timerfd_settime(b->timer_fd, 0, &off, NULL);
+	if (read(b->timer_fd, &n, sizeof(n)) < 0)
+		n = 0;
+}
+
+/* Time passes: the buckets are full again and the limiter's timer fires. */
+static void op_time_passes(struct virtio_blk *b, struct fz_vq *q)
+{
+	struct itimerspec now = { .it_value = { 0, 1 } };
+	if (b != &drives[LIMITED])
+		return;
+	limits_reset(b);
+	timerfd_settime(b->timer_fd, TFD_TIMER_ABSTIME, &now, NULL);
+	event_loop_run_once(&loop, 0);
+	fz_vq_check_used(q);
+}
+
+/* The backing file shrinks under the drive: reads past its end fail. */
+static void op_shrink(struct fuzz_in *in)
+{
+	if (ftruncate(disk_fd, fuzz_u16(in) % sizeof(disk)) < 0)
+		abort();
 }
 
 /* The queue's notification, then (with @wait) every request to its end.
@@ -139,8 +195,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_vq q;
 
 	fz_mem_reset();
-	if (pwrite(disk_fd, disk, sizeof(disk), 0) != (ssize_t)sizeof(disk))
+	if (ftruncate(disk_fd, sizeof(disk)) < 0 ||
+	    pwrite(disk_fd, disk, sizeof(disk), 0) != (ssize_t)sizeof(disk))
 		abort();
+	limits_reset(b);
 	b->logged_bad_chain = false;
 	b->transport.config_generation = 0;
 	op_reset(b, &q, &in);
@@ -172,7 +230,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fz_op_recycle(&q, &in);
 			break;
 		case 9:
-			fz_op_poke(&in);
+			if (op & 0x80)
+				op_shrink(&in);
+			else if (op & 0x40)
+				op_time_passes(b, &q);
+			else
+				fz_op_poke(&in);
 			break;
 		case 10:
 			kick(b, &q, true);
@@ -188,5 +251,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	kick(b, &q, true);
+	limits_reset(b);
 	return 0;
 }

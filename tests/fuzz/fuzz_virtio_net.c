@@ -3,21 +3,25 @@
  * virtio-net as a guest and the wire drive it: the real device (transport,
  * queues, TX header check, RX buffer gathering with and without
  * VIRTIO_NET_F_MRG_RXBUF) on fake guest RAM, its TAP a socketpair behind
- * fuzz_fake_tap.h, which refuses what a Linux TAP refuses. Two devices (MTU
- * 1500 with a MAC, MTU 9000 without) on one event loop, set up once.
+ * fuzz_fake_tap.h, which refuses what a Linux TAP refuses. Three devices
+ * (MTU 1500 with a MAC, MTU 9000 without, one rate-limited both ways) on
+ * one event loop, set up once. The rate limits refill over days: within an
+ * input the buckets only drain (throttling is deterministic) until the
+ * input says time passes; the limiter is set afresh for each input.
  *
  * The input picks the device, the features (MRG_RXBUF, CSUM, the GSO bits,
  * EVENT_IDX) and both queues' geometry, then up to MAX_OPS moves: TX frames
  * (header fields valid or not, VLAN or not, any length, any layout), RX
  * buffer sets (too small ones included), frames arriving from the wire, raw
  * descriptors and ring moves on either queue, kicks, event loop turns and
- * the wire taking what was sent (a TAP that was full drains).
+ * the wire taking what was sent (a TAP that was full drains), time passing.
  *
  * After every step the used rings are checked (fz_vq_check_used), and the
  * TAP must not have been given up: the fake one never fails but for EAGAIN
  * and for frames it refuses (EINVAL), which are the guest's doing.
  */
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 
 #include "devices/virtio/net/net.h"
 #include "event_loop.h"
@@ -25,19 +29,31 @@
 #include "fuzz_virtio.h"
 #include "log.h"
 
-#define NR_DEVS 2
+#define NR_DEVS 3
+#define LIMITED 2 /* the rate-limited device */
 #define MAX_OPS 128
 #define ETH_HLEN 14
+#define DAYS_MS 1000000000 /* a refill time no input outlasts */
 
+static const struct net_device_config cfgs[NR_DEVS] = {
+	{ .id = "eth0", .tap_name = "fz0", .mac = { 2, 0, 0, 0, 0, 1 }, .has_mac = true },
+	{ .id = "eth1", .tap_name = "fz1", .mtu = 9000 },
+	{ .id = "eth2",
+	  .tap_name = "fz2",
+	  .rx_ops_size = 3,
+	  .rx_ops_refill_ms = DAYS_MS,
+	  .rx_bw_size = 4096,
+	  .rx_bw_refill_ms = DAYS_MS,
+	  .tx_ops_size = 3,
+	  .tx_ops_refill_ms = DAYS_MS,
+	  .tx_bw_size = 4096,
+	  .tx_bw_refill_ms = DAYS_MS },
+};
 static struct event_loop loop;
 static struct virtio_net devs[NR_DEVS];
 
 static void setup_once(void)
 {
-	static const struct net_device_config cfgs[NR_DEVS] = {
-		{ .id = "eth0", .tap_name = "fz0", .mac = { 2, 0, 0, 0, 0, 1 }, .has_mac = true },
-		{ .id = "eth1", .tap_name = "fz1", .mtu = 9000 },
-	};
 	char err[200] = "";
 	log_init(LOG_OFF, STDERR_FILENO);
 	fz_mem_init();
@@ -50,6 +66,28 @@ static void setup_once(void)
 			abort();
 		}
 	}
+}
+
+/* The limiter as configured, buckets full, its timers off. */
+static void limits_reset(struct virtio_net *n)
+{
+	struct itimerspec off = { 0 };
+	uint64_t v;
+	virtio_net_set_limits(n, &cfgs[n - devs]);
+	timerfd_settime(n->rx_timer_fd, 0, &off, NULL);
+	timerfd_settime(n->tx_timer_fd, 0, &off, NULL);
+	if (read(n->rx_timer_fd, &v, sizeof(v)) < 0 || read(n->tx_timer_fd, &v, sizeof(v)) < 0)
+		v = 0;
+}
+
+/* Time passes: the buckets are full again and the limiter's timers fire. */
+static void op_time_passes(struct virtio_net *n)
+{
+	struct itimerspec now = { .it_value = { 0, 1 } };
+	limits_reset(n);
+	timerfd_settime(n->rx_timer_fd, TFD_TIMER_ABSTIME, &now, NULL);
+	timerfd_settime(n->tx_timer_fd, TFD_TIMER_ABSTIME, &now, NULL);
+	event_loop_run_once(&loop, 0);
 }
 
 /* Read every record waiting on @fd (what the wire holds, one way). */
@@ -269,6 +307,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n->tx_blocked = false;
 	n->warned_short_rx = false;
 	n->transport.config_generation = 0;
+	limits_reset(n);
 	fz_mem_reset();
 	op_reset(n, &rxq, &txq, &in);
 
@@ -303,7 +342,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(n, &rxq, &txq);
 			break;
 		case 10:
-			drain(fz_tap_peer(n->tap_fd), 1 + fuzz_u8(&in));
+			if (op & 0x40) {
+				op_time_passes(n);
+				check(n, &rxq, &txq);
+			} else {
+				drain(fz_tap_peer(n->tap_fd), 1 + fuzz_u8(&in));
+			}
 			break;
 		case 11:
 			fz_op_publish(q, &in);
@@ -329,5 +373,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	virtio_mmio_notify(&n->transport, NET_RX_QUEUE);
 	event_loop_run_once(&loop, 0);
 	check(n, &rxq, &txq);
+	limits_reset(n);
 	return 0;
 }

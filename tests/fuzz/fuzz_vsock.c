@@ -51,6 +51,7 @@ static int listeners[NR_LISTENERS];
 static int peers[MAX_PEERS];
 static unsigned int nr_peers;
 static struct fz_vq rxq, txq, evq;
+static uint16_t last_tx_head;
 
 static void remove_files(void)
 {
@@ -155,6 +156,7 @@ static void op_reset(struct fuzz_in *in)
 	fz_vq_setup(&txq, t, VSOCK_TX_QUEUE, in);
 	fz_vq_setup(&evq, t, VSOCK_EVENT_QUEUE, in);
 	rxq.on_used = rx_used;
+	last_tx_head = 0;
 	fq_driver_ok(t);
 }
 
@@ -229,8 +231,26 @@ static void op_tx(struct fuzz_in *in)
 	if (shape & 0x40)
 		s[n++] = (struct fz_seg){ fz_alloc(64), 64, VIRTQ_DESC_F_WRITE };
 	uint16_t head = fz_vq_add(&txq, s, n);
+	last_tx_head = head;
 	if (!(shape & 0x80))
 		fz_vq_publish(&txq, head);
+}
+
+/* The guest sends its last packet again, up to 1020 times, a ring's worth
+ * per kick (a flood of REQUESTs to a refused port fills the device's queue
+ * of control packets when the guest takes none). */
+static void op_tx_burst(struct fuzz_in *in)
+{
+	unsigned int n = 4u * fuzz_u8(in);
+	fz_aliased = true;
+	while (n && txq.size) {
+		unsigned int k = n < txq.size ? n : txq.size;
+		for (unsigned int i = 0; i < k; i++)
+			fz_vq_publish(&txq, last_tx_head);
+		virtio_mmio_notify(&v.transport, VSOCK_TX_QUEUE);
+		check();
+		n -= k;
+	}
 }
 
 /* 1-16 buffers of one size (none to more than a packet) on @q, each in
@@ -383,8 +403,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op % 24) {
 		case 0:
 		case 1:
-		case 2:
 			op_tx(&in);
+			break;
+		case 2:
+			op_tx_burst(&in);
 			break;
 		case 3:
 		case 4:

@@ -97,6 +97,9 @@ def chain(op, segs, publish=True):
 B_DESC, B_CHAIN, B_REQ, B_PUBLISH, B_AVAIL, B_FLAGS, B_RECYCLE, B_POKE, B_KICK = (
     0, 1, 2, 5, 6, 7, 8, 9, 10)
 B_RESET = 131  # 11 (mod 12) with bit 7: kick without waiting, then reset
+B_SHRINK = 9 | 0x80  # the backing file shrinks (u16: new size)
+B_TIME = 9 | 0x40  # time passes: the rate limiter refills, its timer fires
+B_LIMITED = 8  # the rate-limited drive
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 2, 3  # index into the harness's types[]
 
 
@@ -195,12 +198,23 @@ def blk_seeds():
                                                            gpa("edge", 0xF0, 1)]))
     s["no-version-1"] = blk(1, blk_req(T_IN, 1, [(512, b"")]) + k, feat=negotiate(False))
     s["unoffered-feature"] = blk(1, k, feat=negotiate(raw=(1 << 32) | (1 << 40)))
+    s["rate-limited"] = blk(B_LIMITED, b"".join(blk_req(T_IN, i, [(512, b"")]) for i in range(5)) +
+                            k + blk_req(T_OUT, 9, [(8192, b"")]) + k + u8(B_TIME) +
+                            blk_req(T_IN, 1, [(4096, b"")]) + k + u8(B_TIME) + k)
+    for d in (0, 1):
+        s[f"shrunk-disk-drive{d}"] = blk(d, u8(B_SHRINK) + u16(1000) +
+                                         blk_req(T_IN, 5, [(512, b"")]) + k +
+                                         blk_req(T_IN, 1, [(1024, b"")]) + k +
+                                         blk_req(T_OUT, 60, [(512, b"w")]) + k +
+                                         blk_req(T_FLUSH) + k)
     return s
 
 
 # ---- fuzz_virtio_net -----------------------------------------------------------
 N_DESC, N_CHAIN, N_TX, N_RXBUF, N_WIRE, N_KICK, N_LOOP, N_DRAIN = 0, 1, 2, 4, 6, 7, 9, 10
 N_PUBLISH, N_AVAIL, N_FLAGS, N_RECYCLE, N_POKE, N_RESET = 11, 12, 13, 14, 15, 79
+N_TIME = 10 | 0x40  # time passes: the rate limiters refill, their timers fire
+N_LIMITED = 2  # the rate-limited device
 TXQ = 0x80  # on the generic ops and kicks: the TX queue (else RX)
 # feature bits (virtio_net.h)
 F_CSUM, F_GUEST_CSUM, F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_UFO = 0, 1, 7, 8, 10
@@ -320,12 +334,17 @@ def net_seeds():
     s["reset-mid-stream"] = net(0, net_rx_bufs(4) + krx + net_tx() + u8(N_RESET) + negotiate() +
                                 queue(4) + queue(4) + net_tx() + ktx + net_wire() + loop)
     s["bad-queues"] = net(0, net_tx() + ktx, rxq=queue(size=3), txq=queue(4, ready=False))
+    s["rate-limited"] = net(N_LIMITED, b"".join(net_tx(ln=100) for _ in range(6)) + ktx + drain +
+                            u8(N_TIME) + drain + net_tx(ln=3000) + ktx + u8(N_TIME) + drain +
+                            net_rx_bufs(8, 2048) + krx + b"".join(net_wire(200) for _ in range(5)) +
+                            loop + u8(N_TIME) + loop + net_wire(1514) + loop + u8(N_TIME))
     return s
 
 
 # ---- fuzz_vsock ----------------------------------------------------------------
-V_TX, V_RXBUF, V_EVBUF, V_KICK, V_LOOP, V_CONNECT, V_WRITE, V_READ, V_CLOSE, V_ACCEPT = (
-    0, 3, 5, 6, 8, 10, 11, 12, 13, 14)
+V_TX, V_BURST, V_RXBUF, V_EVBUF, V_KICK, V_LOOP, V_CONNECT, V_WRITE, V_READ, V_CLOSE = (
+    0, 2, 3, 5, 6, 8, 10, 11, 12, 13)
+V_ACCEPT = 14
 V_EXPIRE, V_TRESET, V_DESC, V_CHAIN, V_PUBLISH, V_AVAIL, V_FLAGS, V_RECYCLE, V_POKE = (
     15, 16, 17, 18, 19, 20, 21, 22, 23)
 RXQ, TXQ_, EVQ = 0, 1, 2
@@ -461,6 +480,8 @@ def vsock_seeds():
                              vtx(OP_REQUEST) + ktx + vtx(OP_REQUEST) + vtx(OP_RESPONSE) + ktx)
     s["no-rx-buffers"] = vsock(b"".join(vtx(OP_REQUEST, dst=1025, src=i + 10000)
                                         for i in range(40)) + ktx + rx)
+    s["control-queue-full"] = vsock(vtx(OP_REQUEST, dst=1025) + ktx + u8(V_BURST) + u8(200) +
+                                    rx + vtx(OP_RW, ln=1) + ktx)
     s["reset-mid-connection"] = vsock(rx + vtx(OP_REQUEST) + ktx + u8(V_ACCEPT) +
                                       vop(V_POKE, 2) + negotiate() + queue(4) + queue(4) +
                                       queue(2) + rx + vtx(OP_RW, ln=1) + ktx)
