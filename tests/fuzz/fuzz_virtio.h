@@ -6,8 +6,9 @@
  * a next outside the table, INDIRECT, buffers outside RAM or across the
  * hole), whole chains, avail ring entries and indices, ring flags and event
  * indices. After each kick, fz_vq_check_used() holds the device to what it
- * may return: a head inside the table, and no more bytes written than the
- * chain's writable buffers hold.
+ * may return: a head inside the table, each head no more often than it was
+ * made available, and no more bytes written than the chain's writable
+ * buffers hold.
  *
  * Everything here is set up once; fz_mem_reset() and fz_vq_setup() put it
  * back to the same state for every input, so a run is reproducible.
@@ -50,6 +51,9 @@ static bool fz_wild;
  * itself, named heads itself, reused descriptors still posted (the table
  * wrapped), or the buffer area wrapped. */
 static bool fz_aliased;
+/* The input wrote an avail index or ring entry itself: the device may
+ * take a head more often than fz_vq_publish() posted it. */
+static bool fz_forged;
 
 /* Map guest RAM, each region between two inaccessible pages, so that a host
  * access past a region's end faults instead of reading the next mapping. */
@@ -75,6 +79,7 @@ static inline void fz_mem_reset(void)
 	fz_next_buf = FZ_BUF;
 	fz_wild = false;
 	fz_aliased = false;
+	fz_forged = false;
 }
 
 static inline bool fz_overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -189,6 +194,7 @@ struct fz_vq {
 	uint64_t desc, avail, used;
 	uint16_t next_desc, avail_idx, used_seen;
 	unsigned int nr_written; /* descriptors fz_vq_add() wrote */
+	uint32_t posted[VIRTQ_MAX_SIZE]; /* times each head was made available, less returns */
 	/* Heads the device gave back, for the driver to post again. */
 	uint16_t returned[64];
 	unsigned int nr_returned;
@@ -300,6 +306,8 @@ static inline void fz_vq_publish(struct fz_vq *q, uint16_t head)
 {
 	if (q->size)
 		fz_put(q->avail, 4 + 2ull * (q->avail_idx % q->size), &head, 2);
+	if (head < VIRTQ_MAX_SIZE)
+		q->posted[head]++;
 	q->avail_idx++;
 	fz_put(q->avail, 2, &q->avail_idx, 2);
 }
@@ -386,6 +394,14 @@ static inline void fz_vq_check_used(struct fz_vq *q)
 				e.id, q->size);
 			abort();
 		}
+		if (!fz_forged && !q->posted[e.id]) {
+			fprintf(stderr,
+				"queue %u: head %u returned more often than it was posted\n", q->qi,
+				e.id);
+			abort();
+		}
+		if (q->posted[e.id])
+			q->posted[e.id]--;
 		int64_t in_len = fz_vq_in_len(q, (uint16_t)e.id);
 		if (in_len >= 0 && e.len > (uint64_t)in_len) {
 			fprintf(stderr,
@@ -442,6 +458,7 @@ static inline void fz_op_publish(struct fz_vq *q, struct fuzz_in *in)
 static inline void fz_op_avail_idx(struct fz_vq *q, struct fuzz_in *in)
 {
 	fz_aliased = true;
+	fz_forged = true;
 	q->avail_idx = (uint16_t)(q->avail_idx + fuzz_u16(in));
 	fz_put(q->avail, 2, &q->avail_idx, 2);
 }
@@ -471,6 +488,8 @@ static inline void fz_op_poke(struct fuzz_in *in)
 	uint8_t n = fuzz_u8(in) % sizeof(buf);
 	uint64_t gpa = fz_gpa(in, n);
 	fuzz_take(in, buf, n);
+	if (fz_overlaps(gpa, n, FZ_RINGS_START, FZ_RINGS_END - FZ_RINGS_START))
+		fz_forged = true;
 	fz_write(gpa, buf, n);
 }
 
