@@ -203,8 +203,6 @@ static void teardown(void)
 	static uint8_t zeros[DISK_BYTES];
 	static uint8_t frame[FZ_TAP_FRAME_MAX];
 	int peer = fz_tap_peer(net.tap_fd);
-	struct itimerspec off = { 0 };
-	uint64_t n;
 	for (unsigned int i = 0; i < NR_DEVS; i++)
 		fq_reg_write(transports[i], 0x070, 0);
 	if (pwrite(disk_fd, zeros, sizeof(zeros), 0) != (ssize_t)sizeof(zeros))
@@ -213,9 +211,7 @@ static void teardown(void)
 		;
 	while (recv(peer, frame, sizeof(frame), MSG_DONTWAIT) >= 0)
 		;
-	timerfd_settime(vsock.timer_fd, 0, &off, NULL);
-	if (read(vsock.timer_fd, &n, sizeof(n)) < 0)
-		n = 0;
+	fz_timer_off(vsock.timer_fd);
 	event_loop_run_once(&loop, 0);
 	net.rx_pending = true;
 	net.tx_blocked = false;

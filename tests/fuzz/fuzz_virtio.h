@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "fake_virtq.h"
 #include "fuzz.h"
@@ -177,6 +179,18 @@ static inline void fz_fill(struct fuzz_in *in, uint64_t gpa, uint64_t len)
 		n = len;
 	fuzz_take(in, buf, n);
 	fz_write(gpa, buf, n);
+}
+
+/* Disarm timerfd @fd and drop an expiry it counted. Only an armed one is
+ * disarmed: that costs far more than a look (hrtimer cancel in a VM). */
+static inline void fz_timer_off(int fd)
+{
+	struct itimerspec cur, off = { 0 };
+	uint64_t n;
+	if (timerfd_gettime(fd, &cur) == 0 && (cur.it_value.tv_sec || cur.it_value.tv_nsec))
+		timerfd_settime(fd, 0, &off, NULL);
+	if (read(fd, &n, sizeof(n)) < 0)
+		n = 0;
 }
 
 /* ---- the driver's side of one split virtqueue --------------------------------- */

@@ -80,15 +80,11 @@ static void setup_once(void)
 static void limits_reset(struct virtio_blk *b)
 {
 	char err[200];
-	struct itimerspec off = { 0 };
-	uint64_t n;
 	if (b != &drives[LIMITED])
 		return;
 	if (virtio_blk_update(b, NULL, &limits, err, sizeof(err)) < 0)
 		abort();
-	timerfd_settime(b->timer_fd, 0, &off, NULL);
-	if (read(b->timer_fd, &n, sizeof(n)) < 0)
-		n = 0;
+	fz_timer_off(b->timer_fd);
 }
 
 /* Time passes: the buckets are full again and the limiter's timer fires. */

@@ -71,13 +71,9 @@ static void setup_once(void)
 /* The limiter as configured, buckets full, its timers off. */
 static void limits_reset(struct virtio_net *n)
 {
-	struct itimerspec off = { 0 };
-	uint64_t v;
 	virtio_net_set_limits(n, &cfgs[n - devs]);
-	timerfd_settime(n->rx_timer_fd, 0, &off, NULL);
-	timerfd_settime(n->tx_timer_fd, 0, &off, NULL);
-	if (read(n->rx_timer_fd, &v, sizeof(v)) < 0 || read(n->tx_timer_fd, &v, sizeof(v)) < 0)
-		v = 0;
+	fz_timer_off(n->rx_timer_fd);
+	fz_timer_off(n->tx_timer_fd);
 }
 
 /* Time passes: the buckets are full again and the limiter's timers fire. */

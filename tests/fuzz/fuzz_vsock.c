@@ -374,11 +374,7 @@ static void teardown(void)
 	accept_all(v.listen_fd, false);
 	for (unsigned int i = 0; i < NR_LISTENERS; i++)
 		accept_all(listeners[i], false);
-	struct itimerspec off = { 0 };
-	uint64_t n;
-	timerfd_settime(v.timer_fd, 0, &off, NULL);
-	if (read(v.timer_fd, &n, sizeof(n)) < 0)
-		n = 0;
+	fz_timer_off(v.timer_fd);
 	event_loop_run_once(&loop, 0);
 	v.next_host_port = HOST_PORT_FIRST;
 	v.ctrl_head = 0;
