@@ -18,7 +18,9 @@
  *
  * After every step the used rings are checked (fz_vq_check_used), and the
  * TAP must not have been given up: the fake one never fails but for EAGAIN
- * and for frames it refuses (EINVAL), which are the guest's doing.
+ * and for frames it refuses (EINVAL), which are the guest's doing. On the
+ * RX queue each frame's buffers come back together, all but the last
+ * full, as many as its header's num_buffers says (with MRG_RXBUF).
  */
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -51,6 +53,8 @@ static const struct net_device_config cfgs[NR_DEVS] = {
 };
 static struct event_loop loop;
 static struct virtio_net devs[NR_DEVS];
+static struct virtio_net *cur; /* the device this input drives */
+static unsigned int frame_left; /* RX buffers the frame being returned still has */
 
 static void setup_once(void)
 {
@@ -93,6 +97,36 @@ static void drain(int fd, unsigned int max)
 	for (unsigned int i = 0; i < max; i++)
 		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0)
 			break;
+}
+
+/* Each RX buffer the device returned, in order: a frame's buffers come
+ * together, every one but the last filled, num_buffers of them. */
+static void rx_used(struct fz_vq *q, uint16_t head, uint32_t len)
+{
+	const char *bad = NULL;
+	uint16_t nb = 1;
+	if (fz_aliased)
+		return;
+	if (!frame_left && len) {
+		struct virtio_net_hdr_v1 h;
+		if (len < NET_HDR_LEN || !fz_vq_read_in(q, head, &h, NET_HDR_LEN))
+			bad = "a frame without its header";
+		else if (cur->acked & (1ull << VIRTIO_NET_F_MRG_RXBUF))
+			nb = h.num_buffers;
+		if (!bad && (nb == 0 || nb > 64))
+			bad = "num_buffers out of range";
+		frame_left = nb;
+	} else if (frame_left && !len) {
+		bad = "an empty buffer inside a frame";
+	}
+	if (frame_left > 1 && len != fz_vq_in_len(q, head))
+		bad = "a frame's buffer left part empty before the next";
+	if (bad) {
+		fprintf(stderr, "fuzz_virtio_net: RX head %u (%u bytes): %s\n", head, len, bad);
+		abort();
+	}
+	if (frame_left)
+		frame_left--;
 }
 
 static void check(struct virtio_net *n, struct fz_vq *rxq, struct fz_vq *txq)
@@ -279,6 +313,8 @@ static void op_reset(struct virtio_net *n, struct fz_vq *rxq, struct fz_vq *txq,
 	fz_negotiate(&n->transport, in);
 	fz_vq_setup(rxq, &n->transport, NET_RX_QUEUE, in);
 	fz_vq_setup(txq, &n->transport, NET_TX_QUEUE, in);
+	rxq->on_used = rx_used;
+	frame_left = 0;
 	fq_driver_ok(&n->transport);
 }
 
@@ -292,6 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = { data, size };
 	struct virtio_net *n = &devs[fuzz_u8(&in) % NR_DEVS];
 	struct fz_vq rxq, txq;
+	cur = n;
 
 	/* A device as fresh as after virtio_net_init(): reset, the wire empty
 	 * both ways, the event loop's pending edges taken while it is idle. */
