@@ -16,8 +16,12 @@
  * each input.
  *
  * Every kick runs the queue and waits for the engine (io_uring completes
- * in-process), then checks the used ring (fz_vq_check_used). The disk and
- * guest RAM are put back before each input.
+ * in-process), then checks the used ring (fz_vq_check_used) and what came
+ * back for the well-formed requests op_request() made: used length, GET_ID
+ * serial, and data read equal to a copy of the disk kept up to date with
+ * the writes (sectors written in the same kick aside: requests in flight
+ * together may run in any order). The disk and guest RAM are put back
+ * before each input.
  */
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -41,6 +45,24 @@ static struct event_loop loop;
 static struct virtio_blk drives[NR_DRIVES];
 static int disk_fd = -1;
 static uint8_t disk[DISK_SECTORS * BLK_SECTOR_SIZE];
+
+/* A well-formed request op_request() made (header, data the right way,
+ * one status byte), as it was written. */
+struct req_rec {
+	bool valid;
+	uint32_t type;
+	uint64_t sector, hdr, status;
+	unsigned int nr_descs, nr_data;
+	struct fz_seg data[3];
+	struct virtq_desc descs[FZ_MAX_SEGS];
+};
+static struct req_rec recs[VIRTQ_MAX_SIZE];
+/* The disk as the requests that came back OK left it, while that is known. */
+static uint8_t shadow[sizeof(disk)];
+static bool shadow_ok;
+/* The used elements of one kick, checked together. */
+static struct virtq_used_elem batch[2 * VIRTQ_MAX_SIZE];
+static unsigned int nr_batch;
 
 static void setup_once(void)
 {
@@ -76,6 +98,121 @@ static void setup_once(void)
 		abort();
 }
 
+static void batch_add(struct fz_vq *q, uint16_t head, uint32_t len)
+{
+	(void)q;
+	if (nr_batch < sizeof(batch) / sizeof(batch[0]))
+		batch[nr_batch++] = (struct virtq_used_elem){ head, len };
+}
+
+/* The request @r still reads as recorded (descriptors and header)? */
+static bool rec_intact(const struct fz_vq *q, const struct req_rec *r, uint16_t head)
+{
+	uint32_t type;
+	uint64_t sector;
+	for (unsigned int i = 0; i < r->nr_descs; i++) {
+		struct virtq_desc d;
+		if (!fz_get(q->desc, 16ull * ((head + i) % q->size), &d, sizeof(d)) ||
+		    memcmp(&d, &r->descs[i], sizeof(d)))
+			return false;
+	}
+	return fz_get(r->hdr, 0, &type, 4) && fz_get(r->hdr, 8, &sector, 8) && type == r->type &&
+	    sector == r->sector;
+}
+
+/* Byte @at of @r's data buffers. */
+static uint8_t *rec_byte(const struct req_rec *r, uint64_t at)
+{
+	for (unsigned int i = 0; i < r->nr_data; at -= r->data[i++].len)
+		if (at < r->data[i].len)
+			return guest_mem_ptr(&fz_mem, r->data[i].addr + at, 1);
+	return NULL;
+}
+
+static uint64_t rec_data_len(const struct req_rec *r)
+{
+	uint64_t n = 0;
+	for (unsigned int i = 0; i < r->nr_data; i++)
+		n += r->data[i].len;
+	return n;
+}
+
+static void bad_answer(uint16_t head, const char *what)
+{
+	fprintf(stderr, "fuzz_virtio_blk: request at head %u: %s\n", head, what);
+	abort();
+}
+
+/* What one kick brought back for recorded requests: used length, GET_ID's
+ * serial, read data against the shadow disk; then the writes go into it. */
+static void check_batch(struct virtio_blk *b, struct fz_vq *q, uint64_t writes_before)
+{
+	char serial[VIRTIO_BLK_ID_BYTES] = { 0 };
+	uint64_t dirty = 0, outs = 0; /* sectors written OK in this kick; writes seen */
+	bool trust = shadow_ok;
+	memcpy(serial, b->id, strnlen(b->id, sizeof(serial)));
+	if (fz_aliased || fz_forged || fz_wild) {
+		/* Another chain may have written over a request's data or
+		 * status: nothing read back can be trusted from now on. */
+		shadow_ok = false;
+		nr_batch = 0;
+		return;
+	}
+	for (unsigned int i = 0; i < nr_batch; i++) {
+		struct req_rec *r = &recs[batch[i].id % VIRTQ_MAX_SIZE];
+		uint8_t st;
+		if (r->valid && !rec_intact(q, r, (uint16_t)batch[i].id))
+			r->valid = false;
+		if (!r->valid || r->type != VIRTIO_BLK_T_OUT)
+			continue;
+		outs++;
+		if (fz_get(r->status, 0, &st, 1) && st == VIRTIO_BLK_S_OK) {
+			uint64_t bits = 0;
+			for (uint64_t k = 0; k < rec_data_len(r) / BLK_SECTOR_SIZE; k++)
+				bits |= 1ull << ((r->sector + k) % DISK_SECTORS);
+			/* Two writes to a sector in one kick: either may have won. */
+			if (dirty & bits)
+				trust = shadow_ok = false;
+			dirty |= bits;
+		}
+	}
+	/* Writes the device did that no record accounts for changed the disk
+	 * too (maybe under this kick's reads). */
+	if (b->m.writes - writes_before != outs)
+		trust = shadow_ok = false;
+	for (unsigned int i = 0; i < nr_batch; i++) {
+		uint16_t head = (uint16_t)batch[i].id;
+		struct req_rec *r = &recs[head % VIRTQ_MAX_SIZE];
+		uint64_t n = rec_data_len(r);
+		uint8_t st;
+		if (!r->valid || !fz_get(r->status, 0, &st, 1) || st != VIRTIO_BLK_S_OK)
+			continue;
+		r->valid = false;
+		if (r->type == VIRTIO_BLK_T_GET_ID) {
+			n = n < sizeof(serial) ? n : sizeof(serial);
+			if (batch[i].len != n + 1)
+				bad_answer(head, "GET_ID used length");
+			for (uint64_t k = 0; trust && k < n; k++)
+				if (*rec_byte(r, k) != (uint8_t)serial[k])
+					bad_answer(head, "GET_ID is not the serial");
+		} else if (r->type == VIRTIO_BLK_T_IN) {
+			uint64_t first = r->sector * BLK_SECTOR_SIZE;
+			if (batch[i].len != n + 1)
+				bad_answer(head, "read's used length");
+			for (uint64_t k = 0; trust && k < n; k++)
+				if (!(dirty >> ((first + k) / BLK_SECTOR_SIZE) & 1) &&
+				    *rec_byte(r, k) != shadow[first + k])
+					bad_answer(head, "read data differ from the disk");
+		} else {
+			if (batch[i].len != 1)
+				bad_answer(head, "write's used length");
+			for (uint64_t k = 0; shadow_ok && k < n; k++)
+				shadow[r->sector * BLK_SECTOR_SIZE + k] = *rec_byte(r, k);
+		}
+	}
+	nr_batch = 0;
+}
+
 /* The limiter as configured, buckets full, its timer off. */
 static void limits_reset(struct virtio_blk *b)
 {
@@ -93,10 +230,12 @@ static void op_time_passes(struct virtio_blk *b, struct fz_vq *q)
 	struct itimerspec now = { .it_value = { 0, 1 } };
 	if (b != &drives[LIMITED])
 		return;
+	uint64_t writes = b->m.writes;
 	limits_reset(b);
 	timerfd_settime(b->timer_fd, TFD_TIMER_ABSTIME, &now, NULL);
 	event_loop_run_once(&loop, 0);
 	fz_vq_check_used(q);
+	check_batch(b, q, writes);
 }
 
 /* The backing file shrinks under the drive: reads past its end fail. */
@@ -104,6 +243,7 @@ static void op_shrink(struct fuzz_in *in)
 {
 	if (ftruncate(disk_fd, fuzz_u16(in) % sizeof(disk)) < 0)
 		abort();
+	shadow_ok = false;
 }
 
 /* The queue's notification, then (with @wait) every request to its end.
@@ -112,12 +252,14 @@ static void op_shrink(struct fuzz_in *in)
  * the reset that follows (blk_complete: an older generation). */
 static void kick(struct virtio_blk *b, struct fz_vq *q, bool wait)
 {
+	uint64_t writes = b->m.writes;
 	virtio_mmio_notify(&b->transport, 0);
 	if (wait && virtio_blk_drain(b) < 0) {
 		fprintf(stderr, "fuzz_virtio_blk: requests never completed\n");
 		abort();
 	}
 	fz_vq_check_used(q);
+	check_batch(b, q, writes);
 }
 
 /* A block request the usual way (header, data, status) with every part
@@ -167,7 +309,26 @@ static void op_request(struct fz_vq *q, struct fuzz_in *in)
 		s[n++] = (struct fz_seg){ fz_alloc(len), len, VIRTQ_DESC_F_WRITE };
 	}
 	uint16_t head = fz_vq_add(q, s, n);
-	if (!(shape & 0x10) || (kind & 0x80))
+	bool publish = !(shape & 0x10) || (kind & 0x80);
+	/* Recorded when well-formed: then the answer can be checked. */
+	struct req_rec *r = &recs[head % VIRTQ_MAX_SIZE];
+	r->valid = publish && (shape & 3) != 3 && !(shape & 0x60) && !(shape & 0x80) &&
+	    !(kind & 4) && h.type != VIRTIO_BLK_T_FLUSH && n <= q->size;
+	if (r->valid) {
+		r->type = h.type;
+		r->sector = h.sector;
+		r->hdr = hdr;
+		r->status = s[n - 1].addr;
+		r->nr_descs = n;
+		r->nr_data = 0;
+		for (unsigned int i = 0; i < n; i++) {
+			if (!fz_get(q->desc, 16ull * ((head + i) % q->size), &r->descs[i], 16))
+				r->valid = false;
+			if (i >= ((shape & 3) == 2 ? 2u : 1u) && i < n - 1)
+				r->data[r->nr_data++] = s[i];
+		}
+	}
+	if (publish)
 		fz_vq_publish(q, head);
 }
 
@@ -176,6 +337,9 @@ static void op_reset(struct virtio_blk *b, struct fz_vq *q, struct fuzz_in *in)
 {
 	fz_negotiate(&b->transport, in);
 	fz_vq_setup(q, &b->transport, 0, in);
+	q->on_used = batch_add;
+	memset(recs, 0, sizeof(recs));
+	nr_batch = 0;
 	fq_driver_ok(&b->transport);
 }
 
@@ -197,6 +361,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	limits_reset(b);
 	b->logged_bad_chain = false;
 	b->transport.config_generation = 0;
+	memcpy(shadow, disk, sizeof(disk));
+	shadow_ok = true;
 	op_reset(b, &q, &in);
 
 	for (unsigned int n = 0; n < MAX_OPS && in.left; n++) {
@@ -239,6 +405,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		default:
 			if (op & 0x80) {
 				kick(b, &q, false);
+				shadow_ok = false; /* writes may still land */
 				op_reset(b, &q, &in);
 			} else {
 				kick(b, &q, true);
