@@ -133,10 +133,12 @@ def test_drive_rate_limiter_holds_linux_dd_to_its_budget(lvm):
         "drive_id": "scratch",
         "rate_limiter": {"bandwidth": {"size": 1 << 20, "refill_time": 1000}}})
     assert st == 204, r
-    # 3 MiB at 1 MiB/s from a full 1 MiB bucket: at least 2 s.
+    # 3 MiB at 1 MiB/s from a full 1 MiB bucket: at least 2 s, however fast
+    # or slow the machine. And the limiter only delays: it never stalls the
+    # drive (the free run's time, plus the 2 s, plus slack for a busy host).
     limited = timed_dd()
     assert limited >= 1.8, (free, limited)
-    assert limited < 12, (free, limited)
+    assert limited < free + 12, (free, limited)
 
 
 # -- net --------------------------------------------------------------------
@@ -472,7 +474,9 @@ def test_linux_sees_every_vcpu(ember, vmlinux, tmp_path, vcpus):
 
     vm = boot(ember, vmlinux, tmp_path, smp)
     try:
-        m, text = vm.expect(r"EMBER-CPUS (\d+)\n", 180)
+        # 4 vCPUs on this 2-core host, each one's kernel work emulated:
+        # about 40 s on a quiet machine, minutes when it is busy.
+        m, text = vm.expect(r"EMBER-CPUS (\d+)\n", 400)
         assert int(m.group(1)) == vcpus, text
         assert vm.wait_exit(60) == 0
     finally:
