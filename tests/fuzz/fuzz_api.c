@@ -47,6 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_sandbox_keep("vmlinux", kernel, sizeof(kernel) - 1);
 	fuzz_sandbox_keep("initrd.img", disk, 512);
 	fuzz_vmm_init();
+	fuzz_sandbox_leave();
 	return 0;
 }
 

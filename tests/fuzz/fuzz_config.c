@@ -49,6 +49,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (config_fd < 0 || !quiet)
 		abort();
 	fuzz_vmm_init();
+	fuzz_sandbox_leave();
 	return 0;
 }
 

@@ -3,9 +3,9 @@
  * For targets whose input names files (API bodies, config files, snapshot
  * state files): ember would open, create or append to whatever the input
  * names, and these targets run as root. Each such target works in a private
- * directory made under $TMPDIR (else /dev/shm, else /tmp), which becomes its working
- * directory; libFuzzer's own path arguments are made absolute first, so its
- * corpus and artifacts stay where they were asked to be.
+ * directory made under $TMPDIR (else /dev/shm, else /tmp), which is the
+ * working directory while an input runs; libFuzzer's own path arguments are
+ * made absolute first, so a crash's artifact lands where it was asked to.
  *
  * While an input runs (between fuzz_sandbox_enter() and fuzz_sandbox_leave()),
  * open() and openat() from any code in the process reach only relative paths
@@ -36,6 +36,7 @@
 
 static struct {
 	char dir[256];
+	int dir_fd, home_fd; /* the private directory, and where the process started */
 	bool confined, created;
 	const char *keep[FUZZ_SANDBOX_MAX_KEEP];
 	unsigned int nr_keep;
@@ -137,8 +138,9 @@ static inline void fuzz_sandbox_remove(void)
 {
 	fuzz_sandbox.confined = false;
 	fuzz_sandbox.nr_keep = 0;
-	fuzz_sandbox_clean();
-	if (chdir("/") == 0)
+	if (fchdir(fuzz_sandbox.dir_fd) == 0)
+		fuzz_sandbox_clean();
+	if (fchdir(fuzz_sandbox.home_fd) == 0)
 		rmdir(fuzz_sandbox.dir);
 }
 
@@ -164,8 +166,9 @@ static inline char *fuzz_sandbox_absolute(const char *cwd, const char *prefix, c
 /*
  * Call from LLVMFuzzerInitialize() with its arguments, before anything
  * else: make the private directory, make libFuzzer's relative paths
- * absolute (it reads its flags after this), and move into the directory.
- * The strings made here live as long as the process, as argv does.
+ * absolute (it reads its flags after this), and move into the directory
+ * until fuzz_sandbox_leave(). The strings made here live as long as the
+ * process, as argv does.
  */
 static inline void fuzz_sandbox_init(int *argc, char ***argv, const char *name)
 {
@@ -194,7 +197,10 @@ static inline void fuzz_sandbox_init(int *argc, char ***argv, const char *name)
 		if ((*argv)[i] != a)
 			fuzz_sandbox_args[i] = (*argv)[i];
 	}
-	if (chdir(fuzz_sandbox.dir) < 0) {
+	fuzz_sandbox.home_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fuzz_sandbox.dir_fd = open(fuzz_sandbox.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fuzz_sandbox.home_fd < 0 || fuzz_sandbox.dir_fd < 0 ||
+	    fchdir(fuzz_sandbox.dir_fd) < 0) {
 		perror("fuzz sandbox");
 		abort();
 	}
@@ -223,15 +229,21 @@ static inline void fuzz_sandbox_keep_made(const char *name)
 
 static inline void fuzz_sandbox_enter(void)
 {
+	if (fchdir(fuzz_sandbox.dir_fd) < 0)
+		abort();
 	fuzz_sandbox.confined = true;
 }
 
+/* Also ends LLVMFuzzerInitialize(): libFuzzer runs itself again (-merge,
+ * -fork) by the path it was started with, from where it was started. */
 static inline void fuzz_sandbox_leave(void)
 {
 	fuzz_sandbox.confined = false;
 	if (fuzz_sandbox.created)
 		fuzz_sandbox_clean();
 	fuzz_sandbox.created = false;
+	if (fchdir(fuzz_sandbox.home_fd) < 0)
+		abort();
 }
 
 #endif

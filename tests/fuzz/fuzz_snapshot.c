@@ -42,7 +42,8 @@
 
 #define STATE_FILE "state"
 #define MEM_FILE "absent.mem" /* never made: loads stop before the VM is built */
-#define DEV_MEM_SIZE (32ull << 20) /* where the seeds' rings are; never written */
+/* Where the seeds' rings are. Only used-ring indices are ever written, and put back. */
+#define DEV_MEM_SIZE (32ull << 20)
 
 static char *ember_args[] = { "ember", "--restore", STATE_FILE, "--mem", MEM_FILE, NULL };
 static struct guest_mem dev_mem;
@@ -58,8 +59,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const char disk[1 << 16];
 	char err[200] = "";
 	fuzz_sandbox_init(argc, argv, "fuzz-snapshot");
-	/* The seeds' drives and vsock socket are named relative to their VM's
-	 * directory; this one stands in for it. */
+	/* The seeds' drive is named relative to its VM's directory; this one
+	 * stands in for it. */
 	fuzz_sandbox_keep("disk.img", disk, sizeof(disk));
 	fuzz_sandbox_keep(STATE_FILE, "", 0);
 	state_fd = open(STATE_FILE, O_WRONLY | O_CLOEXEC);
@@ -74,6 +75,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pthread_mutex_init(&serial.lock, NULL);
 	serial.out_fd = -1;
 	fuzz_vmm_init();
+	fuzz_sandbox_leave();
 	return 0;
 }
 
@@ -100,9 +102,9 @@ static void load(const uint8_t *state, size_t len, uint32_t crc)
 		abort();
 	if (fuzz_vmm_reset(5, ember_args) != 0)
 		abort();
-	/* As main()'s start_now() builds it, plus what only PUT /snapshot/load sets. */
-	/* Overrides a quarter of the time each: one the snapshot cannot take
-	 * ends the load early. */
+	/* As main()'s start_now() builds it, plus what only PUT /snapshot/load
+	 * sets; each override a quarter of the time (one the snapshot cannot
+	 * take ends the load early). */
 	bool uffd = (crc & 0xc) == 0xc;
 	struct snapshot_load a = {
 		.state_path = fuzz_vmm.cfg.restore_path,
