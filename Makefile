@@ -289,4 +289,4 @@ clean:
 
 .SECONDARY:
 -include $(VMM_OBJS:.o=.d)
--include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d)
+-include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d $(BUILD)/tests/fuzz/*.d)
