@@ -326,6 +326,26 @@ static inline void fz_vq_publish(struct fz_vq *q, uint16_t head)
 	fz_put(q->avail, 2, &q->avail_idx, 2);
 }
 
+/* @nr device-writable chains of @len bytes each, every one split into @segs
+ * (1-4) descriptors of about equal size; made available unless !@publish. */
+static inline void fz_post_writable(struct fz_vq *q, uint32_t len, unsigned int nr,
+				    unsigned int segs, bool publish)
+{
+	for (unsigned int c = 0; c < nr; c++) {
+		struct fz_seg s[4];
+		uint64_t gpa = fz_alloc(len);
+		for (unsigned int i = 0; i < segs; i++) {
+			uint32_t part = len / segs, from = i * part;
+			if (i == segs - 1)
+				part = len - from;
+			s[i] = (struct fz_seg){ gpa + from, part, VIRTQ_DESC_F_WRITE };
+		}
+		uint16_t head = fz_vq_add(q, s, segs);
+		if (publish)
+			fz_vq_publish(q, head);
+	}
+}
+
 /* The writable bytes of the chain at @head as virtq_pop() would take it,
  * or -1 when it would refuse the chain. */
 static inline int64_t fz_vq_in_len(const struct fz_vq *q, uint16_t head)

@@ -272,20 +272,7 @@ static void op_rx_buffers(struct fz_vq *q, struct fuzz_in *in)
 					  9031, 65562, 65565, 65566, 32768, 16384 };
 	uint8_t shape = fuzz_u8(in), sel = fuzz_u8(in);
 	uint32_t len = sel < sizeof(sizes) / sizeof(sizes[0]) ? sizes[sel] : sel * 16u;
-	unsigned int segs = 1 + ((shape >> 4) & 3);
-	for (unsigned int c = 0, nr = 1 + (shape & 15); c < nr; c++) {
-		struct fz_seg s[4];
-		uint64_t gpa = fz_alloc(len);
-		for (unsigned int i = 0; i < segs; i++) {
-			uint32_t part = len / segs, from = i * part;
-			if (i == segs - 1)
-				part = len - from;
-			s[i] = (struct fz_seg){ gpa + from, part, VIRTQ_DESC_F_WRITE };
-		}
-		uint16_t head = fz_vq_add(q, s, segs);
-		if (!(shape & 0x80))
-			fz_vq_publish(q, head);
-	}
+	fz_post_writable(q, len, 1 + (shape & 15), 1 + ((shape >> 4) & 3), !(shape & 0x80));
 }
 
 /* A frame arrives from the wire: a virtio-net header as a TAP writes it
