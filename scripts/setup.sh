@@ -11,6 +11,7 @@ packages=(
 	bc flex bison libelf-dev libssl-dev xz-utils
 	libfuse3-dev fuse3 dmsetup
 	clang libclang-rt-14-dev llvm
+	acpica-tools
 )
 
 missing=()

@@ -11,6 +11,9 @@
  *   0x020000  kernel command line
  *   0x030000  setup_data header, then the device tree blob (64 KiB at most)
  *   0x09fc00  MP table, in the last KiB of base memory (EBDA)
+ *   0x0e0000  RSDP (where the legacy BIOS search finds it), then the other
+ *             ACPI tables: e820 type 3, ACPI data (64 KiB)
+ *   0x0f0000  VMGenID's 16-byte generation ID: e820 reserved (to 1 MiB)
  *   0x100000  kernel (bzImage protected-mode part, or ELF segments >= here)
  *   top of low RAM: initrd
  *   0xc0000000 - 4 GiB: 32-bit MMIO gap (devices, IOAPIC, LAPIC); RAM resumes at 4 GiB
@@ -36,6 +39,10 @@
 #define EBDA_START 0x9fc00ull
 #define MPTABLE_ADDR EBDA_START
 #define MPTABLE_MAX 0x400u
+#define ACPI_TABLES_START 0xe0000ull
+#define RSDP_ADDR ACPI_TABLES_START
+#define ACPI_TABLES_END 0xf0000ull
+#define VMGENID_ADDR 0xf0000ull
 #define HIMEM_START 0x100000ull
 
 #define MMIO_GAP_START 0xc0000000ull
@@ -57,9 +64,11 @@
 #define DEBUG_EXIT_PORT 0xf4
 
 #define IOAPIC_NR_PINS 24
-/* virtio-mmio devices: one page each after the boot timer, IRQs 5 to 23. */
+/* The ACPI Generic Event Device (VMGenID's notification) has the last pin. */
+#define GED_IRQ (IOAPIC_NR_PINS - 1)
+/* virtio-mmio devices: one page each after the boot timer, IRQs 5 to 22. */
 #define VIRTIO_MMIO_BASE (MMIO_DEVICES_START + 0x1000)
 #define VIRTIO_IRQ_BASE 5
-#define VIRTIO_MAX_DEVICES (IOAPIC_NR_PINS - VIRTIO_IRQ_BASE)
+#define VIRTIO_MAX_DEVICES (GED_IRQ - VIRTIO_IRQ_BASE)
 
 #endif
