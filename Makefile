@@ -17,7 +17,8 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-stro
 LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lz -lseccomp $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
-	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
+	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c \
+	vmm/devices/virtio/rng/*.c vmm/acpi/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
@@ -121,6 +122,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The ACPI tables of a given VM shape, written out for acpica-tools.
+$(BUILD)/tests/acpi-dump: tests/acpi/acpi_dump.c $(VMM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
+
 # The bzImage unit test parses Debian's real cloud kernel (fetched, not installed).
 unit: $(UNIT_TESTS)
 	@set -e; export EMBER_DEBIAN_BZIMAGE=$$(scripts/fetch-debian-kernel.sh); \
@@ -134,13 +140,13 @@ $(BUILD)/tests/faultfs: tests/integration/faultfs.c
 
 # Integration tests boot real guests, including our Linux build and its
 # userspace (both cached under /var/cache/ember).
-integration: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
+integration: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs $(BUILD)/tests/acpi-dump
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	$(PYTEST) -v -rs --durations=15 tests/integration
 
 # The integration suite once more, with every ember run through ember-jailer
 # as uid 65534 (tests/integration/jailed-ember).
-test-jailed: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
+test-jailed: all $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs $(BUILD)/tests/acpi-dump
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	EMBER_JAILED=1 $(PYTEST) -v -rs --durations=15 tests/integration
 
@@ -154,7 +160,7 @@ asan-build:
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=clang EXTRA_CFLAGS="$(ASAN_CFLAGS)" \
 		SECCOMP_EXTRA=resources/seccomp/x86_64-sanitizers.policy $(ASAN_BUILD)/ember
 
-test-asan: all asan-build $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs
+test-asan: all asan-build $(BUILD)/ember-test-hooks $(BUILD)/tests/faultfs $(BUILD)/tests/acpi-dump
 	@set -e; export EMBER_VMLINUX=$$(scripts/build-guest-kernel.sh); scripts/build-guest-rootfs.sh >/dev/null; \
 	rm -rf $(ASAN_BUILD)/reports; \
 	rc=0; EMBER_SANITIZED=1 EMBER_SANITIZER_DIR=$(CURDIR)/$(ASAN_BUILD)/reports \

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acpi/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/layout.h"
@@ -50,7 +51,7 @@ char *vmm_guest_cmdline(const struct vmm *vmm, const char *user)
 		fprintf(f, " %s", d->blk.read_only ? "ro" : "rw");
 		sep = " ";
 	}
-	for (unsigned int i = 0; i < vmm->nr_mmio_devs; i++) {
+	for (unsigned int i = 0; vmm->cfg.acpi != ACPI_ONLY && i < vmm->nr_mmio_devs; i++) {
 		const struct fdt_mmio_device *d = &vmm->mmio_devs[i];
 		fprintf(f, "%svirtio_mmio.device=4K@0x%llx:%u", sep, (unsigned long long)d->base,
 			d->irq);
@@ -132,12 +133,25 @@ static int load_guest_with(struct vmm *vmm, const char *cmdline)
 
 	if (write_dtb(vmm, &bi) < 0)
 		return EMBER_EXIT_ERROR;
+	if (cfg->acpi != ACPI_OFF) {
+		struct acpi_params ap = {
+			.nr_vcpus = cfg->vcpus,
+			.devices = vmm->mmio_devs,
+			.nr_devices = vmm->nr_mmio_devs,
+		};
+		r = acpi_setup(&vm->mem, &ap);
+		if (r < 0) {
+			log_err("cannot build the ACPI tables: %s", strerror(-r));
+			return EMBER_EXIT_ERROR;
+		}
+		bi.rsdp_addr = RSDP_ADDR;
+	}
 	r = pvh ? pvh_setup(&vm->mem, &bi, err) : linux_setup(&vm->mem, &img, &bi, err);
 	if (r < 0) {
 		log_err("boot set-up: %s", err);
 		return r == -E2BIG ? EMBER_EXIT_USAGE : EMBER_EXIT_BAD_KERNEL;
 	}
-	if (mptable_setup(&vm->mem, cfg->vcpus) < 0) {
+	if (cfg->acpi != ACPI_ONLY && mptable_setup(&vm->mem, cfg->vcpus) < 0) {
 		log_err("cannot write the MP table");
 		return EMBER_EXIT_ERROR;
 	}

@@ -24,6 +24,10 @@ static const char usage[] =
     "  --boot-timer          log the guest's boot time when it writes the boot timer\n"
     "  --boot-protocol auto|pvh|linux  how to enter an ELF kernel (default auto: PVH if\n"
     "                        the kernel has a PVH note)\n"
+    "  --no-acpi             no ACPI tables: the guest finds its CPUs in the MP table and\n"
+    "                        its virtio devices on the command line\n"
+    "  --acpi-only           ACPI tables only: no MP table, no virtio_mmio.device=\n"
+    "                        command-line entries (default: all three, as Firecracker)\n"
     "  --level error|warn|info|debug  log level (default warn)\n"
     "  --start-time-us N     CLOCK_MONOTONIC time (us) the launcher started ember at\n"
     "  --restore STATE --mem FILE [--resume]  start from a snapshot (state file and\n"
@@ -64,7 +68,9 @@ enum {
 	OPT_WS_RECORD,
 	OPT_WS_PREFETCH,
 	OPT_NO_SECCOMP,
-	OPT_SECCOMP_FILTER
+	OPT_SECCOMP_FILTER,
+	OPT_NO_ACPI,
+	OPT_ACPI_ONLY,
 };
 
 static const struct option options[] = {
@@ -95,6 +101,8 @@ static const struct option options[] = {
 	{ "ws-prefetch", required_argument, NULL, OPT_WS_PREFETCH },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
+	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+	{ "acpi-only", no_argument, NULL, OPT_ACPI_ONLY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -312,6 +320,14 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_NO_SECCOMP:
 			cfg->no_seccomp = true;
 			break;
+		case OPT_NO_ACPI:
+		case OPT_ACPI_ONLY: {
+			enum acpi_mode m = opt == OPT_NO_ACPI ? ACPI_OFF : ACPI_ONLY;
+			if (cfg->acpi != ACPI_WITH_LEGACY && cfg->acpi != m)
+				return bad("--no-acpi and --acpi-only exclude each other%s", "");
+			cfg->acpi = m;
+			break;
+		}
 		case OPT_SECCOMP_FILTER:
 			config_set_str(&cfg->seccomp_filter, optarg);
 			break;

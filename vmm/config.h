@@ -42,6 +42,17 @@ struct drive_config {
 	char *partuuid;
 };
 
+/*
+ * How an x86 guest learns its CPUs and virtio devices. The default is
+ * Firecracker's: ACPI tables, and also the MP table and one
+ * virtio_mmio.device= command-line entry per device for kernels without
+ * ACPI. A kernel with both finds each device through ACPI and the command
+ * line, and Linux's second probe of the same MMIO window fails (-EBUSY), so
+ * each device still registers once; --acpi-only leaves out the legacy
+ * descriptions for such kernels, --no-acpi the tables.
+ */
+enum acpi_mode { ACPI_WITH_LEGACY, ACPI_OFF, ACPI_ONLY };
+
 /* All strings in a vmm_config are heap copies it owns. */
 struct vmm_config {
 	char *kernel_path;
@@ -65,6 +76,7 @@ struct vmm_config {
 	unsigned int nr_nets;
 	struct vsock_config vsock;
 	bool smt, track_dirty_pages, huge_pages_2m;
+	enum acpi_mode acpi;
 
 	/* Process-level settings. */
 	char *api_sock;

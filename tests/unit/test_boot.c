@@ -24,14 +24,21 @@ static void e820_small_guest(void **state)
 	struct e820_map map;
 	assert_int_equal(guest_mem_layout(&mem, 128 * MiB, MMIO_GAP_START, MMIO_GAP_END), 0);
 	e820_build(&mem, &map);
-	assert_int_equal(map.nr, 3);
+	assert_int_equal(map.nr, 5);
 	assert_int_equal(map.entries[0].addr, 0);
 	assert_int_equal(map.entries[0].size, EBDA_START);
 	assert_int_equal(map.entries[0].type, 1);
 	assert_int_equal(map.entries[1].addr, EBDA_START);
 	assert_int_equal(map.entries[1].type, 2);
-	assert_int_equal(map.entries[2].addr, HIMEM_START);
-	assert_int_equal(map.entries[2].size, 128 * MiB - HIMEM_START);
+	/* The ACPI tables are ACPI data (3), VMGenID's page reserved. */
+	assert_int_equal(map.entries[2].addr, ACPI_TABLES_START);
+	assert_int_equal(map.entries[2].size, ACPI_TABLES_END - ACPI_TABLES_START);
+	assert_int_equal(map.entries[2].type, 3);
+	assert_int_equal(map.entries[3].addr, VMGENID_ADDR);
+	assert_int_equal(map.entries[3].addr + map.entries[3].size, HIMEM_START);
+	assert_int_equal(map.entries[3].type, 2);
+	assert_int_equal(map.entries[4].addr, HIMEM_START);
+	assert_int_equal(map.entries[4].size, 128 * MiB - HIMEM_START);
 }
 
 static void e820_guest_above_4g_skips_the_gap(void **state)
@@ -41,10 +48,10 @@ static void e820_guest_above_4g_skips_the_gap(void **state)
 	struct e820_map map;
 	assert_int_equal(guest_mem_layout(&mem, 4 * GiB, MMIO_GAP_START, MMIO_GAP_END), 0);
 	e820_build(&mem, &map);
-	assert_int_equal(map.nr, 4);
-	assert_int_equal(map.entries[2].addr + map.entries[2].size, MMIO_GAP_START);
-	assert_int_equal(map.entries[3].addr, MMIO_GAP_END);
-	assert_int_equal(map.entries[3].size, 1 * GiB);
+	assert_int_equal(map.nr, 6);
+	assert_int_equal(map.entries[4].addr + map.entries[4].size, MMIO_GAP_START);
+	assert_int_equal(map.entries[5].addr, MMIO_GAP_END);
+	assert_int_equal(map.entries[5].size, 1 * GiB);
 	uint64_t ram = 0;
 	for (unsigned int i = 0; i < map.nr; i++)
 		if (map.entries[i].type == 1)
@@ -61,18 +68,21 @@ static void pvh_start_info_is_complete(void **state)
 	assert_int_equal(fake_mem_init(&mem, 64 * MiB), 0);
 	struct boot_info bi = { .cmdline = "root=/dev/vda quiet",
 				.initrd_addr = 0x2000000,
-				.initrd_size = 4096 };
+				.initrd_size = 4096,
+				.rsdp_addr = RSDP_ADDR };
 	assert_int_equal(pvh_setup(&mem, &bi, err), 0);
 	const struct hvm_start_info *si = guest_mem_ptr(&mem, PVH_INFO_ADDR, sizeof(*si));
 	assert_int_equal(si->magic, HVM_START_MAGIC);
 	assert_int_equal(si->version, 1);
 	assert_string_equal((const char *)guest_mem_ptr(&mem, si->cmdline_paddr, 1),
 			    "root=/dev/vda quiet");
-	assert_int_equal(si->memmap_entries, 3);
+	assert_int_equal(si->rsdp_paddr, RSDP_ADDR);
+	assert_int_equal(si->memmap_entries, 5);
 	const struct hvm_memmap_table_entry *mm =
-	    guest_mem_ptr(&mem, si->memmap_paddr, 3 * sizeof(*mm));
-	assert_int_equal(mm[2].addr, HIMEM_START);
-	assert_int_equal(mm[2].size, 64 * MiB - HIMEM_START);
+	    guest_mem_ptr(&mem, si->memmap_paddr, 5 * sizeof(*mm));
+	assert_int_equal(mm[2].type, 3);
+	assert_int_equal(mm[4].addr, HIMEM_START);
+	assert_int_equal(mm[4].size, 64 * MiB - HIMEM_START);
 	assert_int_equal(si->nr_modules, 1);
 	const struct hvm_modlist_entry *mod = guest_mem_ptr(&mem, si->modlist_paddr, sizeof(*mod));
 	assert_int_equal(mod->paddr, 0x2000000);

@@ -12,6 +12,7 @@
 
 #define E820_TYPE_RAM 1
 #define E820_TYPE_RESERVED 2
+#define E820_TYPE_ACPI 3
 #define LINUX_LOADER_TYPE_UNDEFINED 0xff
 #define ZERO_PAGE_PROTOCOL 0x020f /* what ember fills in for ELF kernels */
 
@@ -30,8 +31,12 @@ void e820_build(const struct guest_mem *mem, struct e820_map *map)
 	e820_add(map, 0, low_end < EBDA_START ? low_end : EBDA_START, E820_TYPE_RAM);
 	if (low_end > EBDA_START)
 		e820_add(map, EBDA_START, 0xa0000 - EBDA_START, E820_TYPE_RESERVED);
-	if (low_end > HIMEM_START)
+	if (low_end > HIMEM_START) {
+		e820_add(map, ACPI_TABLES_START, ACPI_TABLES_END - ACPI_TABLES_START,
+			 E820_TYPE_ACPI);
+		e820_add(map, VMGENID_ADDR, HIMEM_START - VMGENID_ADDR, E820_TYPE_RESERVED);
 		e820_add(map, HIMEM_START, low_end - HIMEM_START, E820_TYPE_RAM);
+	}
 	for (unsigned int i = 1; i < mem->nr_regions; i++)
 		e820_add(map, mem->regions[i].gpa, mem->regions[i].size, E820_TYPE_RAM);
 }
@@ -70,6 +75,7 @@ int pvh_setup(const struct guest_mem *mem, const struct boot_info *bi, char err[
 		.cmdline_paddr = CMDLINE_ADDR,
 		.memmap_paddr = PVH_MEMMAP_ADDR,
 		.memmap_entries = map.nr,
+		.rsdp_paddr = bi->rsdp_addr,
 	};
 	if (bi->initrd_size || bi->dtb_size) {
 		static const char dtb_name[] = "dtb";
@@ -121,6 +127,7 @@ int linux_setup(const struct guest_mem *mem, const struct kernel_image *img,
 	bp->hdr.ramdisk_size = (uint32_t)bi->initrd_size;
 	bp->ext_ramdisk_image = (uint32_t)(bi->initrd_addr >> 32);
 	bp->ext_ramdisk_size = (uint32_t)(bi->initrd_size >> 32);
+	bp->acpi_rsdp_addr = bi->rsdp_addr; /* read by Linux whatever the protocol version */
 
 	if (bi->dtb_size) {
 		if (bp->hdr.version < 0x0209)

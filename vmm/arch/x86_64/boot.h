@@ -65,9 +65,13 @@ int initrd_load(const struct guest_mem *mem, int fd, const struct kernel_image *
 		uint64_t max_addr, uint64_t *addr, uint64_t *size, char err[BOOT_ERR_MAX])
     __attribute__((warn_unused_result));
 
-/* An e820 map for @mem: base RAM, EBDA reserved, RAM from 1 MiB on. */
+/*
+ * An e820 map for @mem: base RAM, EBDA reserved, the ACPI tables (ACPI
+ * data), VMGenID's page and the rest of the BIOS area reserved, RAM from
+ * 1 MiB on.
+ */
 struct e820_map {
-	struct boot_e820_entry entries[8];
+	struct boot_e820_entry entries[10];
 	unsigned int nr;
 };
 void e820_build(const struct guest_mem *mem, struct e820_map *map);
@@ -77,6 +81,7 @@ struct boot_info {
 	const char *cmdline; /* may be NULL */
 	uint64_t initrd_addr, initrd_size;
 	uint64_t dtb_size; /* DTB already written at DTB_ADDR when non-zero */
+	uint64_t rsdp_addr; /* ACPI tables already written when non-zero */
 	unsigned int nr_vcpus;
 };
 
