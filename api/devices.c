@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The API's configuration endpoints: boot source, machine configuration,
- * drives, network interfaces and vsock. VMM thread only.
+ * drives, network interfaces, vsock and entropy. VMM thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -441,5 +441,33 @@ unsigned int put_vsock(struct ctx *c)
 	cfg->vsock.set = true;
 	cfg->vsock.guest_cid = (uint32_t)cid;
 	config_set_str(&cfg->vsock.uds_path, uds);
+	return 204;
+}
+
+/* ---- entropy (virtio-rng) -------------------------------------------------- */
+
+static const struct jfield entropy_schema[] = {
+	{ "rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+unsigned int put_entropy(struct ctx *c)
+{
+	if (api_check(c, entropy_schema, "entropy") < 0)
+		return 400;
+	const json_t *rl = json_object_get(c->body, "rate_limiter");
+	if (rl && rate_limits_valid(c, rl) < 0)
+		return 400;
+	struct limits l = rl ? read_limits(rl) : (struct limits){ 0 };
+	struct vmm_config *cfg = &c->vmm->cfg;
+	cfg->entropy.set = true;
+	cfg->entropy.limits = (struct rng_config){
+		.bw_size = l.bw_size,
+		.bw_burst = l.bw_burst,
+		.bw_refill_ms = l.bw_refill_ms,
+		.ops_size = l.ops_size,
+		.ops_burst = l.ops_burst,
+		.ops_refill_ms = l.ops_refill_ms,
+	};
 	return 204;
 }

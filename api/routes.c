@@ -104,6 +104,29 @@ static json_t *nullable(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* A token bucket as Firecracker's TokenBucket object; null when unlimited. */
+static json_t *bucket_json(uint64_t size, uint64_t burst, uint64_t refill_ms)
+{
+	if (!size)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I}", "size", (json_int_t)size, "one_time_burst",
+			 (json_int_t)burst, "refill_time", (json_int_t)refill_ms);
+}
+
+/* The entropy device as PUT /entropy takes it (EntropyDevice), or null. */
+static json_t *entropy_json(const struct entropy_config *e)
+{
+	if (!e->set)
+		return json_null();
+	const struct rng_config *l = &e->limits;
+	json_t *rl = l->bw_size || l->ops_size
+	    ? json_pack("{s:o, s:o}", "bandwidth",
+			bucket_json(l->bw_size, l->bw_burst, l->bw_refill_ms), "ops",
+			bucket_json(l->ops_size, l->ops_burst, l->ops_refill_ms))
+	    : json_null();
+	return json_pack("{s:o}", "rate_limiter", rl);
+}
+
 json_t *vmm_config_json(const struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
@@ -133,9 +156,9 @@ json_t *vmm_config_json(const struct vmm *vmm)
 	json_t *boot = json_pack("{s:o, s:o, s:o}", "kernel_image_path", nullable(cfg->kernel_path),
 				 "boot_args", nullable(cfg->cmdline), "initrd_path",
 				 nullable(cfg->initrd_path));
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives",
 			 drives, "machine-config", api_machine_json(vmm), "network-interfaces",
-			 nets, "vsock", vsock, "logger",
+			 nets, "vsock", vsock, "entropy", entropy_json(&cfg->entropy), "logger",
 			 json_pack("{s:o}", "log_path", nullable(cfg->log_path)), "metrics",
 			 json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
 }
@@ -298,6 +321,7 @@ static const struct route routes[] = {
 	{ "PUT", "/network-interfaces/", PRE_BOOT, put_net },
 	{ "PATCH", "/network-interfaces/", POST_BOOT, patch_net },
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
+	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
 	{ "PUT", "/logger", ANY, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
@@ -409,10 +433,11 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_len)
 {
 	int r = -1;
-	static const char *const known[] = { "boot-source",    "drives",
-					     "machine-config", "network-interfaces",
-					     "vsock",	       "logger",
-					     "metrics",	       NULL };
+	static const char *const known[] = {
+		"boot-source", "drives",  "machine-config", "network-interfaces",
+		"vsock",       "entropy", "logger",	    "metrics",
+		NULL
+	};
 	const char *key;
 	json_t *v;
 	json_object_foreach(root, key, v)
@@ -460,6 +485,9 @@ int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_le
 	}
 	if ((v = json_object_get(root, "vsock")) &&
 	    config_section(vmm, put_vsock, v, NULL, "vsock", err, err_len) < 0)
+		goto out;
+	if ((v = json_object_get(root, "entropy")) &&
+	    config_section(vmm, put_entropy, v, NULL, "entropy", err, err_len) < 0)
 		goto out;
 	r = 0;
 out:

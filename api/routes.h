@@ -49,6 +49,7 @@ unsigned int patch_drive(struct ctx *c);
 unsigned int put_net(struct ctx *c);
 unsigned int patch_net(struct ctx *c);
 unsigned int put_vsock(struct ctx *c);
+unsigned int put_entropy(struct ctx *c);
 
 /* Snapshots (snapshot.c). */
 unsigned int put_snapshot_create(struct ctx *c);

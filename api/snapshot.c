@@ -62,7 +62,8 @@ static const struct jfield load_schema[] = {
 static bool configured(const struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
-	return cfg->kernel_path || cfg->nr_drives || cfg->nr_nets || cfg->vsock.set;
+	return cfg->kernel_path || cfg->nr_drives || cfg->nr_nets || cfg->vsock.set ||
+	    cfg->entropy.set;
 }
 
 unsigned int put_snapshot_load(struct ctx *c)

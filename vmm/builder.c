@@ -324,6 +324,33 @@ static int add_vsock(struct vmm *vmm, const struct vmm_config *cfg)
 	return 0;
 }
 
+static int add_entropy(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	if (!cfg->entropy.set)
+		return 0;
+	char err[200] = "";
+	struct fdt_mmio_device *d = next_mmio_slot(vmm);
+	if (!d)
+		return EMBER_EXIT_USAGE;
+	vmm->rng = calloc(1, sizeof(*vmm->rng));
+	if (!vmm->rng)
+		return EMBER_EXIT_ERROR;
+	if (virtio_rng_init(vmm->rng, &vmm->vm.mem, &cfg->entropy.limits, err, sizeof(err)) < 0) {
+		log_err("entropy: %s", err);
+		free(vmm->rng);
+		vmm->rng = NULL;
+		return EMBER_EXIT_ERROR;
+	}
+	if (virtio_rng_add_to_loop(vmm->rng, &vmm->loop) < 0 ||
+	    virtio_mmio_attach(&vmm->rng->transport, &vmm->vm, &vmm->loop, d->base, d->irq) < 0) {
+		log_err("entropy: cannot attach the device");
+		return EMBER_EXIT_ERROR;
+	}
+	vmm->nr_mmio_devs++;
+	log_info("entropy: virtio-rng at 0x%llx irq %u", (unsigned long long)d->base, d->irq);
+	return 0;
+}
+
 static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	struct vm *vm = &vmm->vm;
@@ -341,7 +368,9 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	int r = add_drives(vmm, cfg);
 	if (!r)
 		r = add_nets(vmm, cfg);
-	return r ? r : add_vsock(vmm, cfg);
+	if (!r)
+		r = add_vsock(vmm, cfg);
+	return r ? r : add_entropy(vmm, cfg);
 }
 
 /* The VM and its devices, memory anonymous or from a snapshot's file. */

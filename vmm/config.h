@@ -12,6 +12,7 @@
 #include "arch/x86_64/boot.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
+#include "devices/virtio/rng/rng.h"
 #include "log.h"
 
 #define VMM_MAX_DRIVES 16
@@ -33,6 +34,12 @@ struct vsock_config {
 	bool set;
 	uint32_t guest_cid;
 	char *uds_path;
+};
+
+/* The virtio-rng entropy device (PUT /entropy): its rate limits. */
+struct entropy_config {
+	bool set;
+	struct rng_config limits;
 };
 
 /* A drive as the user described it (strings owned by the config). */
@@ -75,6 +82,7 @@ struct vmm_config {
 	struct net_config nets[VMM_MAX_NET];
 	unsigned int nr_nets;
 	struct vsock_config vsock;
+	struct entropy_config entropy;
 	bool smt, track_dirty_pages, huge_pages_2m;
 	enum acpi_mode acpi;
 

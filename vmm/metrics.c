@@ -113,6 +113,22 @@ static json_t *vsock_metrics(const struct vmm *vmm)
 	    "needs_reset", (json_int_t)vmm->vsock->transport.needs_reset_events);
 }
 
+/* Firecracker's `entropy` object (its names), all zeros without the
+ * device, plus ember's needs_reset as for the other devices. */
+static json_t *entropy_metrics(const struct vmm *vmm)
+{
+	static const struct rng_metrics none;
+	const struct rng_metrics *m = vmm->rng ? &vmm->rng->m : &none;
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "activate_fails",
+	    (json_int_t)m->activate_fails, "entropy_event_fails", (json_int_t)m->event_fails,
+	    "entropy_event_count", (json_int_t)m->event_count, "entropy_bytes",
+	    (json_int_t)m->bytes, "host_rng_fails", (json_int_t)m->host_rng_fails,
+	    "entropy_rate_limiter_throttled", (json_int_t)m->throttled, "rate_limiter_event_count",
+	    (json_int_t)m->rate_limiter_events, "needs_reset",
+	    (json_int_t)(vmm->rng ? vmm->rng->transport.needs_reset_events : 0));
+}
+
 static json_t *vcpu_metrics(const struct vmm *vmm)
 {
 	json_t *o = json_object();
@@ -132,17 +148,18 @@ int metrics_flush(struct vmm *vmm)
 		return -ENODEV;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	json_t *line = json_pack(
-	    "{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I}}", "utc_timestamp_ms",
-	    (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id", vmm->cfg.id, "state",
-	    vmm_state_name(vmm->state), "missed_log_count", (json_int_t)log_missed_count(),
-	    "api_server", api_metrics(m), "block", block_metrics(vmm), "net", net_metrics(vmm),
-	    "vsock", vsock_metrics(vmm), "vcpu", vcpu_metrics(vmm), "boot",
-	    "start_to_instance_start_us", (json_int_t)m->start_us, "instance_start_us",
-	    (json_int_t)m->build_us, "first_kvm_run_us",
-	    (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
-			     ? vmm->vm.vcpus[0].first_run_us
-			     : 0));
+	json_t *line =
+	    json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I}}",
+		      "utc_timestamp_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, "id",
+		      vmm->cfg.id, "state", vmm_state_name(vmm->state), "missed_log_count",
+		      (json_int_t)log_missed_count(), "api_server", api_metrics(m), "block",
+		      block_metrics(vmm), "net", net_metrics(vmm), "vsock", vsock_metrics(vmm),
+		      "entropy", entropy_metrics(vmm), "vcpu", vcpu_metrics(vmm), "boot",
+		      "start_to_instance_start_us", (json_int_t)m->start_us, "instance_start_us",
+		      (json_int_t)m->build_us, "first_kvm_run_us",
+		      (json_int_t)(vmm->state != VMM_NOT_STARTED && vmm->vm.vcpus
+				       ? vmm->vm.vcpus[0].first_run_us
+				       : 0));
 	char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	json_decref(line);
 	if (!s)

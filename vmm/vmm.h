@@ -20,6 +20,7 @@
 #include "devices/legacy/legacy.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
+#include "devices/virtio/rng/rng.h"
 #include "devices/virtio/vsock/vsock.h"
 #include "devtree.h"
 #include "event_loop.h"
@@ -54,6 +55,7 @@ struct vmm {
 	struct virtio_net *nets;
 	unsigned int nr_nets;
 	struct virtio_vsock *vsock;
+	struct virtio_rng *rng; /* the entropy device, if configured */
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;

@@ -56,6 +56,8 @@ static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
 		out[n++] = &vmm->nets[i].transport;
 	if (vmm->vsock)
 		out[n++] = &vmm->vsock->transport;
+	if (vmm->rng)
+		out[n++] = &vmm->rng->transport;
 	return n;
 }
 
@@ -427,7 +429,7 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	/* What snapshot_create() writes. A boot-source, logger or metrics
 	 * section would reconfigure this process (open files) on a load. */
 	static const char *const sections[] = { "drives", "machine-config", "network-interfaces",
-						"vsock", NULL };
+						"vsock",  "entropy",	    NULL };
 	const char *key;
 	json_t *v;
 	json_object_foreach(cfg, key, v)
@@ -515,7 +517,8 @@ static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err,
 	    ser->len != sizeof(struct snap_serial))
 		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 			    "the VM or serial state is missing or invalid");
-	unsigned int ndev = vmm->cfg.nr_drives + vmm->cfg.nr_nets + (vmm->cfg.vsock.set ? 1 : 0);
+	unsigned int ndev = vmm->cfg.nr_drives + vmm->cfg.nr_nets + (vmm->cfg.vsock.set ? 1 : 0) +
+	    (vmm->cfg.entropy.set ? 1 : 0);
 	for (unsigned int i = 0; i <= ndev; i++) {
 		s = snap_find(rd, SNAP_VIRTIO, i);
 		if ((i < ndev) != (s && s->len == sizeof(struct virtio_mmio_state)))
