@@ -29,7 +29,7 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net vsock count
+GUEST_NAMES := hello smp crash ring3 blk net vsock count rng
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -94,7 +94,7 @@ FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/li
 $(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/tests/count.o: $(FDT_HEADERS)
+$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/tests/count.o $(BUILD)/guest/tests/rng.o: $(FDT_HEADERS)
 $(BUILD)/guest/count.elf: $(BUILD)/guest/tests/count.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
@@ -102,6 +102,8 @@ $(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio
 $(BUILD)/guest/net.elf: $(BUILD)/guest/tests/net.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
+$(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 
 # bzImage test guest: our own setup header, then a flat 64-bit payload at 1 MiB.
