@@ -29,8 +29,8 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net vsock count rng
-GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage
+GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng
+GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage $(BUILD)/guest/acpi.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -101,6 +101,10 @@ $(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/net.elf: $(BUILD)/guest/tests/net.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
+# The ACPI reader's guest, entered through PVH (.elf) and as a bzImage.
+GUEST_ACPI_OBJS := $(BUILD)/guest/tests/acpi.o $(BUILD)/guest/kit/acpi.o $(BUILD)/guest/kit/acpi_aml.o
+$(BUILD)/guest/acpi.elf: $(GUEST_ACPI_OBJS) $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^))
 $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
@@ -109,10 +113,13 @@ $(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $
 # bzImage test guest: our own setup header, then a flat 64-bit payload at 1 MiB.
 $(BUILD)/guest/bzimage-check.payload.elf: $(BUILD)/guest/tests/bzimage_check.o $(BUILD)/guest/kit/entry64.o $(BUILD)/guest/kit/kit.o $(BUILD)/guest/kit/libc.o guest/kit/bzimage.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/bzimage.ld -o $@ $(filter %.o,$^)
-$(BUILD)/guest/bzimage-check.bzImage: $(BUILD)/guest/bzimage-check.payload.elf scripts/pack-bzimage.py
+$(BUILD)/guest/%.bzImage: $(BUILD)/guest/%.payload.elf scripts/pack-bzimage.py
 	objcopy -O binary $< $@.payload
 	scripts/pack-bzimage.py $@.payload \
 		$$(( 0x$$(nm $< | awk '$$3 == "_end" {print $$1}') - 0x100000 )) $@
+
+$(BUILD)/guest/acpi.payload.elf: $(BUILD)/guest/kit/entry64.o $(GUEST_ACPI_OBJS) $(BUILD)/guest/kit/kit.o $(BUILD)/guest/kit/libc.o guest/kit/bzimage.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/bzimage.ld -o $@ $(filter %.o,$^)
 
 # The ring-3 checksum, built for the host so tests know the expected value.
 $(BUILD)/guest/ring3-checksum-host: guest/tests/ring3_checksum.c guest/tests/ring3_checksum.h
