@@ -57,14 +57,14 @@ enum aml_kind { AML_INT, AML_STR, AML_BUF, AML_PKG, AML_REF };
 
 struct aml_value {
 	enum aml_kind kind;
-	uint64_t i; /* an integer's value; a package's element count */
+	uint64_t i; /* an integer's value; a package's NumElements */
 	const uint8_t *data; /* a string's or buffer's bytes */
 	uint32_t len;
 	unsigned int nr_ints; /* a package's leading integer elements */
 	uint64_t ints[2];
 };
 
-static int fail(struct aml *a, const char *what, const uint8_t *at)
+static int aml_error(struct aml *a, const char *what, const uint8_t *at)
 {
 	if (a->quiet)
 		return -1;
@@ -77,20 +77,20 @@ static int pkg_length(struct aml *a, const uint8_t **pp, const uint8_t *end,
 {
 	const uint8_t *p = *pp;
 	if (p >= end)
-		return fail(a, "truncated PkgLength", p);
+		return aml_error(a, "truncated PkgLength", p);
 	unsigned int extra = p[0] >> 6;
 	uint32_t len = p[0] & 0x3f;
 	if (extra) {
 		if (p[0] & 0x30)
-			return fail(a, "PkgLength reserved bits set", p);
+			return aml_error(a, "PkgLength reserved bits set", p);
 		if ((size_t)(end - p) < 1 + extra)
-			return fail(a, "truncated PkgLength", p);
+			return aml_error(a, "truncated PkgLength", p);
 		len = p[0] & 0x0f;
 		for (unsigned int i = 0; i < extra; i++)
 			len |= (uint32_t)p[1 + i] << (4 + 8 * i);
 	}
 	if (len < 1 + extra || len > (size_t)(end - p))
-		return fail(a, "PkgLength outside its parent", p);
+		return aml_error(a, "PkgLength outside its parent", p);
 	*pp = p + 1 + extra;
 	*body_end = p + len;
 	return 0;
@@ -123,12 +123,12 @@ static int name_string(struct aml *a, const uint8_t **pp, const uint8_t *end,
 	} else {
 		for (; p < end && *p == AML_PARENT; p++) {
 			if (out->n == 0)
-				return fail(a, "^ above the root", p);
+				return aml_error(a, "^ above the root", p);
 			out->n--;
 		}
 	}
 	if (p >= end)
-		return fail(a, "truncated NameString", p);
+		return aml_error(a, "truncated NameString", p);
 	unsigned int segs = 1;
 	if (*p == 0) {
 		segs = 0;
@@ -138,16 +138,16 @@ static int name_string(struct aml *a, const uint8_t **pp, const uint8_t *end,
 		p++;
 	} else if (*p == AML_MULTI_NAME) {
 		if (++p >= end || *p == 0)
-			return fail(a, "bad MultiNamePrefix count", p);
+			return aml_error(a, "bad MultiNamePrefix count", p);
 		segs = *p++;
 	}
 	if ((size_t)(end - p) < 4 * (size_t)segs)
-		return fail(a, "truncated NameString", p);
+		return aml_error(a, "truncated NameString", p);
 	for (unsigned int i = 0; i < segs; i++, p += 4) {
 		if (!seg_valid(p))
-			return fail(a, "bad NameSeg", p);
+			return aml_error(a, "bad NameSeg", p);
 		if (out->n == ACPI_MAX_DEPTH)
-			return fail(a, "name path too deep", p);
+			return aml_error(a, "name path too deep", p);
 		memcpy(out->seg[out->n++], p, 4);
 	}
 	*pp = p;
@@ -184,9 +184,9 @@ static int buffer(struct aml *a, const uint8_t **pp, const uint8_t *end, struct 
 	if (pkg_length(a, &p, end, &body) < 0 || data_object(a, &p, body, &size, depth + 1) < 0)
 		return -1;
 	if (size.kind != AML_INT)
-		return fail(a, "BufferSize is not an integer", p);
+		return aml_error(a, "BufferSize is not an integer", p);
 	if (size.i < (uint64_t)(body - p))
-		return fail(a, "Buffer initializer longer than BufferSize", p);
+		return aml_error(a, "Buffer initializer longer than BufferSize", p);
 	v->kind = AML_BUF;
 	v->data = p;
 	v->len = (uint32_t)(body - p);
@@ -202,20 +202,20 @@ static int package(struct aml *a, const uint8_t **pp, const uint8_t *end, struct
 	if (pkg_length(a, &p, end, &body) < 0)
 		return -1;
 	if (p >= body)
-		return fail(a, "Package without NumElements", p);
-	unsigned int num = *p++;
+		return aml_error(a, "Package without NumElements", p);
+	unsigned int num = *p++, count = 0;
 	v->kind = AML_PKG;
-	while (p < body) {
+	v->i = num;
+	for (; p < body; count++) {
 		struct aml_value e = { .kind = AML_REF };
 		struct aml_path ref;
-		if (v->i == num)
-			return fail(a, "more Package elements than NumElements", p);
+		if (count == num)
+			return aml_error(a, "more Package elements than NumElements", p);
 		if (name_start(*p) ? name_string(a, &p, body, &root, &ref) < 0
 				   : data_object(a, &p, body, &e, depth + 1) < 0)
 			return -1;
-		if (e.kind == AML_INT && v->nr_ints == v->i && v->nr_ints < 2)
+		if (e.kind == AML_INT && v->nr_ints == count && v->nr_ints < 2)
 			v->ints[v->nr_ints++] = e.i;
-		v->i++;
 	}
 	*pp = body;
 	return 0;
@@ -228,9 +228,9 @@ static int data_object(struct aml *a, const uint8_t **pp, const uint8_t *end, st
 	const uint8_t *p = *pp, *s;
 	unsigned int n = 0;
 	if (depth > ACPI_MAX_DEPTH)
-		return fail(a, "data objects nested too deep", p);
+		return aml_error(a, "data objects nested too deep", p);
 	if (p >= end)
-		return fail(a, "truncated data object", p);
+		return aml_error(a, "truncated data object", p);
 	*v = (struct aml_value){ .kind = AML_INT };
 	switch (*p++) {
 	case AML_ZERO:
@@ -256,9 +256,9 @@ static int data_object(struct aml *a, const uint8_t **pp, const uint8_t *end, st
 	case AML_STRING:
 		for (s = p; p < end && *p; p++)
 			if (*p > 0x7f)
-				return fail(a, "non-ASCII String byte", p);
+				return aml_error(a, "non-ASCII String byte", p);
 		if (p >= end)
-			return fail(a, "unterminated String", s);
+			return aml_error(a, "unterminated String", s);
 		v->kind = AML_STR;
 		v->data = s;
 		v->len = (uint32_t)(p - s);
@@ -271,10 +271,10 @@ static int data_object(struct aml *a, const uint8_t **pp, const uint8_t *end, st
 		*pp = p;
 		return package(a, pp, end, v, depth);
 	default:
-		return fail(a, "unsupported data object", p - 1);
+		return aml_error(a, "unsupported data object", p - 1);
 	}
 	if ((size_t)(end - p) < n)
-		return fail(a, "truncated integer", p);
+		return aml_error(a, "truncated integer", p);
 	for (unsigned int i = 0; i < n; i++)
 		v->i |= (uint64_t)p[i] << (8 * i);
 	*pp = p + n;
@@ -295,9 +295,9 @@ static int device_define(struct aml *a, const struct aml_path *path, const uint8
 {
 	struct acpi_info *info = a->info;
 	if (device_at(info, path))
-		return fail(a, "Device defined twice", at);
+		return aml_error(a, "Device defined twice", at);
 	if (info->nr_devices == ACPI_MAX_DEVICES)
-		return fail(a, "too many devices", at);
+		return aml_error(a, "too many devices", at);
 	path_format(path, info->devices[info->nr_devices++].path);
 	return 0;
 }
@@ -318,14 +318,14 @@ static int id_set(struct aml *a, char *dst, const struct aml_value *v, const uin
 {
 	if (v->kind == AML_INT) {
 		if (v->i > 0xffffffffu)
-			return fail(a, "EISA id wider than 32 bits", at);
+			return aml_error(a, "EISA id wider than 32 bits", at);
 		eisa_decode((uint32_t)v->i, dst);
 		return 0;
 	}
 	if (v->kind != AML_STR)
-		return fail(a, "id is neither an integer nor a String", at);
+		return aml_error(a, "id is neither an integer nor a String", at);
 	if (v->len >= sizeof(((struct acpi_device *)0)->hid))
-		return fail(a, "id String too long", at);
+		return aml_error(a, "id String too long", at);
 	memcpy(dst, v->data, v->len);
 	dst[v->len] = 0;
 	return 0;
@@ -337,12 +337,12 @@ static int crs_small(struct aml *a, struct acpi_device *d, const uint8_t *p, uns
 	switch ((p[0] >> 3) & 0xf) {
 	case 0x4: /* IRQ: a 16-bit mask, optional flags */
 		if (n != 2 && n != 3)
-			return fail(a, "bad IRQ descriptor length", p);
+			return aml_error(a, "bad IRQ descriptor length", p);
 		for (uint32_t irq = 0; irq < 16; irq++) {
 			if (!(acpi_rd16(b) & (1u << irq)))
 				continue;
 			if (d->nr_irq == ACPI_MAX_RES)
-				return fail(a, "too many interrupts", p);
+				return aml_error(a, "too many interrupts", p);
 			/* IRQ flags: bit 0 edge, 3 active low, 4 shared; none: edge high. */
 			uint8_t f = n == 3 ? b[2] : 1;
 			d->irq[d->nr_irq++] = (struct acpi_irq){
@@ -353,18 +353,18 @@ static int crs_small(struct aml *a, struct acpi_device *d, const uint8_t *p, uns
 		return 0;
 	case 0x8: /* I/O port range */
 		if (n != 7)
-			return fail(a, "bad I/O descriptor length", p);
+			return aml_error(a, "bad I/O descriptor length", p);
 		if (d->nr_io == ACPI_MAX_RES)
-			return fail(a, "too many I/O ranges", p);
+			return aml_error(a, "too many I/O ranges", p);
 		d->io[d->nr_io].min = acpi_rd16(b + 1);
 		d->io[d->nr_io].max = acpi_rd16(b + 3);
 		d->io[d->nr_io++].len = b[6];
 		return 0;
 	case 0x9: /* fixed I/O port range: 10-bit decode */
 		if (n != 3)
-			return fail(a, "bad fixed I/O descriptor length", p);
+			return aml_error(a, "bad fixed I/O descriptor length", p);
 		if (d->nr_io == ACPI_MAX_RES)
-			return fail(a, "too many I/O ranges", p);
+			return aml_error(a, "too many I/O ranges", p);
 		d->io[d->nr_io].min = d->io[d->nr_io].max = acpi_rd16(b) & 0x3ff;
 		d->io[d->nr_io++].len = b[2];
 		return 0;
@@ -380,19 +380,19 @@ static int crs_large(struct aml *a, struct acpi_device *d, const uint8_t *p, uns
 	case 0x05: /* Memory32: info, min, max, alignment, length */
 	case 0x06: /* Memory32Fixed: info, base, length */
 		if (n != ((p[0] & 0x7f) == 0x05 ? 17u : 9u))
-			return fail(a, "bad Memory32 descriptor length", p);
+			return aml_error(a, "bad Memory32 descriptor length", p);
 		if (d->nr_mem == ACPI_MAX_RES)
-			return fail(a, "too many memory ranges", p);
+			return aml_error(a, "too many memory ranges", p);
 		d->mem[d->nr_mem].writable = b[0] & 1;
 		d->mem[d->nr_mem].base = acpi_rd32(b + 1);
 		d->mem[d->nr_mem++].len = acpi_rd32(b + n - 4);
 		return 0;
 	case 0x09: /* Extended Interrupt: flags, count, count GSIs, source */
 		if (n < 2 || b[1] == 0 || n < 2 + 4u * b[1])
-			return fail(a, "bad Extended Interrupt descriptor length", p);
+			return aml_error(a, "bad Extended Interrupt descriptor length", p);
 		for (unsigned int i = 0; i < b[1]; i++) {
 			if (d->nr_irq == ACPI_MAX_RES)
-				return fail(a, "too many interrupts", p);
+				return aml_error(a, "too many interrupts", p);
 			d->irq[d->nr_irq++] = (struct acpi_irq){
 				.gsi = acpi_rd32(b + 2 + 4 * i),
 				.flags = b[0],
@@ -411,7 +411,7 @@ static int crs_decode(struct aml *a, struct acpi_device *d, const struct aml_val
 {
 	const uint8_t *p = v->data, *end = v->data + v->len;
 	if (d->has_crs)
-		return fail(a, "second _CRS", p);
+		return aml_error(a, "second _CRS", p);
 	d->has_crs = 1;
 	while (p < end) {
 		unsigned int n, hdr = 1;
@@ -419,25 +419,25 @@ static int crs_decode(struct aml *a, struct acpi_device *d, const struct aml_val
 			n = p[0] & 7;
 		} else {
 			if (end - p < 3)
-				return fail(a, "truncated large resource descriptor", p);
+				return aml_error(a, "truncated large resource descriptor", p);
 			n = acpi_rd16(p + 1);
 			hdr = 3;
 		}
 		if ((size_t)(end - p) < hdr + n)
-			return fail(a, "resource descriptor overruns _CRS", p);
+			return aml_error(a, "resource descriptor overruns _CRS", p);
 		if (p[0] == 0x79) { /* End Tag */
 			uint8_t sum = 0;
 			for (const uint8_t *q = v->data; q < p + 2; q++)
 				sum = (uint8_t)(sum + *q);
 			if (p[1] != 0 && sum != 0)
-				return fail(a, "bad resource template checksum", p);
+				return aml_error(a, "bad resource template checksum", p);
 			return 0;
 		}
 		if ((hdr == 1 ? crs_small(a, d, p, n) : crs_large(a, d, p, n)) < 0)
 			return -1;
 		p += hdr + n;
 	}
-	return fail(a, "_CRS without an End Tag", p);
+	return aml_error(a, "_CRS without an End Tag", p);
 }
 
 static int name_define(struct aml *a, const struct aml_path *path, const struct aml_value *v,
@@ -456,7 +456,7 @@ static int name_define(struct aml *a, const struct aml_path *path, const struct 
 		return id_set(a, d->cid, v, at);
 	if (seg_is(seg, "_DDN")) {
 		if (v->kind != AML_STR)
-			return fail(a, "_DDN is not a String", at);
+			return aml_error(a, "_DDN is not a String", at);
 		return id_set(a, d->ddn, v, at);
 	}
 	if (seg_is(seg, "_UID") && v->kind == AML_INT) {
@@ -465,7 +465,7 @@ static int name_define(struct aml *a, const struct aml_path *path, const struct 
 	}
 	if (seg_is(seg, "_CRS")) {
 		if (v->kind != AML_BUF)
-			return fail(a, "_CRS is not a Buffer", at);
+			return aml_error(a, "_CRS is not a Buffer", at);
 		return crs_decode(a, d, v);
 	}
 	if (seg_is(seg, "ADDR") && v->kind == AML_PKG && v->i == 2 && v->nr_ints == 2) {
@@ -518,7 +518,7 @@ static int method_define(struct aml *a, const struct aml_path *path, const uint8
 			 const uint8_t *end)
 {
 	if (p >= end)
-		return fail(a, "Method without MethodFlags", p);
+		return aml_error(a, "Method without MethodFlags", p);
 	struct aml_path parent = *path;
 	parent.n--;
 	struct acpi_device *d = device_at(a->info, &parent);
@@ -538,7 +538,7 @@ static int term_list(struct aml *a, const uint8_t *p, const uint8_t *end,
 		     const struct aml_path *scope, unsigned int depth)
 {
 	if (depth > ACPI_MAX_DEPTH)
-		return fail(a, "terms nested too deep", p);
+		return aml_error(a, "terms nested too deep", p);
 	while (p < end) {
 		const uint8_t *op = p++, *body;
 		struct aml_path path;
@@ -560,7 +560,7 @@ static int term_list(struct aml *a, const uint8_t *p, const uint8_t *end,
 			if (pkg_length(a, &p, end, &body) < 0 ||
 			    name_string(a, &p, body, scope, &path) < 0 || path.n == 0 ||
 			    method_define(a, &path, p, body) < 0)
-				return fail(a, "bad Method", op);
+				return aml_error(a, "bad Method", op);
 			p = body;
 			break;
 		case AML_IF:
@@ -572,7 +572,7 @@ static int term_list(struct aml *a, const uint8_t *p, const uint8_t *end,
 			break;
 		case AML_EXT:
 			if (p >= end)
-				return fail(a, "truncated extended opcode", op);
+				return aml_error(a, "truncated extended opcode", op);
 			switch (*p++) {
 			case AML_EXT_DEVICE:
 				if (pkg_length(a, &p, end, &body) < 0 ||
@@ -590,11 +590,11 @@ static int term_list(struct aml *a, const uint8_t *p, const uint8_t *end,
 				p = body;
 				break;
 			default:
-				return fail(a, "unsupported extended opcode", op);
+				return aml_error(a, "unsupported extended opcode", op);
 			}
 			break;
 		default:
-			return fail(a, "unsupported opcode", op);
+			return aml_error(a, "unsupported opcode", op);
 		}
 	}
 	return 0;
