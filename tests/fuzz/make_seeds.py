@@ -594,9 +594,97 @@ def mmio_seeds():
     return s
 
 
+# ---- fuzz_virtio_rng -----------------------------------------------------------
+R_DESC, R_CHAIN, R_REQ, R_PUBLISH, R_AVAIL, R_FLAGS, R_RECYCLE, R_POKE, R_KICK = (
+    0, 1, 2, 5, 6, 7, 8, 9, 10)
+# The harness switches on op % 12, then bits 7 and 6: each of these is
+# that residue with the bit it needs.
+R_SOURCE = 129  # 9 with bit 7: the stand-in entropy source's behaviour from now on
+R_TIME = 69  # 9 with bit 6: time passes, the rate limiter refills, its timer fires
+R_RESET = 131  # 11 with bit 7: the driver resets and sets the device up again
+R_RESTORE = 71  # 11 with bit 6: snapshot and restore into a fresh device
+R_LIMITED = 1
+
+
+def rng_req(lens, readable=None, publish=True, plus1=False):
+    """op_request: buffers of @lens bytes (under 128, or whole KiB up to 127 KiB;
+    @plus1 adds a byte to the KiB ones), buffer @readable device-readable."""
+    shape = (len(lens) - 1) | (0 if publish else 8) | (0x40 if plus1 else 0)
+    if readable is not None:
+        shape |= 4 | readable << 4
+    out = u8(R_REQ) + u8(shape)
+    for n in lens:
+        assert n < 128 or (n % 1024 == 0 and 0 < n // 1024 < 128), n
+        out += u8(n) if n < 128 else u8(0x80 | n // 1024)
+    return out
+
+
+def rng_source(fail_every=0, short=None, eintr=False):
+    """op_source: fail every Nth call (0-7), return at most 1 + 7 * short bytes."""
+    mode = fail_every | (0x08 if short is not None else 0) | (0x10 if eintr else 0)
+    return u8(mode) + (u8(short) if short is not None else b"")
+
+
+def rng(kind=0, ops=b"", source=None, q=None, feat=None):
+    first = kind | (2 if source is not None else 0)
+    return u8(first) + (source or b"") + (feat or negotiate()) + (q or queue(4)) + ops
+
+
+def rng_seeds():
+    k = u8(R_KICK)
+    s = {}
+    s["one-chain"] = rng(0, rng_req([64]) + k)
+    s["split-chains"] = rng(0, rng_req([1, 100, 127]) + rng_req([4096, 8192]) + k +
+                            rng_req([16, 16, 16, 16]) + k)
+    s["batch"] = rng(0, b"".join(rng_req([1024]) for _ in range(12)) + k, q=queue(4))
+    s["capped"] = rng(0, rng_req([127 * 1024]) + k + rng_req([40 * 1024, 40 * 1024]) + k +
+                      rng_req([64 * 1024], plus1=True) + k)
+    s["readable"] = rng(0, rng_req([64], readable=0) + k + rng_req([64, 64], readable=1) + k +
+                        rng_req([64]) + k)
+    s["zero-length"] = rng(0, rng_req([0]) + k + rng_req([0, 0]) + k + rng_req([0, 8]) + k)
+    s["generic-chain"] = rng(0, chain(R_CHAIN, [(16, False, b"abc", None), (64, True, b"", None)]) +
+                             k + chain(R_CHAIN, [(64, True, b"", None), (16, False, b"x", None)]) + k)
+    s["desc-loop"] = rng(0, desc(R_DESC, 0, NEXT | WRITE, 1, 16) +
+                         desc(R_DESC, 1, NEXT | WRITE, 0, 16) + u8(R_PUBLISH) + u16(0) + k +
+                         rng_req([32]) + k)
+    s["indirect"] = rng(0, desc(R_DESC, 0, INDIRECT | WRITE, 0, 64) + u8(R_PUBLISH) + u16(0) + k)
+    s["next-outside"] = rng(0, desc(R_DESC, 0, NEXT | WRITE, 200, 16) + u8(R_PUBLISH) + u16(0) + k)
+    s["buffers-outside-ram"] = rng(0, desc(R_DESC, 0, WRITE, 0, 512, gpa("edge", 0xF8, 1)) +
+                                   u8(R_PUBLISH) + u16(0) +
+                                   desc(R_DESC, 1, WRITE, 0, 16, gpa("raw", (1 << 64) - 8)) +
+                                   u8(R_PUBLISH) + u16(1) + k)
+    s["avail-runs-ahead"] = rng(0, u8(R_AVAIL) + u16(100) + k)
+    s["head-outside"] = rng(0, u8(R_PUBLISH) + u16(300) + k)
+    s["event-idx"] = rng(0, u8(R_FLAGS) + u8(0) + u16(1) + rng_req([8]) + k + rng_req([8]) + k +
+                         u8(R_FLAGS) + u8(1) + u16(0) + rng_req([8]) + k)
+    s["recycle"] = rng(0, rng_req([8]) + rng_req([8]) + k + u8(R_RECYCLE) + u8(2) + k)
+    s["source-fails"] = rng(0, rng_req([64]) + rng_req([64]) + rng_req([64]) + k,
+                            source=rng_source(fail_every=2))
+    s["source-short-eintr"] = rng(0, rng_req([4096, 100]) + k + u8(R_SOURCE) +
+                                  rng_source(fail_every=3, short=5) + rng_req([1024] * 3) +
+                                  rng_req([100]) + rng_req([64]) + k,
+                                  source=rng_source(short=1, eintr=True))
+    s["rate-limited"] = rng(R_LIMITED, b"".join(rng_req([8192]) for _ in range(8)) + k +
+                            u8(R_TIME) + b"".join(rng_req([64 * 1024]) for _ in range(3)) + k +
+                            u8(R_TIME) + u8(R_TIME) + k)
+    s["restore"] = rng(0, rng_req([64]) + k + rng_req([100]) + u8(R_RESTORE) + rng_req([32]) + k)
+    s["restore-throttled"] = rng(R_LIMITED, b"".join(rng_req([4096]) for _ in range(10)) + k +
+                                 u8(R_RESTORE) + k + u8(R_TIME) + k)
+    s["reset-mid-stream"] = rng(0, rng_req([64]) + u8(R_RESET) + negotiate() + queue(4) +
+                                rng_req([64]) + k)
+    s["queue-not-ready"] = rng(0, rng_req([64]) + k, q=queue(4, ready=False))
+    s["bad-queue-size"] = rng(0, rng_req([64]) + k, q=queue(size=3))
+    s["queue-outside-ram"] = rng(0, k, q=queue(4, hostile=[gpa("ram", 0x10000),
+                                                           gpa("ram", 0x11000),
+                                                           gpa("edge", 0xF0, 1)]))
+    s["no-version-1"] = rng(0, rng_req([64]) + k, feat=negotiate(False))
+    return s
+
+
 TARGETS = {
     "fuzz_virtio_blk": blk_seeds,
     "fuzz_virtio_net": net_seeds,
+    "fuzz_virtio_rng": rng_seeds,
     "fuzz_vsock": vsock_seeds,
     "fuzz_mmio": mmio_seeds,
 }
