@@ -96,8 +96,11 @@ static uint32_t rng_fill(struct virtio_rng *r, const struct virtq_chain *chain, 
 		size_t len = iov[i].iov_len < want - done ? iov[i].iov_len : want - done;
 		while (len) {
 			/* Straight into guest memory (checked by virtq_pop). getrandom
-			 * may return less than asked for, or EINTR, above 256 bytes. */
-			ssize_t n = r->source(p, len, 0);
+			 * may return less than asked for, or EINTR, above 256 bytes;
+			 * GRND_NONBLOCK: a host whose pool is not yet initialised
+			 * (early boot) fails the chain rather than stall the VMM
+			 * thread. */
+			ssize_t n = r->source(p, len, GRND_NONBLOCK);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0 || (size_t)n > len) {

@@ -3,8 +3,8 @@
  * virtio-rng, the entropy device (virtio 1.2, 5.4): one queue, "requestq",
  * no configuration space and no device features. The driver posts
  * device-writable buffers; the device fills them with bytes from the
- * host's getrandom(2) and returns each chain with the number of bytes
- * written. At most RNG_MAX_CHAIN_BYTES per chain, as in Firecracker, so a
+ * host's getrandom(2) (GRND_NONBLOCK: the VMM thread never waits for the
+ * host's pool) and returns each chain with the number of bytes written. At most RNG_MAX_CHAIN_BYTES per chain, as in Firecracker, so a
  * chain whose descriptors claim gigabytes (or overlap) costs the host no
  * more than that. A token-bucket rate limiter (bytes and chains) holds the
  * guest to a budget: a chain it refuses stays on the ring until the
