@@ -145,6 +145,7 @@ static int load_guest_with(struct vmm *vmm, const char *cmdline)
 			return EMBER_EXIT_ERROR;
 		}
 		bi.rsdp_addr = RSDP_ADDR;
+		vmm->vmgenid = true;
 	}
 	r = pvh ? pvh_setup(&vm->mem, &bi, err) : linux_setup(&vm->mem, &img, &bi, err);
 	if (r < 0) {

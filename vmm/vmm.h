@@ -65,6 +65,9 @@ struct vmm {
 	/* A snapshot this VM's memory can be diffed against exists: a Full one
 	 * was taken, or the VM was loaded from one. */
 	bool has_snapshot_base;
+	/* The guest has ACPI tables with a VMGenID device (at VMGENID_ADDR,
+	 * notified on GED_IRQ): a restore gives it a new generation ID. */
+	bool vmgenid;
 	struct uffd_server *uffd; /* memory served by userfaultfd, after a Uffd load */
 };
 

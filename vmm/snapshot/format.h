@@ -32,6 +32,14 @@ enum snap_tag {
 	SNAP_VM, /* struct snap_vm_state: PIC, IOAPIC, PIT, kvmclock */
 	SNAP_SERIAL, /* struct snap_serial */
 	SNAP_VIRTIO, /* one per virtio-mmio device, instance = its index */
+	SNAP_VMGENID, /* struct snap_vmgenid, when the VM has ACPI tables */
+};
+
+/* Where the VM's generation ID lives and which GSI announces a new one. */
+struct snap_vmgenid {
+	uint64_t addr;
+	uint32_t gsi;
+	uint32_t reserved;
 };
 
 struct snap_section {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "acpi/acpi.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "kvm_state.h"
@@ -325,6 +326,10 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	struct snap_serial ss;
 	snap_save_serial(&vmm->serial, &ss);
 	snap_writer_add(&w, SNAP_SERIAL, 0, &ss, sizeof(ss));
+	if (vmm->vmgenid) {
+		const struct snap_vmgenid g = { .addr = VMGENID_ADDR, .gsi = GED_IRQ };
+		snap_writer_add(&w, SNAP_VMGENID, 0, &g, sizeof(g));
+	}
 	struct virtio_mmio *ts[VIRTIO_MAX_DEVICES];
 	unsigned int nt = transports(vmm, ts);
 	for (unsigned int i = 0; i < nt; i++) {
@@ -528,6 +533,33 @@ static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err,
 	return 0;
 }
 
+/*
+ * Every clone of a snapshot gets its own generation ID before its vCPUs
+ * run, and the Generic Event Device's interrupt tells the guest (Linux's
+ * vmgenid driver then reseeds its RNG). The edge waits in the restored
+ * IOAPIC until a vCPU takes it.
+ */
+static int restore_vmgenid(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
+{
+	struct snap_vmgenid g;
+	if (!snap_find(rd, SNAP_VMGENID, 0))
+		return 0;
+	if (snap_get(rd, SNAP_VMGENID, 0, &g, sizeof(g)) < 0 || g.addr != VMGENID_ADDR ||
+	    g.gsi != GED_IRQ || g.reserved)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "the snapshot's VMGenID section is invalid (this ember keeps the "
+			    "generation ID at 0x%llx, notified on GSI %d)",
+			    (unsigned long long)VMGENID_ADDR, GED_IRQ);
+	int r = vmgenid_update(&vmm->vm.mem);
+	if (r == 0)
+		r = vm_irq_pulse(&vmm->vm, GED_IRQ);
+	if (r < 0)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "cannot give the VM a new generation ID: %s", strerror(-r));
+	vmm->vmgenid = true;
+	return 0;
+}
+
 static int restore_all(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
 {
 	struct vm *vm = &vmm->vm;
@@ -556,7 +588,7 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, char *err,
 			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 				    "cannot restore vCPU %u: %s: %s", i, why, strerror(errno));
 	}
-	return 0;
+	return restore_vmgenid(vmm, rd, err, err_len);
 }
 
 int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, size_t err_len)
