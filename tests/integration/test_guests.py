@@ -121,7 +121,9 @@ def test_bzimage_guest_gets_a_correct_zero_page(ember, guest, tmp_path):
     assert "bzimage: header=0x53726448 loader=0xff" in out
     assert f"cmdline: {cmdline}\n" in out
     assert re.findall(r"e820: (0x[0-9a-f]+) (0x[0-9a-f]+) (\d)", out) == [
-        ("0x0", "0x9fc00", "1"), ("0x9fc00", "0x400", "2"), ("0x100000", "0xff00000", "1")]
+        ("0x0", "0x9fc00", "1"), ("0x9fc00", "0x400", "2"),
+        ("0xe0000", "0x10000", "3"), ("0xf0000", "0x10000", "2"),  # ACPI tables, VMGenID
+        ("0x100000", "0xff00000", "1")]
     m = re.search(r"initrd: addr=(0x[0-9a-f]+) size=(\d+) sum=(0x[0-9a-f]+)", out)
     assert m, out
     addr, size, got = int(m.group(1), 16), int(m.group(2)), int(m.group(3), 16)

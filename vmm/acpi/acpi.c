@@ -329,8 +329,9 @@ static int build_fadt(struct cursor *c, uint64_t dsdt, uint64_t *gpa)
 
 /*
  * One enabled local APIC per vCPU (APIC id = vCPU index, as the MP table and
- * KVM have it), the IOAPIC with its id after the last CPU's, and LINT1 as
- * NMI on every CPU. ISA IRQs reach IOAPIC pins of the same number (KVM's
+ * KVM have it), the IOAPIC with the id its register reads (KVM's in-kernel
+ * IOAPIC resets to 0; local and I/O APIC ids are separate name spaces on
+ * xAPIC systems), and LINT1 as NMI on every CPU. ISA IRQs reach IOAPIC pins of the same number (KVM's
  * default routing), which is what an OS assumes without interrupt source
  * overrides, so there are none.
  */
@@ -356,7 +357,7 @@ static int build_madt(struct cursor *c, const struct acpi_params *p, uint64_t *g
 	*(struct madt_ioapic *)e = (struct madt_ioapic){
 		.type = MADT_IOAPIC,
 		.length = sizeof(struct madt_ioapic),
-		.ioapic_id = (uint8_t)p->nr_vcpus,
+		.ioapic_id = 0,
 		.address = (uint32_t)IOAPIC_ADDR,
 	};
 	e += sizeof(struct madt_ioapic);
