@@ -4,6 +4,7 @@
  * back running, and every field a tampered state file can get wrong is
  * refused before the device starts.
  */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +47,39 @@ static void saved_state_comes_back(void **state)
 	assert_true(saved.status & VIRTIO_STATUS_DRIVER_OK);
 	assert_int_equal(saved.q[0].last_avail, saved.q[0].used_idx);
 	assert_int_equal(try_restore(&saved, &why), 0);
+}
+
+static bool notified(const struct virtio_mmio *t, unsigned int q)
+{
+	struct pollfd p = { .fd = t->notify_fds[q], .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Buffers the driver published (and notified the old process about) must
+ * not wait for a notification that will never come again: restore replays
+ * it for each queue with pending chains, and only for those.
+ */
+static void restore_replays_pending_notifications(void **state)
+{
+	(void)state;
+	struct fake_vsock *e = fvs_new();
+	assert_non_null(e);
+	fvs_post_rx(e, 4);
+	struct virtio_mmio_state st;
+	virtio_mmio_save(&e->v.transport, &st);
+	/* The same memory under a reset transport with nothing notified. */
+	fq_reg_write(&e->v.transport, 0x070, 0);
+	uint64_t v;
+	for (unsigned int q = 0; q < 3; q++)
+		while (read(e->v.transport.notify_fds[q], &v, sizeof(v)) == sizeof(v))
+			;
+	const char *why = "";
+	assert_int_equal(virtio_mmio_restore(&e->v.transport, &st, &why), 0);
+	assert_true(notified(&e->v.transport, 0)); /* RX: 4 buffers pending */
+	assert_false(notified(&e->v.transport, 1)); /* TX: nothing */
+	assert_false(notified(&e->v.transport, 2)); /* events: nothing */
+	fvs_free(e);
 }
 
 struct tamper {
@@ -140,6 +174,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(saved_state_comes_back),
 		cmocka_unit_test(tampered_states_are_refused),
+		cmocka_unit_test(restore_replays_pending_notifications),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -495,6 +495,20 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 		*why = "the device could not start";
 		r = -EIO;
 	}
+	/*
+	 * Chains the driver published but the device never took (it was
+	 * throttled, or their notification was still unread when the snapshot
+	 * was taken) would wait for a notification the driver already sent to
+	 * the old process: replay it, to be served on the VMM thread.
+	 */
+	for (unsigned int i = 0; i < t->ops->num_queues && r == 0 && running; i++) {
+		if (t->queues[i].cfg.ready && virtq_pending(&t->queues[i]) &&
+		    t->notify_fds[i] >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(t->notify_fds[i], &one, sizeof(one));
+			(void)w; /* a full counter is a notification already */
+		}
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }

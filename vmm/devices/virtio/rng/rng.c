@@ -43,14 +43,8 @@ static int rng_activate(void *dev, uint64_t acked)
 		r->m.activate_fails++;
 		return -EINVAL;
 	}
-	/* Chains already on the ring (a VM restored from a snapshot, whose
-	 * driver notified the old process) are served on the VMM thread, as a
-	 * notification would be: this may run on a vCPU thread. */
-	if (virtq_pending(&r->queue)) {
-		uint64_t one = 1;
-		ssize_t w = write(r->transport.notify_fds[0], &one, sizeof(one));
-		(void)w;
-	}
+	/* Chains already on the ring of a restored VM: virtio_mmio_restore()
+	 * replays their notification. */
 	return 0;
 }
 
