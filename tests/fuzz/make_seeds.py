@@ -97,8 +97,8 @@ def chain(op, segs, publish=True):
 B_DESC, B_CHAIN, B_REQ, B_PUBLISH, B_AVAIL, B_FLAGS, B_RECYCLE, B_POKE, B_KICK = (
     0, 1, 2, 5, 6, 7, 8, 9, 10)
 B_RESET = 131  # 11 (mod 12) with bit 7: kick without waiting, then reset
-B_SHRINK = 9 | 0x80  # the backing file shrinks (u16: new size)
-B_TIME = 9 | 0x40  # time passes: the rate limiter refills, its timer fires
+B_SHRINK = 129  # 9 (mod 12) with bit 7: the backing file shrinks (u16: new size)
+B_TIME = 69  # 9 (mod 12) with bit 6, not 7: time passes: the rate limiter refills, its timer fires
 B_LIMITED = 8  # the rate-limited drive
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 2, 3  # index into the harness's types[]
 
