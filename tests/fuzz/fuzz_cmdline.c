@@ -5,7 +5,9 @@
  * line, root= for the root drive, a virtio_mmio.device= entry per device),
  * the initrd's placement (initrd_load()), the device tree (fdt_build()),
  * then the PVH start info or the Linux zero page with the command line
- * under the boot protocol's limit, and the MP table. Everything comes from
+ * under the boot protocol's limit, the ACPI tables (checked table by table
+ * through the RSDP the boot structures point to) and the MP table, as the
+ * --no-acpi / --acpi-only flags ask. Everything comes from
  * the input: a fixed header (struct params), then NUL-separated strings:
  * the user's command line and one partuuid per drive (empty: none).
  *
@@ -22,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "acpi/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "fake_mem.h"
 #include "fuzz.h"
@@ -53,6 +56,8 @@ struct params {
 #define FLAG_BZIMAGE 1
 #define FLAG_PVH 2
 #define FLAG_NO_DTB 4
+#define FLAG_NO_ACPI 8
+#define FLAG_ACPI_ONLY 16
 
 static struct guest_mem mems[NR_MEMS];
 static struct vmm vmm;
@@ -100,6 +105,72 @@ static void check_written(const struct guest_mem *mem, const char *cmdline, uint
 		fail("the command line in guest memory is not the one built, or too long", cmdline);
 }
 
+/* --acpi-only: the default line, less exactly its one entry per device. */
+static void check_acpi_only(const char *cmdline, const char *user)
+{
+	vmm.cfg.acpi = ACPI_WITH_LEGACY;
+	char *full = vmm_guest_cmdline(&vmm, *user ? user : NULL);
+	vmm.cfg.acpi = ACPI_ONLY;
+	if (!full)
+		abort();
+	size_t n = strlen(cmdline);
+	unsigned int entries = 0;
+	for (const char *p = full + n; (p = strstr(p, "virtio_mmio.device=")); p++)
+		entries++;
+	if (strncmp(full, cmdline, n) != 0 || entries != vmm.nr_mmio_devs)
+		fail("--acpi-only left a virtio_mmio.device= entry or changed the line", cmdline);
+	free(full);
+}
+
+/* A table at @gpa: whole inside the ACPI area, its checksum right. */
+static void check_table(const struct guest_mem *mem, uint64_t gpa, const char *cmdline)
+{
+	const uint8_t *h = guest_mem_ptr(mem, gpa, 36);
+	uint32_t len;
+	if (!h || gpa < ACPI_TABLES_START)
+		fail("an ACPI table outside the ACPI area", cmdline);
+	memcpy(&len, h + 4, 4);
+	if (len < 36 || gpa + len > ACPI_TABLES_END || acpi_checksum(h, len) != 0)
+		fail("an ACPI table with a bad length or checksum", cmdline);
+}
+
+/* The boot structures point at the RSDP, and every table it leads to is sound. */
+static void check_acpi(const struct guest_mem *mem, bool pvh, uint64_t rsdp_addr,
+		       const char *cmdline)
+{
+	uint64_t told;
+	if (pvh) {
+		const struct hvm_start_info *si = guest_mem_ptr(mem, PVH_INFO_ADDR, sizeof(*si));
+		told = si->rsdp_paddr;
+	} else {
+		const struct boot_params *bp = guest_mem_ptr(mem, ZERO_PAGE_ADDR, sizeof(*bp));
+		told = bp->acpi_rsdp_addr;
+	}
+	if (told != rsdp_addr)
+		fail("the boot structures do not give the RSDP's address", cmdline);
+	if (!rsdp_addr)
+		return;
+	const uint8_t *rsdp = guest_mem_ptr(mem, rsdp_addr, 36);
+	if (memcmp(rsdp, "RSD PTR ", 8) || acpi_checksum(rsdp, 20) || acpi_checksum(rsdp, 36))
+		fail("a bad RSDP", cmdline);
+	uint64_t xsdt;
+	memcpy(&xsdt, rsdp + 24, 8);
+	check_table(mem, xsdt, cmdline);
+	const uint8_t *x = guest_mem_ptr(mem, xsdt, 36);
+	uint32_t xlen;
+	memcpy(&xlen, x + 4, 4);
+	for (uint32_t off = 36; off + 8 <= xlen; off += 8) {
+		uint64_t t;
+		memcpy(&t, guest_mem_ptr(mem, xsdt + off, 8), 8);
+		check_table(mem, t, cmdline);
+		if (memcmp(guest_mem_ptr(mem, t, 4), "FACP", 4) == 0) {
+			uint64_t dsdt;
+			memcpy(&dsdt, guest_mem_ptr(mem, t + 140, 8), 8);
+			check_table(mem, dsdt, cmdline);
+		}
+	}
+}
+
 static void run(const struct params *pa, char *strs, const char *end)
 {
 	const struct guest_mem *mem = &mems[pa->mem % NR_MEMS];
@@ -123,11 +194,16 @@ static void run(const struct params *pa, char *strs, const char *end)
 			.size = VIRTIO_MMIO_SIZE,
 			.irq = VIRTIO_IRQ_BASE + i,
 		};
+	vmm.cfg.acpi = pa->flags & FLAG_NO_ACPI ? ACPI_OFF
+	    : pa->flags & FLAG_ACPI_ONLY	? ACPI_ONLY
+						: ACPI_WITH_LEGACY;
 	char *cmdline = vmm_guest_cmdline(&vmm, *user ? user : NULL);
 	if (!cmdline)
 		abort();
 	if (strncmp(cmdline, user, strlen(user)) != 0)
 		fail("the user's command line is not at the start", cmdline);
+	if (vmm.cfg.acpi == ACPI_ONLY)
+		check_acpi_only(cmdline, user);
 
 	struct kernel_image img = {
 		.format = pa->flags & FLAG_BZIMAGE ? KERNEL_BZIMAGE : KERNEL_ELF,
@@ -170,17 +246,27 @@ static void run(const struct params *pa, char *strs, const char *end)
 		bi.dtb_size = len > 0 ? (uint64_t)len : 0;
 	}
 
+	if (vmm.cfg.acpi != ACPI_OFF) {
+		struct acpi_params ap = { .nr_vcpus = bi.nr_vcpus,
+					  .devices = vmm.mmio_devs,
+					  .nr_devices = vmm.nr_mmio_devs };
+		if (acpi_setup(mem, &ap) < 0)
+			fail("no ACPI tables for a VM shape the API accepts", cmdline);
+		bi.rsdp_addr = RSDP_ADDR;
+	}
+
 	/* PVH takes Linux's x86 limit; the zero page a bzImage's cmdline_size. */
 	uint64_t limit = CMDLINE_MAX;
 	if (!(pa->flags & FLAG_PVH) && img.format == KERNEL_BZIMAGE && img.hdr.cmdline_size &&
 	    img.hdr.cmdline_size + 1ull < limit)
 		limit = img.hdr.cmdline_size + 1ull;
 	int r = pa->flags & FLAG_PVH ? pvh_setup(mem, &bi, err) : linux_setup(mem, &img, &bi, err);
-	if (r == 0)
+	if (r == 0) {
 		check_written(mem, cmdline, limit);
-	else if (r == -E2BIG && strlen(cmdline) + 1 <= limit)
+		check_acpi(mem, pa->flags & FLAG_PVH, bi.rsdp_addr, cmdline);
+	} else if (r == -E2BIG && strlen(cmdline) + 1 <= limit)
 		fail("a command line within the limit was refused", cmdline);
-	if (mptable_setup(mem, bi.nr_vcpus) < 0)
+	if (vmm.cfg.acpi != ACPI_ONLY && mptable_setup(mem, bi.nr_vcpus) < 0)
 		fail("no MP table for a vCPU count the API accepts", cmdline);
 	free(cmdline);
 }
