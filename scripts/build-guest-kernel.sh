@@ -9,24 +9,29 @@
 #
 #   --no-patches   build without the patches (for real VMX/SVM hosts, which
 #                  do not need them; ember itself never depends on them)
+#   --acpi         the kernel Firecracker recommends: kernel-acpi.config on
+#                  top of kernel.config (ACPI on; MP table and command-line
+#                  virtio devices off; VMGenID, virtio-rng)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-fragment="$top/resources/guest/kernel.config"
+fragments=("$top/resources/guest/kernel.config")
 tarball=/usr/src/linux-source-6.1.tar.xz
 cache=${EMBER_CACHE:-/var/cache/ember}
 
 patches=("$top"/resources/guest/patches/*.patch)
-case "${1:-}" in
---no-patches) patches=() ;;
-"") ;;
-*) echo "usage: $0 [--no-patches]" >&2; exit 2 ;;
-esac
+for arg in "$@"; do
+	case "$arg" in
+	--no-patches) patches=() ;;
+	--acpi) fragments+=("$top/resources/guest/kernel-acpi.config") ;;
+	*) echo "usage: $0 [--no-patches] [--acpi]" >&2; exit 2 ;;
+	esac
+done
 
 [ -f "$tarball" ] || { echo "build-guest-kernel: $tarball missing (apt-get install linux-source-6.1)" >&2; exit 1; }
 
-key=$(cat "$fragment" "$0" ${patches[@]+"${patches[@]}"} <(stat -c '%s %Y' "$tarball") \
-	<(echo "patches:${#patches[@]}") | sha256sum | cut -c1-16)
+key=$(cat "${fragments[@]}" "$0" ${patches[@]+"${patches[@]}"} <(stat -c '%s %Y' "$tarball") \
+	<(echo "patches:${#patches[@]} fragments:${#fragments[@]}") | sha256sum | cut -c1-16)
 out="$cache/kernel/$key"
 if [ -f "$out/vmlinux" ]; then
 	echo "$out/vmlinux"
@@ -42,17 +47,18 @@ for p in ${patches[@]+"${patches[@]}"}; do
 	patch -s -p1 -d "$src" <"$p" || { echo "build-guest-kernel: $p does not apply" >&2; exit 1; }
 done
 make -C "$src" -s ARCH=x86_64 tinyconfig >&2
-"$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" "$fragment" >&2
+"$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" "${fragments[@]}" >&2
 make -C "$src" -s ARCH=x86_64 olddefconfig >&2
-# Every option the fragment asks for must have survived olddefconfig.
+# Every option the fragments ask for must have survived olddefconfig; where
+# two fragments name the same option, the later one's value is the request.
 missing=0
 while IFS= read -r line; do
 	case "$line" in
 	CONFIG_*=n) opt=${line%%=*}; grep -q "^$opt=" "$src/.config" && { echo "still set: $opt" >&2; missing=1; } ;;
 	CONFIG_*=*) grep -qx "$line" "$src/.config" || { echo "not applied: $line" >&2; missing=1; } ;;
 	esac
-done <"$fragment"
-[ "$missing" = 0 ] || { echo "build-guest-kernel: config fragment not fully applied" >&2; exit 1; }
+done < <(grep -h '^CONFIG_' "${fragments[@]}" | tac | awk -F= '!seen[$1]++')
+[ "$missing" = 0 ] || { echo "build-guest-kernel: config fragments not fully applied" >&2; exit 1; }
 make -C "$src" -s ARCH=x86_64 -j"$(nproc)" vmlinux >&2
 mkdir -p "$out"
 strip -o "$out/vmlinux.tmp" "$src/vmlinux"

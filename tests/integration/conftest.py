@@ -114,6 +114,19 @@ def vmlinux():
     return Path(path)
 
 
+@pytest.fixture(scope="session")
+def vmlinux_acpi():
+    """The guest kernel built Firecracker's way (`build-guest-kernel.sh
+    --acpi`: ACPI on, no MP table parser, no command-line virtio devices)."""
+    path = os.environ.get("EMBER_VMLINUX_ACPI")
+    if not path:
+        out = subprocess.run([str(ROOT / "scripts/build-guest-kernel.sh"), "--acpi"], check=True,
+                             capture_output=True, text=True)
+        path = out.stdout.strip().splitlines()[-1]
+    assert os.path.exists(path), f"guest kernel {path} missing"
+    return Path(path)
+
+
 def run_ember(ember, *args, timeout=60, input=None):
     """Run ember to completion; returns CompletedProcess with text output."""
     return subprocess.run([str(ember), *map(str, args)], capture_output=True, text=True,
