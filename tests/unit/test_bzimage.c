@@ -85,9 +85,9 @@ static void synthetic_bzimage_loads_at_1m(void **state)
 	assert_string_equal((const char *)guest_mem_ptr(&mem, CMDLINE_ADDR, 14), "console=ttyS0");
 	assert_int_equal(bp->hdr.ramdisk_image, 0x800000);
 	assert_int_equal(bp->hdr.ramdisk_size, 1234);
-	assert_int_equal(bp->e820_entries, 3);
-	assert_int_equal(bp->e820_table[2].addr, HIMEM_START);
-	assert_int_equal(bp->e820_table[2].size, 16 * MiB - HIMEM_START);
+	assert_int_equal(bp->e820_entries, 5); /* base, EBDA, ACPI, VMGenID, high */
+	assert_int_equal(bp->e820_table[4].addr, HIMEM_START);
+	assert_int_equal(bp->e820_table[4].size, 16 * MiB - HIMEM_START);
 
 	/* The header's cmdline_size (255) bounds the command line. */
 	char longline[300];
