@@ -206,7 +206,7 @@ static void dsdt_legacy(struct aml *a)
 	aml_res_end(&ps2);
 	dsdt_device(a, "PS2_", "PNP0303", true, 0, &ps2);
 	if (com1.overflow || ps2.overflow)
-		a->err = a->err ? a->err : -E2BIG;
+		aml_fail(a, -E2BIG);
 }
 
 /*
@@ -219,7 +219,7 @@ static void dsdt_virtio(struct aml *a, const struct acpi_params *p)
 	for (unsigned int i = 0; i < p->nr_devices; i++) {
 		const struct fdt_mmio_device *d = &p->devices[i];
 		if (d->base > UINT32_MAX || d->size > UINT32_MAX - d->base) {
-			a->err = a->err ? a->err : -EINVAL;
+			aml_fail(a, -EINVAL);
 			return;
 		}
 		char name[5];

@@ -23,8 +23,6 @@ enum {
 	AML_DUAL_NAME = 0x2e,
 	AML_MULTI_NAME = 0x2f,
 	AML_EXT = 0x5b,
-	AML_ROOT = 0x5c, /* '\' */
-	AML_PARENT = 0x5e, /* '^' */
 	AML_ARG0 = 0x68,
 	AML_NOTIFY = 0x86,
 	AML_LEQUAL = 0x93,
@@ -36,7 +34,7 @@ enum {
 #define PKG_MAX 0x0fffffffu
 #define NAME_SEGS_MAX 255
 
-static void fail(struct aml *a, int err)
+void aml_fail(struct aml *a, int err)
 {
 	if (!a->err)
 		a->err = err;
@@ -53,7 +51,7 @@ static bool reserve(struct aml *a, size_t n)
 		cap *= 2;
 	uint8_t *p = realloc(a->buf, cap);
 	if (!p) {
-		fail(a, -ENOMEM);
+		aml_fail(a, -ENOMEM);
 		return false;
 	}
 	a->buf = p;
@@ -112,30 +110,30 @@ void aml_path(struct aml *a, const char *path)
 	unsigned int n = 0;
 	while (*p) {
 		if (n == NAME_SEGS_MAX) {
-			fail(a, -EINVAL);
+			aml_fail(a, -EINVAL);
 			return;
 		}
 		unsigned int i = 0;
 		for (; i < 4 && *p && *p != '.'; i++, p++) {
 			if (!seg_char(*p, i == 0)) {
-				fail(a, -EINVAL);
+				aml_fail(a, -EINVAL);
 				return;
 			}
 			segs[n][i] = (uint8_t)*p;
 		}
 		if (i == 0 || (*p && *p != '.')) {
-			fail(a, -EINVAL);
+			aml_fail(a, -EINVAL);
 			return;
 		}
 		memset(&segs[n][i], '_', 4 - i);
 		n++;
 		if (*p == '.' && !*++p) {
-			fail(a, -EINVAL);
+			aml_fail(a, -EINVAL);
 			return;
 		}
 	}
 	if (n == 0 && prefix == 0) {
-		fail(a, -EINVAL);
+		aml_fail(a, -EINVAL);
 		return;
 	}
 	emit(a, path, prefix);
@@ -162,7 +160,7 @@ void aml_close(struct aml *a, size_t mark)
 	if (a->err)
 		return;
 	if (mark > a->len) {
-		fail(a, -EINVAL);
+		aml_fail(a, -EINVAL);
 		return;
 	}
 	/* One byte holds 6 bits; each further byte adds 8 to a 4-bit lead. */
@@ -172,7 +170,7 @@ void aml_close(struct aml *a, size_t mark)
 	while (n <= 4 && body + n > max[n - 1])
 		n++;
 	if (n > 4) {
-		fail(a, -E2BIG);
+		aml_fail(a, -E2BIG);
 		return;
 	}
 	uint32_t total = (uint32_t)(body + n);
@@ -211,7 +209,7 @@ size_t aml_method(struct aml *a, const char *name, unsigned int nargs, bool seri
 {
 	static const uint8_t op[] = { AML_METHOD };
 	if (nargs > 7)
-		fail(a, -EINVAL);
+		aml_fail(a, -EINVAL);
 	size_t m = open_pkg(a, op, sizeof(op));
 	aml_path(a, name);
 	emit_byte(a, (uint8_t)((nargs & 7) | (serialized ? 0x08 : 0)));
@@ -228,7 +226,7 @@ size_t aml_package(struct aml *a, unsigned int n)
 {
 	static const uint8_t op[] = { AML_PACKAGE };
 	if (n > 0xff)
-		fail(a, -E2BIG);
+		aml_fail(a, -E2BIG);
 	size_t m = open_pkg(a, op, sizeof(op));
 	emit_byte(a, (uint8_t)n);
 	return m;
@@ -269,7 +267,7 @@ void aml_string(struct aml *a, const char *s)
 {
 	for (const char *p = s; *p; p++) {
 		if (*p < 0x20 || *p > 0x7e) {
-			fail(a, -EINVAL);
+			aml_fail(a, -EINVAL);
 			return;
 		}
 	}
@@ -310,7 +308,7 @@ void aml_eisaid(struct aml *a, const char *id)
 {
 	uint32_t v = aml_eisaid_value(id);
 	if (!v) {
-		fail(a, -EINVAL);
+		aml_fail(a, -EINVAL);
 		return;
 	}
 	emit_byte(a, AML_DWORD); /* always a DWord, as ASL compilers emit it */
@@ -329,7 +327,7 @@ void aml_buffer(struct aml *a, const void *data, size_t len)
 void aml_arg(struct aml *a, unsigned int n)
 {
 	if (n > 6) {
-		fail(a, -EINVAL);
+		aml_fail(a, -EINVAL);
 		return;
 	}
 	emit_byte(a, (uint8_t)(AML_ARG0 + n));

@@ -31,6 +31,8 @@ struct aml {
 
 void aml_init(struct aml *a);
 void aml_free(struct aml *a);
+/* Latch @err (a negative errno) unless an earlier error is already there. */
+void aml_fail(struct aml *a, int err);
 
 /* Objects that hold others: each returns a mark for aml_close(). */
 size_t aml_scope(struct aml *a, const char *path);
