@@ -77,6 +77,10 @@ struct vmm_config {
 	enum log_level log_level;
 	uint64_t start_time_us; /* 0: take it at start-up */
 	bool start_time_given;
+	/* Firecracker's jailer passes the CPU time it had used when it exec'd
+	 * us (--start-time-cpu-us) and its parent's (--parent-cpu-time-us). */
+	uint64_t start_time_cpu_us, parent_cpu_time_us;
+	bool start_time_cpu_given;
 	struct drive_config drives[VMM_MAX_DRIVES];
 	unsigned int nr_drives;
 	struct net_config nets[VMM_MAX_NET];
@@ -88,6 +92,9 @@ struct vmm_config {
 
 	/* Process-level settings. */
 	char *api_sock;
+	/* --http-api-max-payload-size: largest request body, bytes (0: the
+	 * default, API_MAX_BODY). */
+	uint64_t api_max_payload;
 	char *config_file;
 	bool no_api;
 	char *restore_path, *restore_mem; /* --restore STATE --mem FILE */

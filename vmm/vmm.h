@@ -40,6 +40,10 @@ struct vmm_metrics {
 	unsigned int api_latency_n;
 	uint64_t start_us; /* process start to vmm_start() */
 	uint64_t build_us; /* vmm_start(): VM built and running */
+	/* Firecracker's api_server.process_startup_time_us and _cpu_us: from
+	 * the launcher's --start-time-us / --start-time-cpu-us (plus
+	 * --parent-cpu-time-us) to the API socket accepting; 0 until then. */
+	uint64_t startup_us, startup_cpu_us;
 };
 
 struct vmm {
