@@ -18,6 +18,9 @@
 
 /* A GPT partition UUID (8-4-4-4-12 hex digits) is the longest partuuid. */
 #define PARTUUID_MAX 36
+/* The MTU range Firecracker's API allows (68: the IPv4 minimum). */
+#define NET_MTU_MIN 68
+#define NET_MTU_MAX 65535
 
 /* ---- boot-source --------------------------------------------------------- */
 
@@ -50,8 +53,11 @@ unsigned int put_boot_source(struct ctx *c)
 
 /* ---- machine-config ------------------------------------------------------ */
 
-static const char *const huge_pages_values[] = { "None", "2M", NULL };
-static const char *const cpu_template_values[] = { "None", NULL };
+/* Every value Firecracker's schema has, so that the ones ember cannot honour
+ * yet get a reason instead of "unknown variant". */
+static const char *const huge_pages_values[] = { "None", "Transparent", "2M", NULL };
+static const char *const cpu_template_values[] = { "None", "C3",  "T2",	  "T2S",
+						   "T2CL", "T2A", "V1N1", NULL };
 
 static const struct jfield machine_schema_put[] = {
 	{ "vcpu_count", J_UINT, true, NULL, NULL },
@@ -93,7 +99,17 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 				(unsigned long long)mem);
 	if (smt)
 		return api_fail(c, "smt: simultaneous multithreading is not supported by ember");
+	const char *tmpl = jstr(c->body, "cpu_template");
+	if (tmpl && strcmp(tmpl, "None") != 0)
+		return api_fail(c,
+				"cpu_template: ember has no CPU templates yet (%s asked for; "
+				"only \"None\"), see ember issue 17",
+				tmpl);
 	const char *hp = jstr(c->body, "huge_pages");
+	if (hp && strcmp(hp, "Transparent") == 0)
+		return api_fail(c,
+				"huge_pages: \"Transparent\" (madvise(MADV_HUGEPAGE)) is not "
+				"supported by ember yet; use \"None\" or \"2M\"");
 	if (hp && strcmp(hp, "2M") == 0 && mem % 2)
 		return api_fail(c, "mem_size_mib must be a multiple of 2 with 2M huge pages");
 	cfg->vcpus = (unsigned int)vcpus;
@@ -128,13 +144,15 @@ static const char *const engine_values[] = { "Sync", "Async", NULL };
 
 static const struct jfield drive_schema[] = {
 	{ "drive_id", J_STRING, true, NULL, NULL },
-	{ "path_on_host", J_STRING, true, NULL, NULL },
+	/* Required unless `socket` (vhost-user) is given, which ember refuses. */
+	{ "path_on_host", J_STRING, false, NULL, NULL },
 	{ "is_root_device", J_BOOL, true, NULL, NULL },
 	{ "is_read_only", J_BOOL, false, NULL, NULL },
 	{ "partuuid", J_STRING, false, NULL, NULL },
 	{ "cache_type", J_ENUM, false, cache_values, NULL },
 	{ "io_engine", J_ENUM, false, engine_values, NULL },
 	{ "rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
+	{ "socket", J_STRING, false, NULL, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
@@ -230,10 +248,16 @@ unsigned int put_drive(struct ctx *c)
 {
 	if (api_check(c, drive_schema, "drive") < 0 || id_matches(c, "drive_id") < 0)
 		return 400;
+	if (jstr(c->body, "socket"))
+		return api_fail(c,
+				"socket: vhost-user block backends are not supported by ember; "
+				"give path_on_host (a virtio-block drive) instead");
 	struct vmm_config *cfg = &c->vmm->cfg;
 	bool ro = jbool(c->body, "is_read_only", false);
 	bool root = jbool(c->body, "is_root_device", false);
 	const char *path = jstr(c->body, "path_on_host");
+	if (!path)
+		return api_fail(c, "missing field `path_on_host` in drive");
 	if (api_check_file(c, "drive file", path, !ro) < 0)
 		return 400;
 	const json_t *rl = json_object_get(c->body, "rate_limiter");
@@ -324,6 +348,7 @@ static const struct jfield net_schema[] = {
 	{ "iface_id", J_STRING, true, NULL, NULL },
 	{ "host_dev_name", J_STRING, true, NULL, NULL },
 	{ "guest_mac", J_STRING, false, NULL, NULL },
+	{ "mtu", J_UINT, false, NULL, NULL },
 	{ "rx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
 	{ "tx_rate_limiter", J_OBJECT, false, NULL, schema_rate_limiter },
 	{ NULL, 0, false, NULL, NULL },
@@ -358,6 +383,11 @@ unsigned int put_net(struct ctx *c)
 	if (mac && !mac_valid(mac))
 		return api_fail(c, "guest_mac '%s' is not a MAC address like 06:00:ac:10:00:02",
 				mac);
+	uint64_t mtu = juint(c->body, "mtu", 0);
+	if (json_is_integer(json_object_get(c->body, "mtu")) &&
+	    (mtu < NET_MTU_MIN || mtu > NET_MTU_MAX))
+		return api_fail(c, "mtu must be from %d to %d, not %llu", NET_MTU_MIN, NET_MTU_MAX,
+				(unsigned long long)mtu);
 	const char *lims[2] = { "rx_rate_limiter", "tx_rate_limiter" };
 	for (int i = 0; i < 2; i++) {
 		const json_t *rl = json_object_get(c->body, lims[i]);
@@ -385,6 +415,7 @@ unsigned int put_net(struct ctx *c)
 	config_set_str(&n->guest_mac, mac);
 	memset(&n->limits, 0, sizeof(n->limits));
 	net_limits(c->body, &n->limits);
+	n->limits.mtu = (uint16_t)mtu; /* 0: not given, the device advertises 1500 */
 	return 204;
 }
 

@@ -144,10 +144,11 @@ json_t *vmm_config_json(const struct vmm *vmm)
 	}
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
 		const struct net_config *n = &cfg->nets[i];
+		json_t *mtu = n->limits.mtu ? json_integer(n->limits.mtu) : json_null();
 		json_array_append_new(nets,
-				      json_pack("{s:s, s:s, s:o}", "iface_id", n->iface_id,
+				      json_pack("{s:s, s:s, s:o, s:o}", "iface_id", n->iface_id,
 						"host_dev_name", n->host_dev_name, "guest_mac",
-						nullable(n->guest_mac)));
+						nullable(n->guest_mac), "mtu", mtu));
 	}
 	json_t *vsock = cfg->vsock.set
 	    ? json_pack("{s:I, s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid, "uds_path",

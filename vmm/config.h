@@ -26,7 +26,7 @@ struct net_config {
 	char *iface_id;
 	char *host_dev_name;
 	char *guest_mac;
-	struct net_device_config limits; /* rate limits only */
+	struct net_device_config limits; /* rate limits and mtu (0: not given) only */
 };
 
 /* The virtio-vsock device (PUT /vsock). */
