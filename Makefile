@@ -206,7 +206,7 @@ $(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # validate() bounds the jail's paths, so gcc's truncation guesses do not apply.
-$(BUILD)/ember-jailer: jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h
+$(BUILD)/ember-jailer: jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h vmm/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $(filter %.c,$^)
 
@@ -276,7 +276,7 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(VMM_LIB_OBJS)
 
 # The jailer's argument parser: jailer.c's main() renamed out of the way.
 # (clang, which builds the fuzz targets, has no -Wformat-truncation to turn off.)
-$(BUILD)/tests/fuzz/fuzz_jailer: tests/fuzz/fuzz_jailer.c tests/fuzz/fuzz.h jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h
+$(BUILD)/tests/fuzz/fuzz_jailer: tests/fuzz/fuzz_jailer.c tests/fuzz/fuzz.h jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h vmm/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -Ijailer -Itests/fuzz -Dmain=jailer_main -o $@ $< jailer/jailer.c jailer/libs.c jailer/cgroup.c
 

@@ -34,6 +34,8 @@ unsigned int api_fail(struct ctx *c, const char *fmt, ...)
 	return 400;
 }
 
+/* The getters read null as absent, like the schema check; they are also
+ * used on objects no schema has cleaned (a config-file entry's id). */
 const char *jstr(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -42,13 +44,13 @@ const char *jstr(const json_t *o, const char *k)
 uint64_t juint(const json_t *o, const char *k, uint64_t dflt)
 {
 	const json_t *v = json_object_get(o, k);
-	return v ? (uint64_t)json_integer_value(v) : dflt;
+	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : dflt;
 }
 
 bool jbool(const json_t *o, const char *k, bool dflt)
 {
 	const json_t *v = json_object_get(o, k);
-	return v ? json_is_true(v) : dflt;
+	return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
 int api_check(struct ctx *c, const struct jfield *schema, const char *what)
@@ -76,17 +78,20 @@ int api_check_file(struct ctx *c, const char *what, const char *path, bool need_
 
 /* ---- GET / , /version, /vm/config ------------------------------------ */
 
+/* Where Firecracker reports its own version, ember reports the Firecracker
+ * API level it implements (vmm/version.h); its own is ember_version. */
 static unsigned int get_root(struct ctx *c)
 {
-	c->resp = json_pack("{s:s, s:s, s:s, s:s}", "app_name", "ember", "id", c->vmm->cfg.id,
-			    "state", vmm_state_name(c->vmm->state), "vmm_version", EMBER_VERSION);
+	c->resp = json_pack("{s:s, s:s, s:s, s:s, s:s}", "app_name", "ember", "id", c->vmm->cfg.id,
+			    "state", vmm_state_name(c->vmm->state), "vmm_version",
+			    EMBER_FIRECRACKER_VERSION, "ember_version", EMBER_VERSION);
 	return 200;
 }
 
 static unsigned int get_version(struct ctx *c)
 {
-	c->resp = json_pack("{s:s, s:s}", "firecracker_version", EMBER_VERSION, "ember_version",
-			    EMBER_VERSION);
+	c->resp = json_pack("{s:s, s:s}", "firecracker_version", EMBER_FIRECRACKER_VERSION,
+			    "ember_version", EMBER_VERSION);
 	return 200;
 }
 
@@ -113,55 +118,84 @@ static json_t *bucket_json(uint64_t size, uint64_t burst, uint64_t refill_ms)
 			 (json_int_t)burst, "refill_time", (json_int_t)refill_ms);
 }
 
+/* A rate_limiter object as the API takes it; null when neither bucket limits. */
+static json_t *limiter_json(uint64_t bw_size, uint64_t bw_burst, uint64_t bw_refill_ms,
+			    uint64_t ops_size, uint64_t ops_burst, uint64_t ops_refill_ms)
+{
+	if (!bw_size && !ops_size)
+		return json_null();
+	return json_pack("{s:o, s:o}", "bandwidth", bucket_json(bw_size, bw_burst, bw_refill_ms),
+			 "ops", bucket_json(ops_size, ops_burst, ops_refill_ms));
+}
+
 /* The entropy device as PUT /entropy takes it (EntropyDevice), or null. */
 static json_t *entropy_json(const struct entropy_config *e)
 {
 	if (!e->set)
 		return json_null();
 	const struct rng_config *l = &e->limits;
-	json_t *rl = l->bw_size || l->ops_size
-	    ? json_pack("{s:o, s:o}", "bandwidth",
-			bucket_json(l->bw_size, l->bw_burst, l->bw_refill_ms), "ops",
-			bucket_json(l->ops_size, l->ops_burst, l->ops_refill_ms))
-	    : json_null();
-	return json_pack("{s:o}", "rate_limiter", rl);
+	return json_pack("{s:o}", "rate_limiter",
+			 limiter_json(l->bw_size, l->bw_burst, l->bw_refill_ms, l->ops_size,
+				      l->ops_burst, l->ops_refill_ms));
 }
 
+static json_t *drive_json(const struct drive_config *d)
+{
+	const struct blk_drive_config *b = &d->blk;
+	return json_pack("{s:s, s:o, s:b, s:s, s:b, s:s, s:o, s:s, s:n}", "drive_id", b->id,
+			 "partuuid", nullable(d->partuuid), "is_root_device", d->is_root,
+			 "cache_type", b->cache == BLK_CACHE_WRITEBACK ? "Writeback" : "Unsafe",
+			 "is_read_only", b->read_only, "path_on_host", b->path, "rate_limiter",
+			 limiter_json(b->bw_size, b->bw_burst, b->bw_refill_ms, b->ops_size,
+				      b->ops_burst, b->ops_refill_ms),
+			 "io_engine", b->engine == BLK_ENGINE_SYNC ? "Sync" : "Async", "socket");
+}
+
+static json_t *net_json(const struct net_config *n)
+{
+	const struct net_device_config *l = &n->limits;
+	json_t *mtu = l->mtu ? json_integer(l->mtu) : json_null();
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "iface_id", n->iface_id, "host_dev_name",
+			 n->host_dev_name, "guest_mac", nullable(n->guest_mac), "mtu", mtu,
+			 "rx_rate_limiter",
+			 limiter_json(l->rx_bw_size, l->rx_bw_burst, l->rx_bw_refill_ms,
+				      l->rx_ops_size, l->rx_ops_burst, l->rx_ops_refill_ms),
+			 "tx_rate_limiter",
+			 limiter_json(l->tx_bw_size, l->tx_bw_burst, l->tx_bw_refill_ms,
+				      l->tx_ops_size, l->tx_ops_burst, l->tx_ops_refill_ms));
+}
+
+/*
+ * Firecracker's GET /vm/config: every section of its config file, so that
+ * the answer loads back as --config-file. The sections ember does not
+ * implement are null or empty; logger and metrics are shown (Firecracker
+ * shows null) when a path is set, since a reader needs to know where they go.
+ */
 json_t *vmm_config_json(const struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
 	json_t *drives = json_array(), *nets = json_array();
-	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
-		const struct drive_config *d = &cfg->drives[i];
-		json_array_append_new(
-		    drives,
-		    json_pack("{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "drive_id", d->blk.id,
-			      "path_on_host", d->blk.path, "is_root_device", d->is_root,
-			      "is_read_only", d->blk.read_only, "partuuid", nullable(d->partuuid),
-			      "cache_type",
-			      d->blk.cache == BLK_CACHE_WRITEBACK ? "Writeback" : "Unsafe",
-			      "io_engine", d->blk.engine == BLK_ENGINE_SYNC ? "Sync" : "Async"));
-	}
-	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
-		const struct net_config *n = &cfg->nets[i];
-		json_t *mtu = n->limits.mtu ? json_integer(n->limits.mtu) : json_null();
-		json_array_append_new(nets,
-				      json_pack("{s:s, s:s, s:o, s:o}", "iface_id", n->iface_id,
-						"host_dev_name", n->host_dev_name, "guest_mac",
-						nullable(n->guest_mac), "mtu", mtu));
-	}
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		json_array_append_new(drives, drive_json(&cfg->drives[i]));
+	for (unsigned int i = 0; i < cfg->nr_nets; i++)
+		json_array_append_new(nets, net_json(&cfg->nets[i]));
 	json_t *vsock = cfg->vsock.set
 	    ? json_pack("{s:I, s:s}", "guest_cid", (json_int_t)cfg->vsock.guest_cid, "uds_path",
 			cfg->vsock.uds_path)
 	    : json_null();
-	json_t *boot = json_pack("{s:o, s:o, s:o}", "kernel_image_path", nullable(cfg->kernel_path),
-				 "boot_args", nullable(cfg->cmdline), "initrd_path",
-				 nullable(cfg->initrd_path));
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "boot-source", boot, "drives",
-			 drives, "machine-config", api_machine_json(vmm), "network-interfaces",
-			 nets, "vsock", vsock, "entropy", entropy_json(&cfg->entropy), "logger",
-			 json_pack("{s:o}", "log_path", nullable(cfg->log_path)), "metrics",
-			 json_pack("{s:o}", "metrics_path", nullable(cfg->metrics_path)));
+	json_t *boot = cfg->kernel_path
+	    ? json_pack("{s:s, s:o, s:o}", "kernel_image_path", cfg->kernel_path, "initrd_path",
+			nullable(cfg->initrd_path), "boot_args", nullable(cfg->cmdline))
+	    : json_null();
+	json_t *logger =
+	    cfg->log_path ? json_pack("{s:s}", "log_path", cfg->log_path) : json_null();
+	json_t *metrics =
+	    cfg->metrics_path ? json_pack("{s:s}", "metrics_path", cfg->metrics_path) : json_null();
+	return json_pack("{s:n, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:o, s:o, s:[], s:n}",
+			 "balloon", "drives", drives, "boot-source", boot, "cpu-config", "logger",
+			 logger, "machine-config", api_machine_json(vmm), "metrics", metrics,
+			 "mmds-config", "network-interfaces", nets, "vsock", vsock, "entropy",
+			 entropy_json(&cfg->entropy), "pmem", "memory-hotplug");
 }
 
 static unsigned int get_vm_config(struct ctx *c)
@@ -172,49 +206,59 @@ static unsigned int get_vm_config(struct ctx *c)
 
 /* ---- logger, metrics ------------------------------------------------------- */
 
-static const char *const level_values[] = { "Error", "Warning", "Info", "Debug",
-					    "Trace", "Off",	NULL };
-
+/* level is a string checked here, not an enum: Firecracker takes its level
+ * names in any case, and "Warn" for "Warning". */
 static const struct jfield logger_schema[] = {
 	{ "log_path", J_STRING, false, NULL, NULL },
-	{ "level", J_ENUM, false, level_values, NULL },
+	{ "level", J_STRING, false, NULL, NULL },
 	{ "show_level", J_BOOL, false, NULL, NULL },
 	{ "show_log_origin", J_BOOL, false, NULL, NULL },
 	{ "module", J_STRING, false, NULL, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
+/* Firecracker's update rules: before boot only (the route), as often as
+ * wanted; a level left out goes back to Info, the other fields left out
+ * keep their value; a log_path that cannot be opened changes nothing. */
 static unsigned int put_logger(struct ctx *c)
 {
+	struct vmm_config *cfg = &c->vmm->cfg;
 	if (api_check(c, logger_schema, "logger") < 0)
 		return 400;
 	const char *path = jstr(c->body, "log_path");
 	const char *level = jstr(c->body, "level");
-	enum log_level lvl = c->vmm->cfg.log_level;
-	int fd = -1;
-	if (level && strcmp(level, "Off") == 0)
-		lvl = LOG_OFF;
-	else if (level && strcmp(level, "Trace") == 0)
-		lvl = LOG_DEBUG;
-	else if (level)
-		log_level_parse(level, &lvl);
-	if (path) {
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
-		if (fd < 0)
-			return api_fail(c, "log_path '%s' cannot be opened: %s", path,
-					strerror(errno));
-		int r = log_replace_fd(fd);
-		if (r < 0)
-			return api_fail(c, "log_path '%s': %s", path, strerror(-r));
-		config_set_str(&c->vmm->cfg.log_path, path);
-	}
-	c->vmm->cfg.log_level = lvl;
-	log_init(lvl, log_get_fd());
+	const char *module = jstr(c->body, "module");
+	struct log_options o = { .level = LOG_INFO,
+				 .show_level = jbool(c->body, "show_level", cfg->log_show_level),
+				 .show_origin =
+				     jbool(c->body, "show_log_origin", cfg->log_show_origin),
+				 .module = module ? module : cfg->log_module };
+	if (level && log_level_parse(level, &o.level) < 0)
+		return api_fail(c,
+				"unknown variant `%s` for field `level` in logger, expected one of "
+				"Error, Warning, Info, Debug, Trace, Off (in any case)",
+				level);
+	if (module && strlen(module) > LOG_MODULE_MAX)
+		return api_fail(c, "module must be at most %d characters", LOG_MODULE_MAX);
+	if (path && !*path)
+		return api_fail(c, "log_path must not be empty");
+	int r = log_configure(&o, path);
+	if (r < 0)
+		return api_fail(c, "log_path '%s' cannot be opened: %s", path, strerror(-r));
+	if (path)
+		config_set_str(&cfg->log_path, path);
+	if (module)
+		config_set_str(&cfg->log_module, module);
+	cfg->log_level = o.level;
+	cfg->log_show_level = o.show_level;
+	cfg->log_show_origin = o.show_origin;
 	return 204;
 }
 
 static const struct jfield metrics_schema[] = {
 	{ "metrics_path", J_STRING, true, NULL, NULL },
+	{ "emit_id", J_BOOL, false, NULL, NULL },
+	{ "properties", J_OBJECT, false, NULL, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
@@ -225,9 +269,21 @@ static unsigned int put_metrics(struct ctx *c)
 	if (c->vmm->metrics.fd >= 0)
 		return api_fail(c, "Reinitialization of metrics not allowed.");
 	const char *path = jstr(c->body, "metrics_path");
+	json_t *props = json_object_get(c->body, "properties");
+	const char *key;
+	json_t *v;
+	json_object_foreach(props, key, v)
+	{
+		if (!json_is_string(v))
+			return api_fail(c, "properties: the value of `%s` must be a string", key);
+	}
+	if (!*path)
+		return api_fail(c, "metrics_path must not be empty");
 	int r = metrics_start(c->vmm, path);
 	if (r < 0)
 		return api_fail(c, "metrics_path '%s' cannot be opened: %s", path, strerror(-r));
+	c->vmm->metrics.emit_id = jbool(c->body, "emit_id", false);
+	c->vmm->metrics.properties = props ? json_deep_copy(props) : NULL;
 	config_set_str(&c->vmm->cfg.metrics_path, path);
 	return 204;
 }
@@ -295,6 +351,11 @@ static unsigned int put_actions(struct ctx *c)
 		return api_fail(c,
 				"FlushMetrics: metrics are not configured (PUT /metrics first).");
 	int r = metrics_flush(c->vmm);
+	if (r == -EAGAIN)
+		return api_fail(
+		    c,
+		    "FlushMetrics: the line was dropped: the metrics FIFO's reader "
+		    "has not made room for it (logger.missed_metrics_count counts it).");
 	if (r < 0)
 		return api_fail(c, "FlushMetrics failed: %s", strerror(-r));
 	return 204;
@@ -323,7 +384,7 @@ static const struct route routes[] = {
 	{ "PATCH", "/network-interfaces/", POST_BOOT, patch_net },
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
 	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
-	{ "PUT", "/logger", ANY, put_logger },
+	{ "PUT", "/logger", PRE_BOOT, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
 	{ "PUT", "/snapshot/create", POST_BOOT, put_snapshot_create },
@@ -343,9 +404,21 @@ static bool path_matches(const struct route *r, const char *path, const char **i
 	return strcmp(path, r->path) == 0;
 }
 
+/*
+ * Firecracker's body rules come first, before the path is looked at: a GET
+ * carries no body, a PUT or PATCH carries one (a zero-length body counts as
+ * none). Then the route, then the body's JSON, then the boot state.
+ */
 static unsigned int route_call(struct ctx *c, const char *method, const char *path,
 			       const char *body, size_t body_len)
 {
+	bool has_body = body && body_len;
+	if (strcmp(method, "GET") == 0 && has_body)
+		return api_fail(c, "GET request cannot have a body.");
+	if (strcmp(method, "PUT") == 0 && !has_body)
+		return api_fail(c, "Empty PUT request.");
+	if (strcmp(method, "PATCH") == 0 && !has_body)
+		return api_fail(c, "Empty PATCH request.");
 	const struct route *r = NULL;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].method, method) == 0 &&
@@ -356,30 +429,69 @@ static unsigned int route_call(struct ctx *c, const char *method, const char *pa
 	}
 	if (!r)
 		return api_fail(c, "Invalid request method and/or path: %s %s.", method, path);
+	if (has_body) {
+		json_error_t je;
+		c->body = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
+		if (!c->body)
+			return api_fail(c,
+					"An error occurred when deserializing the json body of a "
+					"request: %s at line %d column %d.",
+					je.text, je.line, je.column);
+		if (!json_is_object(c->body))
+			return api_fail(c,
+					"An error occurred when deserializing the json body of "
+					"a request: the body must be a JSON object.");
+	}
 	bool started = c->vmm->state != VMM_NOT_STARTED && c->vmm->state != VMM_START_FAILED;
 	if (r->when == PRE_BOOT && started)
 		return api_fail(c, "%s", pre_boot_msg);
 	if (r->when == POST_BOOT && !started)
 		return api_fail(c, "%s", post_boot_msg);
-	if (strcmp(method, "GET") != 0) {
-		if (!body || !body_len)
-			return api_fail(c, "Empty request body: %s %s needs a JSON object.", method,
-					path);
-		json_error_t je;
-		c->body = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
-		if (!c->body)
-			return api_fail(c, "Invalid JSON at line %d, column %d: %s", je.line,
-					je.column, je.text);
-		if (!json_is_object(c->body))
-			return api_fail(c, "The request body must be a JSON object.");
-	}
 	return r->fn(c);
+}
+
+static const char *status_text(unsigned int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 413:
+		return "Payload Too Large";
+	default:
+		return status < 400 ? "" : "Error";
+	}
+}
+
+/* The audit trail, in Firecracker's words: each request at Info as it
+ * arrives (its body quoted and cut short: bodies can be 50 KiB), then its
+ * outcome, at Info or, for a failure, at Error with the fault_message. */
+static void log_request(const struct api_call *call, char *qpath, size_t qpath_len)
+{
+	log_quote(qpath, qpath_len, call->path, strlen(call->path));
+	if (!log_enabled(LOG_INFO))
+		return;
+	if (!call->body_len) {
+		log_info("The API server received a %s request on %s.", call->method, qpath);
+		return;
+	}
+	char qbody[768];
+	log_quote(qbody, sizeof(qbody), call->body, call->body_len);
+	log_info("The API server received a %s request on %s with body %s.", call->method, qpath,
+		 qbody);
 }
 
 void api_dispatch(struct vmm *vmm, struct api_call *call)
 {
 	struct ctx c = { .vmm = vmm };
+	char qpath[256];
+	log_request(call, qpath, sizeof(qpath));
+	uint64_t t0 = clock_now_ns();
 	unsigned int status = route_call(&c, call->method, call->path, call->body, call->body_len);
+	uint64_t handler_us = (clock_now_ns() - t0) / 1000;
 	call->status = status;
 	if (status >= 400) {
 		/* It may quote the request (a path, an id): keep it valid JSON. */
@@ -387,14 +499,18 @@ void api_dispatch(struct vmm *vmm, struct api_call *call)
 		json_t *e = json_pack("{s:s}", "fault_message", c.err);
 		call->response = json_dumps(e, JSON_COMPACT);
 		json_decref(e);
-		log_warn("API %s %s: %u %s", call->method, call->path, status, c.err);
-	} else if (c.resp) {
-		call->response = json_dumps(c.resp, JSON_COMPACT);
+		log_err("The request %s %s failed. Status code: %u %s. Message: %s", call->method,
+			qpath, status, status_text(status), c.err);
+	} else {
+		if (c.resp)
+			call->response = json_dumps(c.resp, JSON_COMPACT);
+		log_info("The request %s %s was executed successfully. Status code: %u %s.",
+			 call->method, qpath, status, status_text(status));
 	}
+	uint64_t us = (clock_now_ns() - call->start_ns) / 1000;
+	metrics_api_request(vmm, call->method, call->path, c.body, status, us, handler_us);
 	json_decref(c.resp);
 	json_decref(c.body);
-	uint64_t us = (clock_now_ns() - call->start_ns) / 1000;
-	metrics_api_request(vmm, us, status >= 400);
 }
 
 /* ---- --config-file ---------------------------------------------------------- */
@@ -431,66 +547,92 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 	return r;
 }
 
-int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_len)
+/*
+ * The sections of Firecracker's config file, in the order it applies them
+ * (logger and metrics first, so the rest is logged and counted). A NULL
+ * handler marks a section ember does not implement yet: it may be absent,
+ * null or empty, and anything it asks for is refused rather than ignored.
+ */
+static const struct section {
+	const char *name;
+	handler_fn fn;
+	const char *id_field; /* a list of objects keyed by this field */
+	const char *missing; /* what ember lacks, for an unimplemented one */
+} sections[] = {
+	{ "logger", put_logger, NULL, NULL },
+	{ "metrics", put_metrics, NULL, NULL },
+	{ "machine-config", put_machine, NULL, NULL },
+	{ "cpu-config", NULL, NULL, "custom CPU templates" },
+	{ "boot-source", put_boot_source, NULL, NULL },
+	{ "drives", put_drive, "drive_id", NULL },
+	{ "network-interfaces", put_net, "iface_id", NULL },
+	{ "vsock", put_vsock, NULL, NULL },
+	{ "balloon", NULL, NULL, "the balloon device" },
+	{ "mmds-config", NULL, NULL, "MMDS (the microVM metadata service)" },
+	{ "entropy", put_entropy, NULL, NULL },
+	{ "pmem", NULL, NULL, "virtio-pmem devices" },
+	{ "memory-hotplug", NULL, NULL, "memory hot-plugging" },
+};
+
+#define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static bool asks_nothing(const json_t *v)
 {
-	int r = -1;
-	static const char *const known[] = {
-		"boot-source", "drives",  "machine-config", "network-interfaces",
-		"vsock",       "entropy", "logger",	    "metrics",
-		NULL
-	};
+	return json_is_null(v) || (json_is_object(v) && !json_object_size(v)) ||
+	    (json_is_array(v) && !json_array_size(v));
+}
+
+/* Every key names a section; the unimplemented ones ask for nothing. */
+static int config_sections_known(const json_t *root, char *err, size_t err_len)
+{
 	const char *key;
 	json_t *v;
-	json_object_foreach(root, key, v)
+	json_object_foreach((json_t *)(uintptr_t)root, key, v)
 	{
-		const char *const *k = known;
-		while (*k && strcmp(*k, key) != 0)
-			k++;
-		if (!*k) {
+		const struct section *sec = sections;
+		while (sec < sections + NR_SECTIONS && strcmp(sec->name, key) != 0)
+			sec++;
+		if (sec == sections + NR_SECTIONS) {
 			snprintf(err, err_len, "unknown section `%s`", key);
-			goto out;
+			return -1;
+		}
+		if (!sec->fn && !asks_nothing(v)) {
+			snprintf(err, err_len,
+				 "%s: ember does not implement %s yet; leave the section out, or "
+				 "make it null or empty",
+				 key, sec->missing);
+			return -1;
 		}
 	}
-	/* Logger and metrics first, so the rest is logged and counted. */
-	if ((v = json_object_get(root, "logger")) &&
-	    config_section(vmm, put_logger, v, NULL, "logger", err, err_len) < 0)
-		goto out;
-	if ((v = json_object_get(root, "metrics")) &&
-	    config_section(vmm, put_metrics, v, NULL, "metrics", err, err_len) < 0)
-		goto out;
-	if ((v = json_object_get(root, "machine-config")) &&
-	    config_section(vmm, put_machine, v, NULL, "machine-config", err, err_len) < 0)
-		goto out;
-	if ((v = json_object_get(root, "boot-source")) &&
-	    config_section(vmm, put_boot_source, v, NULL, "boot-source", err, err_len) < 0)
-		goto out;
-	const char *lists[2] = { "drives", "network-interfaces" };
-	handler_fn fns[2] = { put_drive, put_net };
-	const char *ids[2] = { "drive_id", "iface_id" };
-	for (int l = 0; l < 2; l++) {
-		json_t *arr = json_object_get(root, lists[l]);
-		if (!arr)
+	return 0;
+}
+
+int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_len)
+{
+	if (config_sections_known(root, err, err_len) < 0)
+		return -1;
+	for (const struct section *sec = sections; sec < sections + NR_SECTIONS; sec++) {
+		json_t *v = json_object_get(root, sec->name);
+		if (!sec->fn || !v || json_is_null(v)) /* null: absent, as everywhere */
 			continue;
-		if (!json_is_array(arr)) {
-			snprintf(err, err_len, "`%s` must be an array", lists[l]);
-			goto out;
+		if (!sec->id_field) {
+			if (config_section(vmm, sec->fn, v, NULL, sec->name, err, err_len) < 0)
+				return -1;
+			continue;
+		}
+		if (!json_is_array(v)) {
+			snprintf(err, err_len, "`%s` must be an array", sec->name);
+			return -1;
 		}
 		size_t i;
-		json_array_foreach(arr, i, v)
+		json_t *item;
+		json_array_foreach(v, i, item)
 		{
-			const char *id = json_is_object(v) ? jstr(v, ids[l]) : NULL;
-			if (config_section(vmm, fns[l], v, id ? id : "", lists[l], err, err_len) <
-			    0)
-				goto out;
+			const char *id = jstr(item, sec->id_field);
+			if (config_section(vmm, sec->fn, item, id ? id : "", sec->name, err,
+					   err_len) < 0)
+				return -1;
 		}
 	}
-	if ((v = json_object_get(root, "vsock")) &&
-	    config_section(vmm, put_vsock, v, NULL, "vsock", err, err_len) < 0)
-		goto out;
-	if ((v = json_object_get(root, "entropy")) &&
-	    config_section(vmm, put_entropy, v, NULL, "entropy", err, err_len) < 0)
-		goto out;
-	r = 0;
-out:
-	return r;
+	return 0;
 }

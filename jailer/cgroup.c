@@ -45,8 +45,7 @@ int cgroup_v2(struct jail *j)
 	char root[PATH_MAX], dir[PATH_MAX], ctl[64];
 	if (cgroup2_root(root, sizeof(root)) < 0)
 		return (errno = 0), fail("no cgroup2 hierarchy is mounted");
-	snprintf(dir, sizeof(dir), "%s/%s/%s", root, j->parent_cgroup ? j->parent_cgroup : "ember",
-		 j->id);
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, j->parent_cgroup, j->id);
 	if (mkdirs(dir, 0755) < 0)
 		return fail("cannot create cgroup '%s'", dir);
 	snprintf(j->cg_dirs[j->nr_cg_dirs++], PATH_MAX, "%s", dir);
@@ -89,8 +88,7 @@ int cgroup_v1(struct jail *j)
 		struct stat st;
 		if (stat(dir, &st) < 0)
 			return fail("cgroup v1 controller '%s' is not mounted", ctl);
-		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s/%s", ctl,
-			 j->parent_cgroup ? j->parent_cgroup : "ember", j->id);
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s/%s", ctl, j->parent_cgroup, j->id);
 		bool seen = false;
 		for (unsigned int k = 0; k < j->nr_cg_dirs; k++)
 			seen |= strcmp(j->cg_dirs[k], dir) == 0;

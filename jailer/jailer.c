@@ -8,10 +8,15 @@
  *       [--cgroup FILE=VALUE]... [--parent-cgroup NAME]
  *       [--resource-limit fsize=N|no-file=N]... [--daemonize] [--new-pid-ns]
  *       [--bind-mount DIR]... -- <ember arguments>
+ *   ember-jailer --version | --help
  *
  * --bind-mount (ember's own, not Firecracker's) shows a host directory in
  * the jail at the same path, read-write: for test harnesses and shared
  * resources, at the cost of that much isolation.
+ *
+ * ember gets what Firecracker's jailer passes Firecracker before the
+ * arguments after '--': --id, --start-time-us, --start-time-cpu-us and
+ * --parent-cpu-time-us, from which it reports its start-up times.
  *
  * jail_run() is one linear list of steps, each with its own error. The
  * steps that leave something on the host (the chroot directory, the cgroup,
@@ -34,6 +39,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -47,6 +53,7 @@
 #include <unistd.h>
 
 #include "jailer.h"
+#include "version.h"
 
 char err_buf[JAIL_ERR_MAX];
 
@@ -124,6 +131,8 @@ int jail_parse_args(int argc, char **argv, struct jail *j)
 		{ "daemonize", no_argument, NULL, 'd' },
 		{ "new-pid-ns", no_argument, NULL, 'P' },
 		{ "bind-mount", required_argument, NULL, 'b' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*j = (struct jail){
@@ -211,6 +220,12 @@ int jail_parse_args(int argc, char **argv, struct jail *j)
 				return usage("at most %d --bind-mount", JAIL_MAX_BINDS);
 			j->binds[j->nr_binds++] = optarg;
 			break;
+		case 'V':
+			j->show_version = true;
+			break;
+		case 'h':
+			j->show_help = true;
+			break;
 		default:
 			return usage("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -239,11 +254,10 @@ int jail_validate(struct jail *j)
 	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
 		return (errno = 0),
 		       fail("--exec-file '%s' is not an executable file", j->exec_file);
+	/* 0 is allowed, as by Firecracker's jailer (Kata Containers runs it
+	 * so): ember then keeps root's capabilities inside the jail. */
 	if (j->uid == (uid_t)-1 || j->gid == (gid_t)-1)
 		return (errno = 0), fail("--uid and --gid are required");
-	/* Policy: the monitor never runs as root inside the jail. */
-	if (j->uid == 0 || j->gid == 0)
-		return (errno = 0), fail("--uid and --gid must not be 0: ember runs unprivileged");
 	if (j->netns && stat(j->netns, &st) < 0)
 		return fail("--netns '%s'", j->netns);
 	if (j->base[0] != '/')
@@ -259,6 +273,9 @@ int jail_validate(struct jail *j)
 	}
 	const char *slash = strrchr(j->exec_file, '/');
 	snprintf(j->exec_name, sizeof(j->exec_name), "%s", slash ? slash + 1 : j->exec_file);
+	/* Firecracker's default parent cgroup: the exec file's name. */
+	if (!j->parent_cgroup)
+		j->parent_cgroup = j->exec_name;
 	if (snprintf(j->jail_dir, sizeof(j->jail_dir), "%s/%s/%s", j->base, j->exec_name, j->id) >=
 		(int)sizeof(j->jail_dir) ||
 	    snprintf(j->root, sizeof(j->root), "%s/root", j->jail_dir) >=
@@ -279,9 +296,13 @@ static int make_chroot(struct jail *j)
 	snprintf(path, sizeof(path), "%s/%s", j->root, j->exec_name);
 	if (link_or_copy(j->exec_file, path, 0755) < 0)
 		return fail("cannot copy '%s' into the jail", j->exec_file);
-	/* The jailed process owns its root (it creates its API socket there). */
+	/* The jailed process owns its root (it creates its API socket there),
+	 * and /run, where its default socket goes (/run/firecracker.socket). */
 	if (chown(j->root, j->uid, j->gid) < 0)
 		return fail("cannot hand '%s' to %u:%u", j->root, j->uid, j->gid);
+	snprintf(path, sizeof(path), "%s/run", j->root);
+	if (mkdir(path, 0700) < 0 || chown(path, j->uid, j->gid) < 0)
+		return fail("cannot create /run in the jail");
 	return 0;
 }
 
@@ -359,6 +380,19 @@ static void clean_up(struct jail *j)
 
 /* ---- the child: namespaces, root, identity, exec ---------------------------------- */
 
+static uint64_t clock_us(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* This process's CPU time, in microseconds. */
+static uint64_t cpu_time_us(void)
+{
+	return clock_us(CLOCK_PROCESS_CPUTIME_ID);
+}
+
 static void child_fail(int report_fd)
 {
 	ssize_t w = write(report_fd, err_buf, strlen(err_buf) + 1);
@@ -400,12 +434,19 @@ static void child(struct jail *j, int go_fd, int report_fd)
 	if (read(go_fd, &c, 1) != 1)
 		_exit(EXIT_JAIL);
 	close(go_fd);
+	bool nofile_set = false;
 	for (unsigned int i = 0; i < j->nr_limits; i++) {
 		struct rlimit rl = { j->rl_value[i], j->rl_value[i] };
 		if (setrlimit(j->rl_resource[i], &rl) < 0) {
 			fail("cannot set resource limit %u", i);
 			child_fail(report_fd);
 		}
+		nofile_set |= j->rl_resource[i] == RLIMIT_NOFILE;
+	}
+	struct rlimit nofile = { JAIL_DEFAULT_NOFILE, JAIL_DEFAULT_NOFILE };
+	if (!nofile_set && setrlimit(RLIMIT_NOFILE, &nofile) < 0) {
+		fail("cannot set the default no-file limit (%d)", JAIL_DEFAULT_NOFILE);
+		child_fail(report_fd);
 	}
 	if (j->netns) {
 		int fd = open(j->netns, O_RDONLY | O_CLOEXEC);
@@ -438,14 +479,38 @@ static void child(struct jail *j, int go_fd, int report_fd)
 	}
 	char exec_path[NAME_MAX + 2];
 	snprintf(exec_path, sizeof(exec_path), "/%s", j->exec_name);
-	/* argv: the exec file's name, then ember's arguments; no environment. */
+	/* argv: the exec file's name, what Firecracker's jailer passes, then
+	 * ember's arguments; no environment. This process's CPU time so far
+	 * is what ember subtracts from its own (CPU time survives exec); the
+	 * jailer's and ours before the exec count as the parent's. */
+	char start[24], start_cpu[24], parent_cpu[24];
+	uint64_t cpu = cpu_time_us();
+	snprintf(start, sizeof(start), "%llu", (unsigned long long)j->start_us);
+	snprintf(start_cpu, sizeof(start_cpu), "%llu", (unsigned long long)cpu);
+	snprintf(parent_cpu, sizeof(parent_cpu), "%llu",
+		 (unsigned long long)(j->jailer_cpu_us + cpu));
+	char *launch[] = { "--id",
+			   (char *)(uintptr_t)j->id,
+			   "--start-time-us",
+			   start,
+			   "--start-time-cpu-us",
+			   start_cpu,
+			   "--parent-cpu-time-us",
+			   parent_cpu };
+	const int nr_launch = sizeof(launch) / sizeof(launch[0]);
 	int n = 0;
 	while (j->ember_argv[n])
 		n++;
-	char **argv = calloc((size_t)n + 2, sizeof(char *));
+	char **argv = calloc((size_t)n + nr_launch + 2, sizeof(char *));
+	if (!argv) {
+		fail("out of memory");
+		child_fail(report_fd);
+	}
 	argv[0] = j->exec_name;
+	for (int i = 0; i < nr_launch; i++)
+		argv[i + 1] = launch[i];
 	for (int i = 0; i < n; i++)
-		argv[i + 1] = j->ember_argv[i];
+		argv[i + 1 + nr_launch] = j->ember_argv[i];
 	char *envp[] = { NULL };
 	execve(exec_path, argv, envp);
 	fail("cannot exec '%s' in the jail", exec_path);
@@ -492,6 +557,7 @@ static int jail_run(struct jail *j)
 		fail("pipe");
 		goto undo;
 	}
+	j->jailer_cpu_us = cpu_time_us() - j->start_cpu_us;
 	pid_t pid = fork();
 	if (pid < 0) {
 		fail("fork");
@@ -553,10 +619,30 @@ undo:
 	return -1;
 }
 
+static const char help[] =
+    "usage: ember-jailer --id ID --exec-file PATH --uid U --gid G [--chroot-base-dir DIR]\n"
+    "           [--netns PATH] [--cgroup-version 1|2] [--cgroup FILE=VALUE]...\n"
+    "           [--parent-cgroup NAME] [--resource-limit fsize=N|no-file=N]...\n"
+    "           [--daemonize] [--new-pid-ns] [--bind-mount DIR]... -- <ember arguments>\n"
+    "       ember-jailer --version | --help\n";
+
 int main(int argc, char **argv)
 {
 	struct jail j;
-	if (jail_parse_args(argc, argv, &j) < 0 || jail_run(&j) < 0) {
+	uint64_t start_us = clock_us(CLOCK_MONOTONIC), start_cpu_us = cpu_time_us();
+	if (jail_parse_args(argc, argv, &j) < 0) {
+		fprintf(stderr, "ember-jailer: %s\n", err_buf);
+		return EXIT_JAIL;
+	}
+	if (j.show_help || j.show_version) {
+		/* Firecracker's jailer's first line, then ember's version. */
+		printf("%sJailer v%s\nember-jailer v%s\n", j.show_help ? help : "",
+		       EMBER_FIRECRACKER_VERSION, EMBER_VERSION);
+		return 0;
+	}
+	j.start_us = start_us;
+	j.start_cpu_us = start_cpu_us;
+	if (jail_run(&j) < 0) {
 		fprintf(stderr, "ember-jailer: %s\n", err_buf);
 		return EXIT_JAIL;
 	}

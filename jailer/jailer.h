@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -16,6 +17,8 @@
 #define JAIL_MAX_LIMITS 4
 #define JAIL_MAX_BINDS 8
 #define EXIT_JAIL 2 /* the jailer's own failures; ember's status otherwise */
+/* The no-file limit when --resource-limit does not set one: Firecracker's. */
+#define JAIL_DEFAULT_NOFILE 2048
 
 struct jail {
 	const char *id, *exec_file, *base, *netns, *parent_cgroup;
@@ -28,9 +31,14 @@ struct jail {
 	rlim_t rl_value[JAIL_MAX_LIMITS];
 	unsigned int nr_limits;
 	bool daemonize, new_pid_ns;
+	bool show_version, show_help; /* --version, --help: print, jail nothing */
 	const char *binds[JAIL_MAX_BINDS];
 	unsigned int nr_binds;
 	char **ember_argv;
+	/* For ember's start-up times, as Firecracker's jailer passes them:
+	 * CLOCK_MONOTONIC and this process's CPU time when main() began (us),
+	 * and the CPU time the jailer had spent when it forked the child. */
+	uint64_t start_us, start_cpu_us, jailer_cpu_us;
 	/* What the steps made, for clean-up. */
 	char jail_dir[PATH_MAX], root[PATH_MAX], exec_name[NAME_MAX + 1];
 	char cg_dirs[JAIL_MAX_CGROUPS][PATH_MAX];

@@ -7,14 +7,22 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "exit_codes.h"
+#include "snapshot/format.h"
 #include "util.h"
 #include "vm.h"
 
 static const char usage[] =
-    "usage: ember --kernel PATH [options]\n"
+    "usage: ember [--api-sock PATH | --no-api] [--config-file FILE] [options]\n"
+    "       ember --kernel PATH [options]\n"
     "\n"
+    "  --api-sock PATH       serve the API on PATH (default " EMBER_DEFAULT_API_SOCK ",\n"
+    "                        unless --no-api, --kernel or --restore)\n"
+    "  --no-api              no API socket\n"
+    "  --config-file FILE    configure (and boot) from Firecracker's JSON layout\n"
+    "  --id ID               the instance's id (GET /, logs, metrics)\n"
     "  --kernel PATH         ELF vmlinux (PVH or 64-bit entry) or bzImage\n"
     "  --initrd PATH         initial ramdisk\n"
     "  --cmdline STR         kernel command line\n"
@@ -28,17 +36,30 @@ static const char usage[] =
     "                        its virtio devices on the command line\n"
     "  --acpi-only           ACPI tables only: no MP table, no virtio_mmio.device=\n"
     "                        command-line entries (default: all three, as Firecracker)\n"
-    "  --level error|warn|info|debug  log level (default warn)\n"
+    "  --log-path PATH       log to PATH (a file, created if missing, or a FIFO)\n"
+    "                        instead of stderr\n"
+    "  --level LEVEL         Error, Warning (or Warn), Info, Debug, Trace or Off, in any\n"
+    "                        case (default Info)\n"
+    "  --show-level          put each line's level in it\n"
+    "  --show-log-origin     put each line's source file and line in it\n"
+    "  --module PREFIX       only lines from source files under PREFIX (vmm/vcpu,\n"
+    "                        api, vmm::devices)\n"
     "  --start-time-us N     CLOCK_MONOTONIC time (us) the launcher started ember at\n"
+    "  --start-time-cpu-us N this process's CPU time (us) when the launcher exec'd ember\n"
+    "  --parent-cpu-time-us N CPU time (us) the launcher spent before that\n"
     "  --restore STATE --mem FILE [--resume]  start from a snapshot (state file and\n"
     "                        memory file of PUT /snapshot/create) instead of a kernel;\n"
     "                        paused unless --resume\n"
+    "  --http-api-max-payload-size N  largest API request body in bytes (default 51200);\n"
+    "                        larger ones get 400, as in Firecracker\n"
     "  --no-seccomp          run without the per-thread seccomp filters\n"
     "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
     "                        of the built-in filters\n"
     "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
     "  --ws-record PATH      with --uffd: record the pages the guest touches\n"
     "  --ws-prefetch PATH    with --uffd: copy in a recorded working set first\n"
+    "  --snapshot-version    print the snapshot state file format version\n"
+    "  --describe-snapshot FILE  print the format version of a state file\n"
     "  --help, --version\n";
 
 enum {
@@ -71,6 +92,17 @@ enum {
 	OPT_SECCOMP_FILTER,
 	OPT_NO_ACPI,
 	OPT_ACPI_ONLY,
+	OPT_START_TIME_CPU,
+	OPT_PARENT_CPU_TIME,
+	OPT_SNAPSHOT_VERSION,
+	OPT_DESCRIBE_SNAPSHOT,
+	OPT_METADATA,
+	OPT_MMDS_SIZE_LIMIT,
+	OPT_ENABLE_PCI,
+	OPT_API_MAX_PAYLOAD,
+	OPT_SHOW_LEVEL,
+	OPT_SHOW_LOG_ORIGIN,
+	OPT_MODULE,
 };
 
 static const struct option options[] = {
@@ -103,6 +135,17 @@ static const struct option options[] = {
 	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 	{ "acpi-only", no_argument, NULL, OPT_ACPI_ONLY },
+	{ "start-time-cpu-us", required_argument, NULL, OPT_START_TIME_CPU },
+	{ "parent-cpu-time-us", required_argument, NULL, OPT_PARENT_CPU_TIME },
+	{ "snapshot-version", no_argument, NULL, OPT_SNAPSHOT_VERSION },
+	{ "describe-snapshot", required_argument, NULL, OPT_DESCRIBE_SNAPSHOT },
+	{ "metadata", required_argument, NULL, OPT_METADATA },
+	{ "mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT },
+	{ "enable-pci", no_argument, NULL, OPT_ENABLE_PCI },
+	{ "http-api-max-payload-size", required_argument, NULL, OPT_API_MAX_PAYLOAD },
+	{ "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
+	{ "show-log-origin", no_argument, NULL, OPT_SHOW_LOG_ORIGIN },
+	{ "module", required_argument, NULL, OPT_MODULE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -174,6 +217,7 @@ void config_free(struct vmm_config *cfg)
 			  &cfg->ws_prefetch,
 			  &cfg->id,
 			  &cfg->log_path,
+			  &cfg->log_module,
 			  &cfg->metrics_path };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
@@ -252,6 +296,29 @@ int cli_parse_drive(char *spec, struct drive_config *dc, char *err, size_t err_l
 	return 0;
 }
 
+/* --describe-snapshot: the format version in a state file's header, as
+ * Firecracker prints its own ("v" and the version). The header is all it
+ * reads: the version of a file this ember cannot load is still shown. */
+static int describe_snapshot(const char *path)
+{
+	uint8_t hdr[16];
+	FILE *f = fopen(path, "rbe");
+	if (!f)
+		return bad("--describe-snapshot: cannot open '%s'", path);
+	size_t n = fread(hdr, 1, sizeof(hdr), f);
+	fclose(f);
+	if (n < sizeof(hdr) || memcmp(hdr, SNAP_MAGIC, 8) != 0) {
+		fprintf(stderr,
+			"ember: --describe-snapshot: '%s' is not an ember snapshot state file\n",
+			path);
+		return EMBER_EXIT_SNAPSHOT;
+	}
+	uint32_t version = (uint32_t)hdr[12] | (uint32_t)hdr[13] << 8 | (uint32_t)hdr[14] << 16 |
+	    (uint32_t)hdr[15] << 24;
+	printf("v%u.0.0\n", version);
+	return -1;
+}
+
 int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 {
 	uint64_t v;
@@ -260,7 +327,7 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		.mem_mib = 128,
 		.serial = SERIAL_STDOUT,
 		.protocol = BOOT_PROTOCOL_AUTO,
-		.log_level = LOG_WARN,
+		.log_level = LOG_INFO, /* Firecracker's default */
 	};
 	opterr = 0;
 	int opt;
@@ -279,6 +346,14 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			if (!*optarg)
 				return bad("--api-sock needs a path%s", "");
 			config_set_str(&cfg->api_sock, optarg);
+			break;
+		case OPT_API_MAX_PAYLOAD:
+			/* 0 would refuse every PUT and PATCH: a mistake, not a setting. */
+			if (parse_u64(optarg, &cfg->api_max_payload) < 0 || !cfg->api_max_payload)
+				return bad(
+				    "--http-api-max-payload-size must be a number of bytes from "
+				    "1, not '%s'",
+				    optarg);
 			break;
 		case OPT_CONFIG_FILE:
 			config_set_str(&cfg->config_file, optarg);
@@ -372,15 +447,62 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_LEVEL:
 			if (log_level_parse(optarg, &cfg->log_level) < 0)
-				return bad("--level must be error, warn, info or debug, not '%s'",
-					   optarg);
+				return bad(
+				    "--level must be Error, Warning, Info, Debug, Trace or Off "
+				    "(any case), not '%s'",
+				    optarg);
+			break;
+		case OPT_SHOW_LEVEL:
+			cfg->log_show_level = true;
+			break;
+		case OPT_SHOW_LOG_ORIGIN:
+			cfg->log_show_origin = true;
+			break;
+		case OPT_MODULE:
+			if (strlen(optarg) > LOG_MODULE_MAX)
+				return bad("--module must be at most 255 characters%s", "");
+			config_set_str(&cfg->log_module, optarg);
 			break;
 		case OPT_START_TIME:
 			if (parse_u64(optarg, &cfg->start_time_us) < 0)
 				return bad(
 				    "--start-time-us must be a number of microseconds, not '%s'",
 				    optarg);
+			/* A CLOCK_MONOTONIC reading taken before we started
+			 * cannot lie in the future. */
+			if (cfg->start_time_us > clock_now_us())
+				return bad(
+				    "--start-time-us '%s' is later than now on CLOCK_MONOTONIC",
+				    optarg);
+			cfg->start_time_given = true;
 			break;
+		case OPT_START_TIME_CPU:
+			if (parse_u64(optarg, &cfg->start_time_cpu_us) < 0)
+				return bad("--start-time-cpu-us must be a number of microseconds, "
+					   "not '%s'",
+					   optarg);
+			cfg->start_time_cpu_given = true;
+			break;
+		case OPT_PARENT_CPU_TIME:
+			if (parse_u64(optarg, &cfg->parent_cpu_time_us) < 0)
+				return bad("--parent-cpu-time-us must be a number of microseconds, "
+					   "not '%s'",
+					   optarg);
+			break;
+		case OPT_METADATA:
+		case OPT_MMDS_SIZE_LIMIT:
+			return bad("--%s: ember has no MMDS (metadata service) yet",
+				   options[opt - OPT_KERNEL].name);
+		case OPT_ENABLE_PCI:
+			return bad(
+			    "--enable-pci: ember has no PCI transport; its virtio devices are "
+			    "virtio-mmio%s",
+			    "");
+		case OPT_SNAPSHOT_VERSION:
+			printf("v%u.0.0\n", SNAP_VERSION);
+			return -1;
+		case OPT_DESCRIBE_SNAPSHOT:
+			return describe_snapshot(optarg);
 		case OPT_DRIVE: {
 			char err[160];
 			if (cfg->nr_drives == VMM_MAX_DRIVES)
@@ -402,7 +524,10 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			fputs(usage, stdout);
 			return -1;
 		case OPT_VERSION:
-			printf("ember %s\n", EMBER_VERSION);
+			/* Firecracker's first line, for parsers that take its
+			 * second word as the version; then ember's own. */
+			printf("Firecracker v%s\nember v%s\n", EMBER_FIRECRACKER_VERSION,
+			       EMBER_VERSION);
 			return -1;
 		default:
 			/* optopt is the option's value when a long option lacks its
@@ -434,19 +559,22 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 		return bad("--restore takes its configuration from the snapshot: no --kernel, "
 			   "--drive or --config-file%s",
 			   "");
-	if (!cfg->kernel_path && !cfg->api_sock && !cfg->config_file && !cfg->restore_path)
-		return bad("--kernel is required (or --api-sock, --config-file or --restore)%s",
-			   "");
 	if (cfg->no_api && cfg->api_sock)
 		return bad("--no-api and --api-sock exclude each other%s", "");
+	if (cfg->no_api && !cfg->kernel_path && !cfg->config_file && !cfg->restore_path)
+		return bad("--no-api needs a VM to run: --config-file, --kernel or --restore%s",
+			   "");
+	/* Firecracker serves its default socket unless told otherwise;
+	 * ember's own shorthand (--kernel, --restore) boots without an API
+	 * unless --api-sock asks for one. */
+	if (!cfg->api_sock && !cfg->no_api && !cfg->kernel_path && !cfg->restore_path)
+		config_set_str(&cfg->api_sock, EMBER_DEFAULT_API_SOCK);
 	/* GET /vm/config and snapshots carry these as JSON strings. */
 	const struct {
 		const char *opt, *val;
-	} texts[] = { { "--kernel", cfg->kernel_path },
-		      { "--initrd", cfg->initrd_path },
-		      { "--cmdline", cfg->cmdline },
-		      { "--log-path", cfg->log_path },
-		      { "--metrics-path", cfg->metrics_path } };
+	} texts[] = { { "--kernel", cfg->kernel_path }, { "--initrd", cfg->initrd_path },
+		      { "--cmdline", cfg->cmdline },	{ "--log-path", cfg->log_path },
+		      { "--module", cfg->log_module },	{ "--metrics-path", cfg->metrics_path } };
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].val && !utf8_valid(texts[i].val))
 			return bad("%s must be UTF-8 text", texts[i].opt);

@@ -14,6 +14,7 @@
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
 #include "log.h"
+#include "version.h"
 
 #define VMM_MAX_DRIVES 16
 #define DRIVE_ID_MAX 64
@@ -74,7 +75,11 @@ struct vmm_config {
 	char *serial_path;
 	bool boot_timer;
 	enum boot_protocol protocol;
+	/* The logger (--level, --show-level, --show-log-origin, --module,
+	 * --log-path, PUT /logger): what log_configure() was last given. */
 	enum log_level log_level;
+	bool log_show_level, log_show_origin;
+	char *log_module;
 	uint64_t start_time_us; /* 0: take it at start-up */
 	bool start_time_given;
 	/* Firecracker's jailer passes the CPU time it had used when it exec'd
@@ -117,10 +122,18 @@ void config_set_str(char **dst, const char *v);
  * target) that fills one config again and again. */
 void config_free(struct vmm_config *cfg);
 
+/* Where the API listens when neither --api-sock nor --no-api says (nor
+ * ember's own --kernel / --restore shorthand): Firecracker's default, which
+ * its jailer's users (Kata, firecracker-containerd, the Go SDK) look for
+ * inside the jail, <root>/run/firecracker.socket. */
+#define EMBER_DEFAULT_API_SOCK "/run/firecracker.socket"
+
 /*
  * Parse argv. On a bad argument, prints one error line and returns
- * EMBER_EXIT_USAGE; for --help/--version prints and returns -1 (exit 0).
- * Returns 0 when the VM should run.
+ * EMBER_EXIT_USAGE (EMBER_EXIT_SNAPSHOT for a --describe-snapshot file that
+ * is not a state file); for --help, --version, --snapshot-version and
+ * --describe-snapshot prints and returns -1 (exit 0). Returns 0 when the
+ * VM should run.
  */
 int cli_parse(int argc, char **argv, struct vmm_config *cfg);
 
@@ -130,7 +143,6 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg);
  */
 int cli_parse_drive(char *spec, struct drive_config *d, char *err, size_t err_len);
 
-#define EMBER_VERSION "0.1.0"
 #define EMBER_MIN_MEM_MIB 2
 
 #endif

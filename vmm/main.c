@@ -78,17 +78,45 @@ static int signals_setup(struct vmm *vmm)
 	return vmm->signal_fd < 0 ? -errno : 0;
 }
 
-static int open_log(const struct vmm_config *cfg)
+/* The logger as the command line sets it: --log-path, --level and the rest. */
+static void logger_start(const struct vmm_config *cfg)
 {
-	if (!cfg->log_path)
-		return STDERR_FILENO;
-	int fd = open(cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
-	if (fd < 0) {
+	log_init(LOG_INFO, STDERR_FILENO);
+	log_set_instance_id(cfg->id);
+	struct log_options o = { .level = cfg->log_level,
+				 .show_level = cfg->log_show_level,
+				 .show_origin = cfg->log_show_origin,
+				 .module = cfg->log_module };
+	int r = log_configure(&o, cfg->log_path);
+	if (r < 0) {
 		fprintf(stderr, "ember: cannot open --log-path '%s': %s\n", cfg->log_path,
-			strerror(errno));
+			strerror(-r));
 		exit(EMBER_EXIT_USAGE);
 	}
-	return fd;
+}
+
+/*
+ * Start-up is over: the API socket accepts (or, with --no-api, the VM
+ * runs). Record Firecracker's process_startup_time_us (since the
+ * launcher's --start-time-us, else since main() began) and
+ * process_startup_time_cpu_us: this process's CPU time since the
+ * launcher's --start-time-cpu-us reading (CPU time survives exec), plus
+ * the launcher's own, --parent-cpu-time-us.
+ */
+static void startup_done(struct vmm *vmm)
+{
+	const struct vmm_config *cfg = &vmm->cfg;
+	uint64_t cpu = clock_cpu_us(), own = cpu, total;
+	if (cfg->start_time_cpu_given && cfg->start_time_cpu_us > cpu)
+		log_warn("--start-time-cpu-us %llu is more than this process's CPU time (%llu us): "
+			 "not a reading of its clock, ignored",
+			 (unsigned long long)cfg->start_time_cpu_us, (unsigned long long)cpu);
+	else if (cfg->start_time_cpu_given)
+		own = cpu - cfg->start_time_cpu_us;
+	if (__builtin_add_overflow(own, cfg->parent_cpu_time_us, &total))
+		total = UINT64_MAX;
+	vmm->metrics.startup_us = clock_us_since_start();
+	vmm->metrics.startup_cpu_us = total;
 }
 
 static int start_now(struct vmm *vmm)
@@ -128,7 +156,7 @@ int main(int argc, char **argv)
 		return r < 0 ? EMBER_EXIT_OK : r;
 	if (cfg->start_time_given)
 		clock_set_start_us(cfg->start_time_us);
-	log_init(cfg->log_level, open_log(cfg));
+	logger_start(cfg);
 	vmm.metrics.fd = -1;
 
 	if (seccomp_setup(!cfg->no_seccomp, cfg->seccomp_filter) < 0)
@@ -146,13 +174,15 @@ int main(int argc, char **argv)
 			die(EMBER_EXIT_USAGE, "--config-file: %s", err);
 	}
 	if (cfg->api_sock) {
-		if (api_server_start(&vmm.api, cfg->api_sock) < 0)
+		if (api_server_start(&vmm.api, cfg->api_sock, cfg->api_max_payload) < 0)
 			return EMBER_EXIT_USAGE;
 		vmm.api_on = true;
 		if (!event_loop_add(&vmm.loop, vmm.api.wake_fd, EPOLLIN, on_api, &vmm))
 			die(EMBER_EXIT_ERROR, "cannot watch the API queue");
-		log_info("API server listening on %s after %llu us", cfg->api_sock,
-			 (unsigned long long)clock_us_since_start());
+		startup_done(&vmm);
+		log_info("API server listening on %s after %llu us, %llu us of CPU", cfg->api_sock,
+			 (unsigned long long)vmm.metrics.startup_us,
+			 (unsigned long long)vmm.metrics.startup_cpu_us);
 	}
 	/* A kernel from the command line or config file boots at once; so
 	 * does a snapshot named by --restore. */
@@ -164,6 +194,12 @@ int main(int argc, char **argv)
 		}
 		if (serial_attach_stdin(&vmm.serial, &vmm.loop) < 0)
 			log_warn("serial input from stdin is not available");
+		if (!vmm.api_on) {
+			startup_done(&vmm);
+			log_info("VM running after %llu us, %llu us of CPU",
+				 (unsigned long long)vmm.metrics.startup_us,
+				 (unsigned long long)vmm.metrics.startup_cpu_us);
+		}
 	}
 	/* Start-up is over: from here the VMM thread runs under its filter. */
 	if (seccomp_apply(SECCOMP_VMM) < 0)

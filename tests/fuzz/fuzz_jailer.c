@@ -28,8 +28,8 @@ static bool id_ok(const char *id)
 static bool jail_ok(const struct jail *j)
 {
 	size_t base_len = strlen(j->base);
-	if (!j->id || !id_ok(j->id) || !j->exec_file || j->uid == 0 || j->gid == 0 ||
-	    j->uid == (uid_t)-1 || j->gid == (gid_t)-1 || j->base[0] != '/' || !j->exec_name[0] ||
+	if (!j->id || !id_ok(j->id) || !j->exec_file || j->uid == (uid_t)-1 ||
+	    j->gid == (gid_t)-1 || j->base[0] != '/' || !j->exec_name[0] ||
 	    strchr(j->exec_name, '/') || strncmp(j->jail_dir, j->base, base_len) != 0 ||
 	    strlen(j->root) + 300 >= sizeof(j->root))
 		return false;
@@ -40,7 +40,10 @@ static bool jail_ok(const struct jail *j)
 	for (unsigned int i = 0; i < j->nr_cgroups; i++)
 		if (!*j->cg_file[i] || strchr(j->cg_file[i], '/') || !*j->cg_value[i])
 			return false;
-	return !j->parent_cgroup || (j->parent_cgroup[0] != '/' && !strstr(j->parent_cgroup, ".."));
+	/* The default parent cgroup is the exec file's name (no '/'). */
+	if (j->parent_cgroup == j->exec_name)
+		return true;
+	return j->parent_cgroup && j->parent_cgroup[0] != '/' && !strstr(j->parent_cgroup, "..");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

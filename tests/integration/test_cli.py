@@ -82,16 +82,35 @@ CASES = [
     # Not UTF-8 (bytes 0xef, 0xff): GET /vm/config answered 200 with no body (fuzz_config).
     (["--kernel", "{hello}", "--cmdline", "c\udcefnsole=ttyS0"], USAGE, "--cmdline must be UTF-8"),
     (["--kernel", "{hello}", "--drive", "path=/tmp/\udcff"], USAGE, "path= must be UTF-8"),
-    ([], USAGE, "--kernel is required"),
+    (["--no-api"], USAGE, "--no-api needs a VM to run"),
+    (["--no-api", "--api-sock", "/tmp/x.sock"], USAGE, "exclude each other"),
+    # Firecracker's launch contract (its jailer's arguments): garbage is refused.
+    *[(["--kernel", "{hello}", flag, value], USAGE, flag)
+      for flag in ("--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us")
+      for value in ("", "soon", "-1", "12abc", "1e6", " 5", "0x10", "99999999999999999999999")],
+    (["--kernel", "{hello}", "--start-time-us", "18446744073709551615"], USAGE,
+     "later than now on CLOCK_MONOTONIC"),
+    (["--kernel", "{hello}", "--start-time-cpu-us"], USAGE, "--start-time-cpu-us needs a value"),
+    (["--kernel", "{hello}", "--parent-cpu-time-us"], USAGE, "--parent-cpu-time-us needs a value"),
+    (["--kernel", "{hello}", "--id", ""], USAGE, "--id must be"),
+    (["--kernel", "{hello}", "--id", "a/b"], USAGE, "--id must be"),
+    (["--kernel", "{hello}", "--id", "x" * 65], USAGE, "--id must be"),
+    # Firecracker's options ember cannot honour yet: refused, naming why.
+    (["--kernel", "{hello}", "--metadata", "{text}"], USAGE, "no MMDS"),
+    (["--kernel", "{hello}", "--mmds-size-limit", "1024"], USAGE, "no MMDS"),
+    (["--kernel", "{hello}", "--enable-pci"], USAGE, "no PCI transport"),
+    (["--describe-snapshot", "/nonexistent/state"], USAGE, "cannot open"),
+    (["--describe-snapshot", "{text}"], 75, "not an ember snapshot state file"),
+    (["--describe-snapshot", "{empty}"], 75, "not an ember snapshot state file"),
 ]
 
 
 @pytest.mark.parametrize("args,code,words", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
 def test_bad_input_gets_one_clear_error(ember, bad_files, args, code, words):
     argv = [a.format(**{k: v for k, v in bad_files.items()}) if "{" in a else a for a in args]
-    r = run_ember(ember, *argv, timeout=30)
+    r = run_ember(ember, "--show-level", *argv, timeout=30)
     assert r.returncode == code, r.stderr
-    errors = [line for line in r.stderr.splitlines() if "ERROR" in line or line.startswith("ember:")]
+    errors = [line for line in r.stderr.splitlines() if ":ERROR]" in line or line.startswith("ember:")]
     assert len(errors) == 1, r.stderr
     assert words in errors[0], r.stderr
     assert r.stdout == "", "a guest ran despite the bad input"
@@ -100,8 +119,14 @@ def test_bad_input_gets_one_clear_error(ember, bad_files, args, code, words):
 def test_help_and_version(ember):
     r = run_ember(ember, "--help")
     assert r.returncode == 0 and "--kernel PATH" in r.stdout
+    assert "default /run/firecracker.socket" in r.stdout
+    for flag in ("--start-time-cpu-us", "--parent-cpu-time-us", "--snapshot-version"):
+        assert flag in r.stdout
+    # Firecracker's first line (test_fc_launch.py parses it as Kata does), then ember's.
     r = run_ember(ember, "--version")
-    assert r.returncode == 0 and r.stdout.startswith("ember ")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 2, r.stdout
+    assert lines[0].startswith("Firecracker v") and lines[1].startswith("ember v"), r.stdout
 
 
 def test_pvh_protocol_needs_the_note(ember, guest):

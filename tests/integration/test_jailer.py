@@ -1,6 +1,8 @@
 """ember-jailer: ember in a chroot with its own mount (and pid) namespace,
 in cgroups, as an unprivileged uid, under its seccomp filters."""
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,17 +30,22 @@ def cgroup2_root():
 
 
 class Jail:
-    def __init__(self, ember, base, *jail_args, ember_args=("--api-sock", "/api.sock"), jid=None):
-        ember = EMBER  # the binary itself, also when the suite runs jailed
+    def __init__(self, ember, base, *jail_args, ember_args=("--api-sock", "/api.sock"), jid=None,
+                 uid=NOBODY, exec_file=None):
+        exec_file = exec_file or EMBER  # the binary itself, also when the suite runs jailed
         self.id = jid or "j" + uuid.uuid4().hex[:12]
         self.base = str(base)
-        self.root = os.path.join(self.base, "ember", self.id, "root")
-        self.p = subprocess.Popen([str(JAILER), "--id", self.id, "--exec-file", str(ember),
-                                   "--uid", str(NOBODY), "--gid", str(NOBODY),
+        self.name = os.path.basename(exec_file)
+        self.root = os.path.join(self.base, self.name, self.id, "root")
+        self.started_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.p = subprocess.Popen([str(JAILER), "--id", self.id, "--exec-file", str(exec_file),
+                                   "--uid", str(uid), "--gid", str(uid),
                                    "--chroot-base-dir", self.base, *jail_args, "--", *ember_args],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
-        self.sock = os.path.join(self.root, "api.sock")
+        # Without --api-sock: Firecracker's default, in the jail's /run.
+        self.sock = os.path.join(self.root, "api.sock" if "--api-sock" in ember_args
+                                 else "run/firecracker.socket")
 
     def wait_sock(self, timeout=10):
         deadline = time.monotonic() + timeout
@@ -62,13 +69,13 @@ class Jail:
     def pids(self):
         """Host pids of processes whose root is this jail's."""
         try:
-            ino = os.stat(os.path.join(self.root, "ember")).st_ino
+            ino = os.stat(os.path.join(self.root, self.name)).st_ino
         except FileNotFoundError:
             return []
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if os.stat(f"/proc/{pid}/root/ember").st_ino == ino:
+                if os.stat(f"/proc/{pid}/root/{self.name}").st_ino == ino:
                     found.append(int(pid))
             except OSError:
                 pass
@@ -80,10 +87,10 @@ class Jail:
         self.p.kill()
         self.p.wait()
         time.sleep(0.05)
-        shutil.rmtree(os.path.join(self.base, "ember", self.id), ignore_errors=True)
+        shutil.rmtree(os.path.join(self.base, self.name, self.id), ignore_errors=True)
         for ctl in ("memory", "cpu", "pids"):
-            if os.path.isdir(cg_v1(ctl, self.id)):
-                os.rmdir(cg_v1(ctl, self.id))
+            if os.path.isdir(cg_v1(ctl, self.id, self.name)):
+                os.rmdir(cg_v1(ctl, self.id, self.name))
 
 
 @pytest.fixture
@@ -217,7 +224,11 @@ def test_daemonize(jailer, ember, base):
     (["--id", "x" * 65], "--id must be 1 to 64 characters"),
     (["--exec-file", "/nonexistent/ember"], "--exec-file '/nonexistent/ember'"),
     (["--netns", "/var/run/netns/no-such-ns"], "--netns '/var/run/netns/no-such-ns'"),
-    (["--uid", "0"], "must not be 0"),
+    (["--uid", "-1"], "--uid must be a number"),
+    (["--gid", "zero"], "--gid must be a number"),
+    (["--resource-limit", "no-file=lots"], "--resource-limit must be a number"),
+    (["--resource-limit", "no-file=-1"], "--resource-limit must be a number"),
+    (["--resource-limit", "nproc=10"], "unknown resource 'nproc'"),
     (["--uid", "4294967297"], "--uid must be at most 4294967294"),  # not uid 1
     (["--gid", "4294967295"], "--gid must be at most 4294967294"),
     (["--uid", "99999999999999999999999"], "--uid must be a number"),
@@ -242,3 +253,97 @@ def test_bad_input_leaves_nothing(jailer, ember, base, args, words):
     if "/" not in argv["--id"] and ".." not in argv["--id"]:
         for ctl in ("memory", "cpu"):
             assert not os.path.exists(cg_v1(ctl, argv["--id"]))
+
+
+def launch_args(pid):
+    """What the jailer put before the user's arguments in ember's argv."""
+    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]
+    return [a.decode() for a in argv]
+
+
+def limits(pid, name):
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith(name):
+            return line[len(name):].split()[:2]
+    raise KeyError(name)
+
+
+def test_firecracker_launch_contract(jailer, ember, base):
+    """As Firecracker's jailer (docs/jailer.md): ember is exec'd with --id,
+    --start-time-us, --start-time-cpu-us and --parent-cpu-time-us before
+    the user's arguments; it reports the id in GET / and its start-up times
+    in metrics; the no-file limit defaults to 2048; without --api-sock the
+    API is at <root>/run/firecracker.socket; uid and gid 0 are accepted
+    (Kata Containers runs the jailer so)."""
+    j = Jail(ember, base, uid=0, ember_args=("--metrics-path", "/metrics.json"))
+    try:
+        j.wait_sock()
+        assert j.sock.endswith("/root/run/firecracker.socket")
+        pid = j.ember_pid()
+        # The same socket by a path short enough for AF_UNIX (108 bytes).
+        api = Api(f"/proc/{pid}/root/run/firecracker.socket")
+        argv = launch_args(pid)
+        assert argv[0] == "ember" and argv[1:3] == ["--id", j.id], argv
+        assert [argv[3], argv[5], argv[7]] == ["--start-time-us", "--start-time-cpu-us",
+                                               "--parent-cpu-time-us"], argv
+        assert argv[9:] == ["--metrics-path", "/metrics.json"], argv
+        start, start_cpu, parent_cpu = int(argv[4]), int(argv[6]), int(argv[8])
+        assert j.started_us <= start, "the start time is taken by the jailer, after we ran it"
+        assert 0 <= start_cpu <= parent_cpu < 2_000_000, argv
+        code, info = api.call("GET", "/")
+        assert code == 200 and info["id"] == j.id, info
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        elapsed = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000 - start
+        line = json.loads(open(os.path.join(j.root, "metrics.json")).read().splitlines()[-1])
+        wall = line["api_server"]["process_startup_time_us"]
+        cpu = line["api_server"]["process_startup_time_cpu_us"]
+        assert 0 < wall <= elapsed, (wall, elapsed)
+        assert parent_cpu < cpu < parent_cpu + 2_000_000, (cpu, parent_cpu)
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+        assert status["Uid"].split()[:2] == ["0", "0"] and status["Gid"].split()[:2] == ["0", "0"]
+        assert limits(pid, "Max open files") == ["2048", "2048"]
+        assert os.stat(os.path.join(j.root, "run")).st_mode & 0o777 == 0o700
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("limit,expect", [
+    (["--resource-limit", "no-file=1024"], ["1024", "1024"]),
+    (["--resource-limit", "fsize=1048576"], ["2048", "2048"]),  # no-file keeps its default
+])
+def test_no_file_limit(jailer, ember, base, limit, expect):
+    j = Jail(ember, base, *limit)
+    try:
+        j.wait_sock()
+        assert limits(j.ember_pid(), "Max open files") == expect
+    finally:
+        j.close()
+
+
+def test_parent_cgroup_is_the_exec_file_name(jailer, ember, base, tmp_path):
+    """Firecracker's default parent cgroup: the exec file's name, as its jail
+    directory is."""
+    exe = tmp_path / "firecracker"
+    shutil.copy(EMBER, exe)
+    j = Jail(ember, base, "--cgroup", "cpu.cfs_quota_us=50000", exec_file=exe)
+    try:
+        j.wait_sock()
+        assert f"cpu:/firecracker/{j.id}" in open(f"/proc/{j.ember_pid()}/cgroup").read()
+        assert open(cg_v1("cpu", j.id, "firecracker") + "/cpu.cfs_quota_us").read().strip() == "50000"
+    finally:
+        j.close()
+        if os.path.isdir(cg_v1("cpu", "", "firecracker")):
+            os.rmdir(cg_v1("cpu", "", "firecracker"))
+
+
+def test_jailer_version_and_help(jailer):
+    """Firecracker's jailer's first line, then ember-jailer's own version."""
+    r = subprocess.run([str(JAILER), "--version"], capture_output=True, text=True, timeout=10)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 2, r.stdout
+    assert re.fullmatch(r"Jailer v\d+\.\d+\.\d+\S*", lines[0]), r.stdout
+    assert re.fullmatch(r"ember-jailer v\d+\.\d+\.\d+", lines[1]), r.stdout
+    v = subprocess.run([str(EMBER), "--version"], capture_output=True, text=True, timeout=10)
+    assert lines[0].split()[1] == v.stdout.split()[1], "jailer and ember name one API level"
+    r = subprocess.run([str(JAILER), "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--exec-file PATH" in r.stdout and lines[0] in r.stdout
