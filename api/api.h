@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Firecracker's default --http-api-max-payload-size, in bytes. */
 #define API_MAX_BODY 51200
 
 struct MHD_Connection;
@@ -28,7 +29,7 @@ struct api_call {
 	char *path;
 	char *body;
 	size_t body_len;
-	int too_large;
+	uint64_t too_large; /* the oversized body's size, or 0 */
 	int queued;
 	/* the answer, filled by the VMM thread */
 	unsigned int status;
@@ -43,16 +44,19 @@ struct api_server {
 	int listen_fd;
 	int wake_fd; /* eventfd: calls are waiting */
 	char *sock_path;
+	size_t max_body; /* larger request bodies are refused with 400 */
 	pthread_mutex_t lock;
 	struct api_call *head, *tail;
 	int replies_unsent; /* answered, not yet written out (atomic) */
 };
 
 /*
- * Bind @path (it must not exist yet) and start serving. Returns 0 or
- * -errno with the cause logged.
+ * Bind @path (it must not exist yet) and start serving, refusing request
+ * bodies over @max_body bytes (0: API_MAX_BODY) as Firecracker does, with
+ * 400 and without reading them. Returns 0 or -errno with the cause logged.
  */
-int api_server_start(struct api_server *s, const char *path) __attribute__((warn_unused_result));
+int api_server_start(struct api_server *s, const char *path, uint64_t max_body)
+    __attribute__((warn_unused_result));
 /* Take every queued call (VMM thread). Returns a list linked by ->next. */
 struct api_call *api_server_take(struct api_server *s);
 /* Hand an answered call back to its connection (VMM thread). */

@@ -48,7 +48,7 @@ static bool type_ok(const json_t *v, const struct jfield *f)
 	return false;
 }
 
-int schema_check(const json_t *obj, const struct jfield *fields, const char *what, char *err,
+int schema_check(json_t *obj, const struct jfield *fields, const char *what, char *err,
 		 size_t err_len)
 {
 	char names[512];
@@ -58,8 +58,8 @@ int schema_check(const json_t *obj, const struct jfield *fields, const char *wha
 	}
 	const char *key;
 	json_t *v;
-	json_t *o = (json_t *)(uintptr_t)obj; /* jansson's iterator takes a non-const object */
-	json_object_foreach(o, key, v)
+	void *next;
+	json_object_foreach_safe(obj, next, key, v)
 	{
 		const struct jfield *f = fields;
 		while (f->name && strcmp(f->name, key) != 0)
@@ -69,6 +69,16 @@ int schema_check(const json_t *obj, const struct jfield *fields, const char *wha
 			snprintf(err, err_len, "unknown field `%s` in %s, expected one of %s", key,
 				 what, names);
 			return -1;
+		}
+		if (json_is_null(v) && f->required) {
+			snprintf(err, err_len,
+				 "invalid type for field `%s` in %s: expected %s, not null", key,
+				 what, type_names[f->type]);
+			return -1;
+		}
+		if (json_is_null(v)) {
+			json_object_del(obj, key); /* absent, as Option<T> reads null */
+			continue;
 		}
 		if (!type_ok(v, f)) {
 			snprintf(err, err_len, "invalid type for field `%s` in %s: expected %s",

@@ -46,6 +46,34 @@ static void api_enqueue(struct api_server *s, struct api_call *c)
 	(void)w;
 }
 
+/* Firecracker's answer to a body over the limit: 400 and its words. */
+static enum MHD_Result api_refuse_large(struct api_server *s, struct MHD_Connection *conn,
+					uint64_t size)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg),
+		 "{\"fault_message\": \"Request payload with size %llu is larger than the limit of "
+		 "%zu allowed by server.\"}",
+		 (unsigned long long)size, s->max_body);
+	log_warn("API: refused a request body of %llu bytes (the limit is %zu)",
+		 (unsigned long long)size, s->max_body);
+	return api_send(conn, 400, msg);
+}
+
+/* The declared body size, or 0 with no (or a malformed) Content-Length:
+ * libmicrohttpd itself refuses malformed ones. */
+static uint64_t content_length(struct MHD_Connection *conn)
+{
+	const char *v =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!v || *v < '0' || *v > '9')
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	return errno ? UINT64_MAX : (uint64_t)n;
+}
+
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_size, void **con_cls)
@@ -54,6 +82,12 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 	struct api_call *c = *con_cls;
 	(void)version;
 	if (!c) {
+		/* A declared size over the limit is answered before the body is
+		 * read; libmicrohttpd then closes the connection, as Firecracker
+		 * drops it. */
+		uint64_t declared = content_length(conn);
+		if (declared > s->max_body)
+			return api_refuse_large(s, conn, declared);
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return MHD_NO;
@@ -65,8 +99,9 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 		return c->path ? MHD_YES : MHD_NO;
 	}
 	if (*upload_size) {
-		/* Gather the body; past the limit, keep reading but drop it. */
-		if (!c->too_large && c->body_len + *upload_size <= API_MAX_BODY) {
+		/* Gather the body; a chunked one past the limit is read to its
+		 * end and dropped, keeping the connection in step. */
+		if (!c->too_large && c->body_len + *upload_size <= s->max_body) {
 			char *b = realloc(c->body, c->body_len + *upload_size + 1);
 			if (!b)
 				return MHD_NO;
@@ -75,14 +110,13 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 			c->body_len += *upload_size;
 			c->body[c->body_len] = 0;
 		} else {
-			c->too_large = 1;
+			c->too_large = (c->too_large ? c->too_large : c->body_len) + *upload_size;
 		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (c->too_large)
-		return api_send(
-		    conn, 413, "{\"fault_message\": \"Request body is larger than 51200 bytes.\"}");
+		return api_refuse_large(s, conn, c->too_large);
 	if (c->answered)
 		return api_send(conn, c->status, c->response);
 	if (!c->queued) {
@@ -161,9 +195,10 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("API server: %s", msg);
 }
 
-int api_server_start(struct api_server *s, const char *path)
+int api_server_start(struct api_server *s, const char *path, uint64_t max_body)
 {
 	memset(s, 0, sizeof(*s));
+	s->max_body = max_body ? (size_t)max_body : API_MAX_BODY;
 	pthread_mutex_init(&s->lock, NULL);
 	s->listen_fd = -1;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
