@@ -168,7 +168,8 @@ void vm_request_stop(struct vm *vm, int status, const char *why)
 	if (!atomic_compare_exchange_strong(&vm->stop_requested, &expected, 1))
 		return;
 	vm->exit_status = status;
-	log_info("VM stopping (%s), exit status %d", why, status);
+	log_info("VM stopping (%s), exit status %d, %llu us after start", why, status,
+		 (unsigned long long)clock_us_since_start());
 	uint64_t one = 1;
 	ssize_t w = write(vm->stop_efd, &one, sizeof(one));
 	(void)w;

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+import fcmetrics
 from conftest import read_until, run_ember
 
 BAD_DRIVE = 67
@@ -111,9 +112,9 @@ CASES = [
 def test_bad_drive_input(ember, guest, tmp_path, args, code, words):
     disk = make_disk(tmp_path / "d.img", 4096)
     argv = [a.format(dir=tmp_path, disk=disk) for a in args]
-    r = run_ember(ember, "--kernel", guest("blk.elf"), *argv)
+    r = run_ember(ember, "--kernel", guest("blk.elf"), "--show-level", *argv)
     assert r.returncode == code, r.stderr
-    errors = [line for line in r.stderr.splitlines() if "ERROR" in line or line.startswith("ember:")]
+    errors = [line for line in r.stderr.splitlines() if ":ERROR]" in line or line.startswith("ember:")]
     assert len(errors) == 1 and words in errors[0], r.stderr
     assert r.stdout == ""
 
@@ -137,7 +138,8 @@ def test_rate_limiter_holds_the_guest_to_its_budget(ember, guest, tmp_path):
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "blk 0: id=slow capacity=2048 ro=0 irq=5 wrote=2048 read=2048 verified=2048 errors=0" in r.stdout
-    last = json.loads(metrics.read_text().splitlines()[-1])
-    assert last["block"]["slow"]["rate_limiter_throttled"] > 0
+    lines = fcmetrics.read(metrics)
+    assert fcmetrics.total(lines, "block_slow", "rate_limiter_throttled_events") > 0
+    assert fcmetrics.total(lines, "block_slow", "rate_limiter_event_count") > 0
     assert elapsed >= 0.75, f"2 MiB at 2 MiB/s with a 512 KiB bucket took only {elapsed:.2f} s"
     print(f"rate-limited run took {elapsed:.2f} s")

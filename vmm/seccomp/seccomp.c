@@ -21,7 +21,6 @@
 static bool on;
 static struct sock_filter *custom[SECCOMP_CLASSES];
 static int custom_len[SECCOMP_CLASSES];
-static int log_fd = STDERR_FILENO;
 
 /* Append decimal @v to @p; returns the new end. Async-signal-safe. */
 static char *put_dec(char *p, unsigned long v)
@@ -44,21 +43,19 @@ static char *put_str(char *p, const char *s)
 }
 
 /* SIGSYS from SECCOMP_RET_TRAP: one log line, then exit. Only write and
- * exit_group, which every filter allows. */
+ * exit_group, which every filter allows (log_signal_safe() says so too). */
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig, (void)uc;
-	char line[160], *p = line;
+	char msg[160], *p = msg;
 	const char *thread_name = log_thread_name();
-	p = put_str(p, "ember[");
-	p = put_str(p, thread_name);
-	p = put_str(p, "] ERROR: seccomp: system call ");
+	p = put_str(p, "seccomp: system call ");
 	p = put_dec(p, (unsigned long)si->si_syscall);
 	p = put_str(p, " denied on the ");
 	p = put_str(p, thread_name);
-	p = put_str(p, " thread; exiting\n");
-	ssize_t w = write(log_fd, line, (size_t)(p - line));
-	(void)w;
+	p = put_str(p, " thread; exiting");
+	*p = 0;
+	log_signal_safe(__FILE__, __LINE__, msg);
 	syscall(SYS_exit_group, EMBER_EXIT_BAD_SYSCALL);
 }
 
@@ -87,7 +84,6 @@ int seccomp_setup(bool enabled, const char *policy_path)
 	on = enabled;
 	if (!on)
 		return 0;
-	log_fd = log_get_fd();
 	if (policy_path) {
 		char *text = read_file(policy_path);
 		if (!text) {
