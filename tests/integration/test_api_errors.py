@@ -217,7 +217,7 @@ def test_client_gone_mid_request_goes_to_the_log_not_raw_stderr(ember, tmp_path)
     import socket
     import time
     sock = str(tmp_path / "api.sock")
-    p = start_ember(ember, sock, "--level", "debug")
+    p = start_ember(ember, sock, "--level", "debug", "--show-level")
     try:
         for _ in range(3):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -231,4 +231,4 @@ def test_client_gone_mid_request_goes_to_the_log_not_raw_stderr(ember, tmp_path)
         _, err = p.communicate(timeout=10)
     lines = [l for l in err.decode().splitlines() if "closed" in l]
     assert lines, err
-    assert all(" DEBUG: API server: " in l for l in lines), lines
+    assert all(":DEBUG] API server: " in l for l in lines), lines
