@@ -29,6 +29,7 @@ struct api_call {
 	char *path;
 	char *body;
 	size_t body_len;
+	uint64_t declared; /* Content-Length, or 0 */
 	uint64_t too_large; /* the oversized body's size, or 0 */
 	int queued;
 	/* the answer, filled by the VMM thread */
@@ -52,8 +53,9 @@ struct api_server {
 
 /*
  * Bind @path (it must not exist yet) and start serving, refusing request
- * bodies over @max_body bytes (0: API_MAX_BODY) as Firecracker does, with
- * 400 and without reading them. Returns 0 or -errno with the cause logged.
+ * bodies over @max_body bytes (0: API_MAX_BODY) with Firecracker's 400 and
+ * message, after reading them to their end without keeping them. Returns 0
+ * or -errno with the cause logged.
  */
 int api_server_start(struct api_server *s, const char *path, uint64_t max_body)
     __attribute__((warn_unused_result));

@@ -166,10 +166,10 @@ static json_t *net_json(const struct net_config *n)
 }
 
 /*
- * Firecracker's GET /vm/config: every section of its config file, so that
- * the answer loads back as --config-file. The sections ember does not
- * implement are null or empty; logger and metrics are shown (Firecracker
- * shows null) when a path is set, since a reader needs to know where they go.
+ * The configuration in config-file sections, as GET /vm/config shows it and
+ * a snapshot keeps it: the sections ember implements. Logger and metrics
+ * are shown (Firecracker shows null) when a path is set, since a reader
+ * needs to know where they go.
  */
 json_t *vmm_config_json(const struct vmm *vmm)
 {
@@ -191,16 +191,39 @@ json_t *vmm_config_json(const struct vmm *vmm)
 	    cfg->log_path ? json_pack("{s:s}", "log_path", cfg->log_path) : json_null();
 	json_t *metrics =
 	    cfg->metrics_path ? json_pack("{s:s}", "metrics_path", cfg->metrics_path) : json_null();
-	return json_pack("{s:n, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:o, s:o, s:o, s:[], s:n}",
-			 "balloon", "drives", drives, "boot-source", boot, "cpu-config", "logger",
-			 logger, "machine-config", api_machine_json(vmm), "metrics", metrics,
-			 "mmds-config", "network-interfaces", nets, "vsock", vsock, "entropy",
-			 entropy_json(&cfg->entropy), "pmem", "memory-hotplug");
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
+			 "boot-source", boot, "logger", logger, "machine-config",
+			 api_machine_json(vmm), "metrics", metrics, "network-interfaces", nets,
+			 "vsock", vsock, "entropy", entropy_json(&cfg->entropy));
 }
 
+/*
+ * The sections of Firecracker's config file that ember does not implement
+ * yet: GET /vm/config shows them empty, and a config file may have them
+ * absent, null or empty; anything they ask for is refused, not ignored.
+ */
+static const struct unimplemented {
+	const char *name;
+	bool list;
+	const char *missing; /* what ember lacks */
+} unimplemented[] = {
+	{ "balloon", false, "the balloon device" },
+	{ "cpu-config", false, "custom CPU templates" },
+	{ "mmds-config", false, "MMDS (the microVM metadata service)" },
+	{ "pmem", true, "virtio-pmem devices" },
+	{ "memory-hotplug", false, "memory hot-plugging" },
+};
+
+#define NR_UNIMPLEMENTED (sizeof(unimplemented) / sizeof(unimplemented[0]))
+
+/* Every section of Firecracker's config file, so the answer loads back as
+ * --config-file. */
 static unsigned int get_vm_config(struct ctx *c)
 {
 	c->resp = vmm_config_json(c->vmm);
+	for (size_t i = 0; i < NR_UNIMPLEMENTED; i++)
+		json_object_set_new(c->resp, unimplemented[i].name,
+				    unimplemented[i].list ? json_array() : json_null());
 	return 200;
 }
 
@@ -548,30 +571,22 @@ int vmm_load_config_file(struct vmm *vmm, const char *path, char *err, size_t er
 }
 
 /*
- * The sections of Firecracker's config file, in the order it applies them
- * (logger and metrics first, so the rest is logged and counted). A NULL
- * handler marks a section ember does not implement yet: it may be absent,
- * null or empty, and anything it asks for is refused rather than ignored.
+ * The sections ember implements, in the order Firecracker applies them
+ * (logger and metrics first, so the rest is logged and counted).
  */
 static const struct section {
 	const char *name;
 	handler_fn fn;
 	const char *id_field; /* a list of objects keyed by this field */
-	const char *missing; /* what ember lacks, for an unimplemented one */
 } sections[] = {
-	{ "logger", put_logger, NULL, NULL },
-	{ "metrics", put_metrics, NULL, NULL },
-	{ "machine-config", put_machine, NULL, NULL },
-	{ "cpu-config", NULL, NULL, "custom CPU templates" },
-	{ "boot-source", put_boot_source, NULL, NULL },
-	{ "drives", put_drive, "drive_id", NULL },
-	{ "network-interfaces", put_net, "iface_id", NULL },
-	{ "vsock", put_vsock, NULL, NULL },
-	{ "balloon", NULL, NULL, "the balloon device" },
-	{ "mmds-config", NULL, NULL, "MMDS (the microVM metadata service)" },
-	{ "entropy", put_entropy, NULL, NULL },
-	{ "pmem", NULL, NULL, "virtio-pmem devices" },
-	{ "memory-hotplug", NULL, NULL, "memory hot-plugging" },
+	{ "logger", put_logger, NULL },
+	{ "metrics", put_metrics, NULL },
+	{ "machine-config", put_machine, NULL },
+	{ "boot-source", put_boot_source, NULL },
+	{ "drives", put_drive, "drive_id" },
+	{ "network-interfaces", put_net, "iface_id" },
+	{ "vsock", put_vsock, NULL },
+	{ "entropy", put_entropy, NULL },
 };
 
 #define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -583,24 +598,29 @@ static bool asks_nothing(const json_t *v)
 }
 
 /* Every key names a section; the unimplemented ones ask for nothing. */
-static int config_sections_known(const json_t *root, char *err, size_t err_len)
+static int config_sections_known(json_t *root, char *err, size_t err_len)
 {
 	const char *key;
 	json_t *v;
-	json_object_foreach((json_t *)(uintptr_t)root, key, v)
+	json_object_foreach(root, key, v)
 	{
-		const struct section *sec = sections;
-		while (sec < sections + NR_SECTIONS && strcmp(sec->name, key) != 0)
-			sec++;
-		if (sec == sections + NR_SECTIONS) {
-			snprintf(err, err_len, "unknown section `%s`", key);
-			return -1;
+		bool known = false;
+		for (size_t i = 0; i < NR_SECTIONS && !known; i++)
+			known = strcmp(sections[i].name, key) == 0;
+		for (size_t i = 0; i < NR_UNIMPLEMENTED && !known; i++) {
+			if (strcmp(unimplemented[i].name, key) != 0)
+				continue;
+			if (!asks_nothing(v)) {
+				snprintf(err, err_len,
+					 "%s: ember does not implement %s yet; leave the section "
+					 "out, or make it null or empty",
+					 key, unimplemented[i].missing);
+				return -1;
+			}
+			known = true;
 		}
-		if (!sec->fn && !asks_nothing(v)) {
-			snprintf(err, err_len,
-				 "%s: ember does not implement %s yet; leave the section out, or "
-				 "make it null or empty",
-				 key, sec->missing);
+		if (!known) {
+			snprintf(err, err_len, "unknown section `%s`", key);
 			return -1;
 		}
 	}
@@ -613,7 +633,7 @@ int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_le
 		return -1;
 	for (const struct section *sec = sections; sec < sections + NR_SECTIONS; sec++) {
 		json_t *v = json_object_get(root, sec->name);
-		if (!sec->fn || !v || json_is_null(v)) /* null: absent, as everywhere */
+		if (!v || json_is_null(v)) /* null: absent, as everywhere */
 			continue;
 		if (!sec->id_field) {
 			if (config_section(vmm, sec->fn, v, NULL, sec->name, err, err_len) < 0)

@@ -82,26 +82,24 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 	struct api_call *c = *con_cls;
 	(void)version;
 	if (!c) {
-		/* A declared size over the limit is answered before the body is
-		 * read; libmicrohttpd then closes the connection, as Firecracker
-		 * drops it. */
-		uint64_t declared = content_length(conn);
-		if (declared > s->max_body)
-			return api_refuse_large(s, conn, declared);
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return MHD_NO;
 		c->conn = conn;
 		c->start_ns = clock_now_ns();
+		c->declared = content_length(conn);
 		snprintf(c->method, sizeof(c->method), "%s", method);
 		c->path = strdup(url);
 		*con_cls = c;
 		return c->path ? MHD_YES : MHD_NO;
 	}
 	if (*upload_size) {
-		/* Gather the body; a chunked one past the limit is read to its
-		 * end and dropped, keeping the connection in step. */
-		if (!c->too_large && c->body_len + *upload_size <= s->max_body) {
+		/* Gather the body. One over the limit (declared so, or found so
+		 * as it comes) is read to its end and dropped: the client that
+		 * writes its whole body before reading gets the 400, not a broken
+		 * pipe, and the connection stays in step for the next request. */
+		if (!c->too_large && c->declared <= s->max_body &&
+		    c->body_len + *upload_size <= s->max_body) {
 			char *b = realloc(c->body, c->body_len + *upload_size + 1);
 			if (!b)
 				return MHD_NO;
@@ -110,7 +108,8 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 			c->body_len += *upload_size;
 			c->body[c->body_len] = 0;
 		} else {
-			c->too_large = (c->too_large ? c->too_large : c->body_len) + *upload_size;
+			uint64_t seen = (c->too_large ? c->too_large : c->body_len) + *upload_size;
+			c->too_large = c->declared > s->max_body ? c->declared : seen;
 		}
 		*upload_size = 0;
 		return MHD_YES;
