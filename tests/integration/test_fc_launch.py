@@ -15,7 +15,7 @@ import time
 import pytest
 
 from api_client import Api, start_ember
-from conftest import ember_pid
+from conftest import JAILED
 
 DEFAULT_SOCK = "/run/firecracker.socket"
 # Kata's fc driver: the second word of --version's first line, less the "v",
@@ -42,14 +42,6 @@ def startup_metrics(path):
     line = json.loads(path.read_text().splitlines()[-1])
     return (line["api_server"]["process_startup_time_us"],
             line["api_server"]["process_startup_time_cpu_us"])
-
-
-def wait_for(path, p, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert p.poll() is None, p.stderr.read().decode()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("form", ["separate", "equals"])
@@ -116,9 +108,23 @@ def test_cpu_start_later_than_our_clock_is_ignored(ember, tmp_path):
     assert b"--start-time-cpu-us 1000000000000000 is more than" in err, err
 
 
-def default_sock(p):
-    """The default socket as the ember of @p sees it (in its jail, if jailed)."""
-    return f"/proc/{ember_pid(p)}/root{DEFAULT_SOCK}"
+def default_sock(p, timeout=10):
+    """Wait for the default socket of the ember @p started; its path as that
+    ember sees it (in its jail, when jailed: by then the jailer's child is
+    ember, not one of the wrapper script's short-lived children)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert p.poll() is None, p.stderr.read().decode()
+        pids = [p.pid]
+        if JAILED:
+            kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)
+            pids = kids.stdout.split()
+        for pid in pids:
+            path = f"/proc/{pid}/root{DEFAULT_SOCK}"
+            if os.path.exists(path):
+                return path
+        assert time.monotonic() < deadline, "the default socket never appeared"
+        time.sleep(0.005)
 
 
 def test_default_socket(ember):
@@ -127,7 +133,6 @@ def test_default_socket(ember):
                          stderr=subprocess.PIPE)
     try:
         sock = default_sock(p)
-        wait_for(sock, p)
         code, info = Api(sock).call("GET", "/")
         assert code == 200 and info["state"] == "Not started", info
         p.send_signal(signal.SIGTERM)
@@ -148,7 +153,6 @@ def test_config_file_and_default_socket(ember, guest, tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         sock = default_sock(p)
-        wait_for(sock, p)
         api = Api(sock)
         assert api.call("GET", "/")[1]["state"] == "Running"
         assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
