@@ -39,6 +39,7 @@ int vmm_start(struct vmm *vmm, char *err, size_t err_len)
 	vmm->metrics.build_us = clock_now_us() - t0;
 	vmm->state = VMM_RUNNING;
 	log_info("VM started in %llu us", (unsigned long long)vmm->metrics.build_us);
+	metrics_vm_started(vmm);
 	return 0;
 }
 

@@ -34,9 +34,22 @@ int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
 	return cpu_init(vm, vcpu);
 }
 
+static void vcpu_exit_timed(struct vcpu *vcpu, enum vcpu_exit_kind k, uint64_t t0)
+{
+	struct vcpu_exit_time *t = &vcpu->exit_time[k];
+	uint64_t ns = clock_now_ns() - t0;
+	vcpu->exits[k]++;
+	t->sum_ns += ns;
+	if (!t->min_ns || ns < t->min_ns)
+		t->min_ns = ns;
+	if (ns > t->max_ns)
+		t->max_ns = ns;
+}
+
 static void vcpu_handle_io(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
+	uint64_t t0 = clock_now_ns();
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	/* String I/O (rep outsb) arrives as count back-to-back accesses. */
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
@@ -46,14 +59,19 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 		if (r < 0)
 			vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
 	}
+	vcpu_exit_timed(
+	    vcpu, run->io.direction == KVM_EXIT_IO_OUT ? VCPU_EXIT_IO_OUT : VCPU_EXIT_IO_IN, t0);
 }
 
 static void vcpu_handle_mmio(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	uint32_t len = run->mmio.len;
+	uint64_t t0 = clock_now_ns();
+	enum vcpu_exit_kind k = run->mmio.is_write ? VCPU_EXIT_MMIO_WRITE : VCPU_EXIT_MMIO_READ;
 	if (len == 0 || len > sizeof(run->mmio.data)) {
 		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
+		vcpu_exit_timed(vcpu, k, t0);
 		return;
 	}
 	int r = run->mmio.is_write
@@ -61,6 +79,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 	    : bus_read(&vcpu->vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, len);
 	if (r < 0)
 		vcpu->exits[VCPU_EXIT_UNHANDLED_IO]++;
+	vcpu_exit_timed(vcpu, k, t0);
 }
 
 static void vcpu_handle_system_event(struct vcpu *vcpu)
@@ -73,6 +92,7 @@ static void vcpu_handle_system_event(struct vcpu *vcpu)
 		vm_request_stop(vcpu->vm, EMBER_EXIT_OK, "guest reset");
 		break;
 	default:
+		vcpu->exits[VCPU_EXIT_FAILURE]++;
 		vcpu_dump_regs(vcpu);
 		vm_request_stop(vcpu->vm, EMBER_EXIT_GUEST_CRASH, "guest crash event");
 		break;
@@ -85,11 +105,9 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		vcpu->exits[VCPU_EXIT_IO]++;
 		vcpu_handle_io(vcpu);
 		return 0;
 	case KVM_EXIT_MMIO:
-		vcpu->exits[VCPU_EXIT_MMIO]++;
 		vcpu_handle_mmio(vcpu);
 		return 0;
 	case KVM_EXIT_HLT:
@@ -99,12 +117,14 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 		return 1;
 	case KVM_EXIT_SHUTDOWN:
 		vcpu->exits[VCPU_EXIT_SHUTDOWN]++;
+		vcpu->exits[VCPU_EXIT_FAILURE]++;
 		log_err("vCPU %u: triple fault (KVM_EXIT_SHUTDOWN)", vcpu->id);
 		vcpu_dump_regs(vcpu);
 		vm_request_stop(vcpu->vm, EMBER_EXIT_TRIPLE_FAULT, "guest triple fault");
 		return 1;
 	case KVM_EXIT_INTERNAL_ERROR:
 		vcpu->exits[VCPU_EXIT_INTERNAL_ERROR]++;
+		vcpu->exits[VCPU_EXIT_FAILURE]++;
 		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->id,
 			run->internal.suberror);
 		vcpu_dump_regs(vcpu);
@@ -112,6 +132,7 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 		return 1;
 	case KVM_EXIT_FAIL_ENTRY:
 		vcpu->exits[VCPU_EXIT_OTHER]++;
+		vcpu->exits[VCPU_EXIT_FAILURE]++;
 		log_err("vCPU %u: entry failed, hardware reason 0x%llx", vcpu->id,
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		vcpu_dump_regs(vcpu);
@@ -126,6 +147,7 @@ static int vcpu_dispatch(struct vcpu *vcpu)
 		return 0;
 	default:
 		vcpu->exits[VCPU_EXIT_OTHER]++;
+		vcpu->exits[VCPU_EXIT_FAILURE]++;
 		log_err("vCPU %u: unexpected exit reason %u", vcpu->id, run->exit_reason);
 		vcpu_dump_regs(vcpu);
 		vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "unexpected KVM exit");
@@ -213,6 +235,7 @@ static void *vcpu_thread(void *arg)
 				vcpu->exits[VCPU_EXIT_INTR]++;
 				continue;
 			}
+			vcpu->exits[VCPU_EXIT_FAILURE]++;
 			log_err("vCPU %u: KVM_RUN: %s", vcpu->id, strerror(errno));
 			vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "KVM_RUN failed");
 			break;

@@ -15,10 +15,13 @@
 
 struct vm;
 
-/* Exit counters, by reason; read by metrics from other threads. */
+/* Exit counters, by reason; read by metrics from other threads. The first
+ * four are Firecracker's exit_io_in .. exit_mmio_write, in that order. */
 enum vcpu_exit_kind {
-	VCPU_EXIT_IO,
-	VCPU_EXIT_MMIO,
+	VCPU_EXIT_IO_IN,
+	VCPU_EXIT_IO_OUT,
+	VCPU_EXIT_MMIO_READ,
+	VCPU_EXIT_MMIO_WRITE,
 	VCPU_EXIT_HLT,
 	VCPU_EXIT_SHUTDOWN,
 	VCPU_EXIT_INTERNAL_ERROR,
@@ -26,7 +29,14 @@ enum vcpu_exit_kind {
 	VCPU_EXIT_INTR,
 	VCPU_EXIT_OTHER,
 	VCPU_EXIT_UNHANDLED_IO, /* port or address no device claims */
+	VCPU_EXIT_FAILURE, /* Firecracker's vcpu.failures: exits that stop the VM on an error */
 	VCPU_EXIT_KINDS,
+};
+
+/* Time spent handling the I/O exits (exit_io_in .. exit_mmio_write), in ns:
+ * Firecracker's exit_*_agg. Written by the vCPU thread only. */
+struct vcpu_exit_time {
+	uint64_t min_ns, max_ns, sum_ns;
 };
 
 struct vcpu {
@@ -36,6 +46,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	atomic_uint_fast64_t exits[VCPU_EXIT_KINDS];
+	struct vcpu_exit_time exit_time[VCPU_EXIT_MMIO_WRITE + 1];
 	uint64_t first_run_us; /* clock_us_since_start() of the first KVM_RUN */
 	bool started;
 };

@@ -30,20 +30,47 @@ struct uffd_server;
 
 enum vmm_state { VMM_NOT_STARTED, VMM_RUNNING, VMM_PAUSED, VMM_START_FAILED };
 
+/* Firecracker's put/patch/get_api_requests counters: one per row of
+ * metrics.c's endpoint table (count, then fails). */
+#define METRICS_API_ROWS 24
+/* Firecracker's latencies_us: API-level then VMM-level (handler) times. */
+enum metrics_latency {
+	LAT_FULL_CREATE_SNAPSHOT,
+	LAT_DIFF_CREATE_SNAPSHOT,
+	LAT_LOAD_SNAPSHOT,
+	LAT_PAUSE_VM,
+	LAT_RESUME_VM,
+	LAT_KINDS,
+};
+
+struct metrics_slot;
+
 struct vmm_metrics {
 	int fd; /* -1 when not configured */
+	bool fifo; /* fd is a pipe: a line is written only when it fits whole */
+	bool periodic; /* the VM started: a line now and every 60 s */
 	struct event_handler *timer_h;
 	int timer_fd;
+	bool emit_id; /* PUT /metrics emit_id: the instance id at the top level */
+	json_t *properties; /* PUT /metrics properties (strings), or NULL */
 	uint64_t api_requests, api_errors;
 	uint64_t api_latency_us_total, api_latency_us_max;
 	uint32_t api_latency_us[1024]; /* last requests, for p50/p99 */
 	unsigned int api_latency_n;
+	uint64_t api_count[METRICS_API_ROWS], api_fails[METRICS_API_ROWS];
+	uint64_t deprecated_api_calls;
+	uint64_t latency_us[LAT_KINDS], vmm_latency_us[LAT_KINDS]; /* last of each */
+	uint64_t missed_metrics, metrics_fails; /* lines dropped; of those, write errors */
 	uint64_t start_us; /* process start to vmm_start() */
 	uint64_t build_us; /* vmm_start(): VM built and running */
 	/* Firecracker's api_server.process_startup_time_us and _cpu_us: from
 	 * the launcher's --start-time-us / --start-time-cpu-us (plus
 	 * --parent-cpu-time-us) to the API socket accepting; 0 until then. */
 	uint64_t startup_us, startup_cpu_us;
+	/* What each section showed at the last line written: counters are
+	 * reported as the change since then (Firecracker's SharedIncMetric). */
+	struct metrics_slot *slots;
+	unsigned int nr_slots;
 };
 
 struct vmm {
@@ -109,12 +136,31 @@ int vmm_load_config_json(struct vmm *vmm, json_t *root, char *err, size_t err_le
 /* The configuration as GET /vm/config shows it (a new reference). */
 json_t *vmm_config_json(const struct vmm *vmm);
 
-/* Metrics: open @path, write one line now and every 60 s. 0 or -errno. */
+/*
+ * Metrics (vmm/metrics.c), Firecracker's schema: one JSON line per flush,
+ * counters as the change since the last line written.
+ *
+ * metrics_start() opens @path as Firecracker does (read-write, non-blocking,
+ * created if missing), so a FIFO with no reader yet works. 0 or -errno.
+ */
 int metrics_start(struct vmm *vmm, const char *path) __attribute__((warn_unused_result));
-/* Write one JSON line of every counter (FlushMetrics, exit). 0 or -errno. */
+/* The VM runs (booted or restored): write a line now and every 60 s from
+ * here, as Firecracker does. Idempotent; nothing without metrics. */
+void metrics_vm_started(struct vmm *vmm);
+/*
+ * Write one line (FlushMetrics, the timer, exit). A line that does not fit
+ * whole in a FIFO's free space is dropped, never cut, and counted in
+ * logger.missed_metrics_count; its counts go into the next line written.
+ * 0, -ENODEV without metrics, -EAGAIN when dropped, or -errno.
+ */
 int metrics_flush(struct vmm *vmm);
-/* Record an API request's latency. */
-void metrics_api_request(struct vmm *vmm, uint64_t latency_us, bool error);
+/*
+ * Count an API request: @method and @path as received, @body its JSON (or
+ * NULL), @status the answer, @us its time from arrival to answer and
+ * @handler_us the part spent in the handler.
+ */
+void metrics_api_request(struct vmm *vmm, const char *method, const char *path, const json_t *body,
+			 unsigned int status, uint64_t us, uint64_t handler_us);
 
 const char *vmm_state_name(enum vmm_state s);
 

@@ -59,6 +59,8 @@ static inline int fuzz_vmm_reset(int argc, char **argv)
 		close(m->fd);
 	if (m->timer_fd >= 0)
 		close(m->timer_fd);
+	free(m->slots);
+	json_decref(m->properties);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 	m->timer_fd = -1;

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import fcmetrics
 from api_client import Api, start_ember
 from conftest import JAILED, read_until
 
@@ -145,11 +146,13 @@ def test_metrics_logger_and_sigterm(ember, guest, sock, tmp_path):
     finally:
         api.close()
         p.kill()
-    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert len(lines) == 3  # at PUT /metrics, FlushMetrics, exit
-    assert lines[1]["api_server"]["requests"] >= 5
-    assert lines[1]["state"] == "Running"
-    assert lines[2]["vcpu"]["exits_io"] > 0
+    lines = fcmetrics.read(metrics)
+    assert len(lines) == 3  # at InstanceStart, FlushMetrics, exit
+    # Counters restart at each line: the five requests before FlushMetrics.
+    assert fcmetrics.total(lines[:2], "ember", "api", "requests") == 5
+    assert fcmetrics.total(lines[:2], "put_api_requests", "metrics_fails") == 1
+    assert lines[1]["ember"]["state"] == "Running"
+    assert fcmetrics.total(lines, "vcpu", "exit_io_out") > 0
     assert "VM started" in log.read_text()
     assert not os.path.exists(sock)
 

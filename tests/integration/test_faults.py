@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 import pytest
 
+import fcmetrics
 from api_client import Api, start_ember
 from conftest import BUILD, ember_pid, read_until
 
@@ -97,11 +98,24 @@ def vm_config(tmp_path, drives, boot_args="mode=3", kernel=None):
     return cfg, metrics
 
 
+def drive_totals(lines):
+    """Per drive id, its counters over all @lines (each holds the change since
+    the one before): Firecracker's block_<id> and ember's own."""
+    out = {}
+    for drive in lines[-1]["ember"]["block"]:
+        c = {k: fcmetrics.total(lines, f"block_{drive}", k)
+             for k, v in lines[-1][f"block_{drive}"].items() if isinstance(v, int)}
+        c.update({k: fcmetrics.total(lines, "ember", "block", drive, k)
+                  for k in lines[-1]["ember"]["block"][drive]})
+        out[drive] = c
+    return out
+
+
 def run_blk_guest(ember, guest, tmp_path, drives):
     """Boot the blk guest (mode=3) on @drives [(id, path, read_only, engine)],
     wait for its last request, check that ember still serves its API with
     the VM running, flush metrics, stop ember with SIGTERM (it must exit 0).
-    Returns (guest output, ember's stderr, the metrics' block section)."""
+    Returns (guest output, ember's stderr, drive_totals() of the metrics)."""
     cfg, metrics = vm_config(tmp_path, drives, kernel=guest("blk.elf"))
     sock = str(tmp_path / "api.sock")
     p = start_ember(ember, sock, "--config-file", cfg)
@@ -112,7 +126,7 @@ def run_blk_guest(ember, guest, tmp_path, drives):
         code, info = api.call("GET", "/")
         assert code == 200 and info["state"] == "Running", info
         assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
-        block = json.loads(metrics.read_text().splitlines()[-1])["block"]
+        block = drive_totals(fcmetrics.read(metrics))
         api.close()
         os.kill(ember_pid(p), signal.SIGTERM)
         _, err = p.communicate(timeout=30)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import fcmetrics
 from api_client import Api
 from conftest import ember_pid, read_until, run_ember
 from vsock_host import EchoServer, echo_roundtrip, host_connect, read_line
@@ -29,7 +30,15 @@ def vm_config(tmp_path, guest, args):
 
 
 def last_metrics(path):
-    return json.loads(path.read_text().splitlines()[-1])["vsock"]
+    """The vsock counters over the whole run (each line holds the change
+    since the line before; conns_open is a value, from the last line)."""
+    lines = fcmetrics.read(path)
+    m = {k: fcmetrics.total(lines, "ember", "vsock", k) for k in lines[-1]["ember"]["vsock"]}
+    m["conns_open"] = lines[-1]["ember"]["vsock"]["conns_open"]
+    m["tx_bytes"] = fcmetrics.total(lines, "vsock", "tx_bytes_count")
+    m["rx_bytes"] = fcmetrics.total(lines, "vsock", "rx_bytes_count")
+    assert fcmetrics.total(lines, "vsock", "conns_added") == m["conns_opened"]
+    return m
 
 
 def test_guest_connects_and_echoes_many_sizes(ember, guest, tmp_path):

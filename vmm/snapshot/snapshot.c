@@ -681,6 +681,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		 (unsigned long long)vmm->metrics.build_us, a->resume ? "running" : "paused",
 		 a->uffd ? ", memory by userfaultfd" : "",
 		 (unsigned long long)(vmm->uffd ? vmm->uffd->prefetched : 0));
+	metrics_vm_started(vmm);
 	r = 0;
 	goto out;
 failed:

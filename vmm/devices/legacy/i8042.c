@@ -77,6 +77,10 @@ static void i8042_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 
 	memset(data, 0, len);
 	pthread_mutex_lock(&k->lock);
+	if (len != 1 || (off != 0 && off != I8042_CMD_PORT - I8042_DATA_PORT))
+		k->m.missed_read_count++;
+	else
+		k->m.read_count++;
 	if (off == 0) {
 		if (k->len) {
 			data[0] = k->out[k->head];
@@ -122,6 +126,7 @@ static bool i8042_command(struct i8042 *k, uint8_t cmd)
 		i8042_push(k, k->outp);
 		break;
 	case I8042_CMD_RESET:
+		k->m.reset_count++;
 		return true;
 	default:
 		/* Auxiliary-port and other commands: no such hardware here. */
@@ -166,8 +171,11 @@ static void i8042_write(void *opaque, uint64_t off, const uint8_t *data, uint32_
 	struct i8042 *k = opaque;
 	bool stop = false, irq = false;
 
-	(void)len;
 	pthread_mutex_lock(&k->lock);
+	if (len != 1 || (off != 0 && off != I8042_CMD_PORT - I8042_DATA_PORT))
+		k->m.missed_write_count++;
+	else
+		k->m.write_count++;
 	if (off == I8042_CMD_PORT - I8042_DATA_PORT) {
 		k->last_was_cmd = true;
 		stop = i8042_command(k, data[0]);

@@ -23,6 +23,14 @@ struct event_loop;
 
 #define SERIAL_RX_FIFO 64
 
+/* Firecracker's uart metrics (its names), cumulative; under the lock. */
+struct serial_metrics {
+	uint64_t read_count; /* bytes the guest read from the receive buffer */
+	uint64_t write_count; /* bytes the guest sent (THR writes outside loopback) */
+	uint64_t missed_read_count; /* reads of a width other than one byte */
+	uint64_t missed_write_count; /* such writes, and bytes the console refused */
+};
+
 struct serial {
 	pthread_mutex_t lock;
 	struct vm *vm;
@@ -38,6 +46,7 @@ struct serial {
 	int rx_space_fd;
 	bool stdin_paused;
 	uint64_t tx_bytes, rx_bytes, rx_dropped;
+	struct serial_metrics m;
 };
 
 /* Put COM1 on the PIO bus; output goes to @out_fd (-1 for none). */
@@ -48,8 +57,16 @@ unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned in
 int serial_attach_stdin(struct serial *s, struct event_loop *loop)
     __attribute__((warn_unused_result));
 
+/* Firecracker's i8042 metrics (its names), cumulative; under the lock. */
+struct i8042_metrics {
+	uint64_t read_count, write_count; /* accesses to ports 0x60 and 0x64 */
+	uint64_t missed_read_count, missed_write_count; /* other ports or widths */
+	uint64_t reset_count; /* the guest pulsed the reset line (0xfe) */
+};
+
 struct i8042 {
 	pthread_mutex_t lock;
+	struct i8042_metrics m;
 	struct vm *vm;
 	uint8_t out[16]; /* bytes for the guest to read from port 0x60 */
 	unsigned int head, len;

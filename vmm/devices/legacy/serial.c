@@ -100,10 +100,15 @@ static void serial_tx(struct serial *s, uint8_t c)
 {
 	if (s->mcr & MCR_LOOP) {
 		serial_rx_put(s, c);
-	} else if (s->out_fd >= 0) {
+	} else {
+		s->m.write_count++;
+		if (s->out_fd < 0)
+			return;
 		/* Output is best effort: a closed or full console never stalls the guest. */
-		write_full(s->out_fd, &c, 1);
-		s->tx_bytes++;
+		if (write_full(s->out_fd, &c, 1) < 0)
+			s->m.missed_write_count++;
+		else
+			s->tx_bytes++;
 	}
 }
 
@@ -113,11 +118,14 @@ static void serial_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 	memset(data, 0, len);
 	pthread_mutex_lock(&s->lock);
 	bool dlab = s->lcr & LCR_DLAB;
+	if (len != 1)
+		s->m.missed_read_count++;
 	switch (off) {
 	case UART_RBR_THR:
 		if (dlab) {
 			data[0] = s->dll;
 		} else if (s->rx_len) {
+			s->m.read_count++;
 			data[0] = s->rx[s->rx_head];
 			s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
 			s->rx_len--;
@@ -159,11 +167,12 @@ static void serial_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 static void serial_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
 {
 	struct serial *s = opaque;
-	(void)len;
 	uint8_t v = data[0];
 	bool irq = false;
 	pthread_mutex_lock(&s->lock);
 	bool dlab = s->lcr & LCR_DLAB;
+	if (len != 1)
+		s->m.missed_write_count++;
 	switch (off) {
 	case UART_RBR_THR:
 		if (dlab) {

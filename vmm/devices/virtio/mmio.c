@@ -52,7 +52,8 @@ static void mmio_raise(struct virtio_mmio *t, uint32_t bits)
 	t->interrupt_status |= bits;
 	uint64_t one = 1;
 	ssize_t w = write(t->irq_fd, &one, sizeof(one));
-	(void)w;
+	t->irq_triggers++;
+	t->event_fails += w != (ssize_t)sizeof(one);
 }
 
 static void mmio_signal_used(struct virtio_mmio *t)
@@ -63,6 +64,7 @@ static void mmio_signal_used(struct virtio_mmio *t)
 static void mmio_signal_config(struct virtio_mmio *t)
 {
 	t->config_generation++;
+	t->config_updates++;
 	mmio_raise(t, VIRTIO_INT_CONFIG);
 }
 
@@ -115,12 +117,15 @@ static void mmio_activate(struct virtio_mmio *t)
 			continue;
 		const char *why = "";
 		if (virtq_activate(q, t->mem, t->ops->queue_max, event_idx, &why) < 0) {
+			t->activate_fails++;
 			mmio_needs_reset(t, why);
 			return;
 		}
 	}
-	if (t->ops->activate(t->dev, t->driver_features) < 0)
+	if (t->ops->activate(t->dev, t->driver_features) < 0) {
+		t->activate_fails++;
 		mmio_needs_reset(t, "device could not start");
+	}
 }
 
 static void mmio_write_status(struct virtio_mmio *t, uint32_t v)
@@ -294,8 +299,9 @@ void virtio_mmio_notify(struct virtio_mmio *t, unsigned int q)
 {
 	uint64_t v;
 	ssize_t r = read(t->notify_fds[q], &v, sizeof(v));
-	(void)r;
 	pthread_mutex_lock(&t->lock);
+	t->queue_events[q]++;
+	t->event_fails += r < 0 && errno != EAGAIN; /* EAGAIN: a spurious wake-up */
 	if (virtio_mmio_active(t) && t->queues[q].avail)
 		t->ops->queue_notify(t->dev, q);
 	pthread_mutex_unlock(&t->lock);

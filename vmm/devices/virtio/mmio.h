@@ -54,7 +54,12 @@ struct virtio_mmio {
 	uint32_t status, interrupt_status, config_generation;
 	uint64_t driver_features;
 
-	uint64_t needs_reset_events; /* metrics */
+	/* Metrics, cumulative, under the lock (queue_events: VMM thread). */
+	uint64_t needs_reset_events;
+	uint64_t queue_events[VIRTIO_MMIO_MAX_QUEUES]; /* notifications handled, per queue */
+	uint64_t activate_fails; /* DRIVER_OK refused: bad queue or device set-up */
+	uint64_t event_fails; /* eventfd reads or interrupt writes that failed */
+	uint64_t irq_triggers, config_updates; /* interrupts raised, config changes signalled */
 };
 
 /* What devices are given to reach their transport. */

@@ -38,12 +38,15 @@ static void blk_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len
 	struct blk_config_space c = { .capacity = b->capacity, .seg_max = BLK_QUEUE_SIZE - 2 };
 	if (off < sizeof(c) && len <= sizeof(c) - off)
 		memcpy(data, (const uint8_t *)&c + off, len);
+	else
+		b->m.cfg_fails++;
 }
 
 static void blk_config_write(void *dev, uint64_t off, const uint8_t *data, uint32_t len)
 {
 	/* Nothing in our config space is writable (no CONFIG_WCE). */
-	(void)dev;
+	struct virtio_blk *b = dev;
+	b->m.cfg_fails++;
 	(void)off;
 	(void)data;
 	(void)len;
@@ -195,6 +198,7 @@ static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool
 	}
 	uint8_t status = blk_req_parse(chain, b->capacity, b->cfg.read_only, req);
 	if (status != VIRTIO_BLK_S_OK) {
+		b->m.invalid_reqs++;
 		blk_finish_now(b, req, status, 1);
 		return true;
 	}
@@ -250,6 +254,7 @@ void virtio_blk_process(struct virtio_blk *b)
 	}
 	if (progress && virtq_should_signal(&b->queue))
 		b->tops->signal_used(&b->transport);
+	b->m.no_avail_buffer += !progress;
 }
 
 void virtio_blk_complete_ready(struct virtio_blk *b)
@@ -279,6 +284,7 @@ static void blk_timer_ready(void *opaque, uint32_t events)
 	ssize_t r = read(b->timer_fd, &v, sizeof(v));
 	(void)r;
 	pthread_mutex_lock(&b->transport.lock);
+	b->m.rate_limiter_events++;
 	b->throttled = false;
 	if (virtio_mmio_active(&b->transport) && b->queue.avail)
 		virtio_blk_process(b);
@@ -434,6 +440,10 @@ int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_d
 		char *copy = strdup(path);
 		r = copy ? blk_swap_backing(b, copy, err, err_len) : -ENOMEM;
 	}
+	if (r < 0)
+		b->m.update_fails++;
+	else
+		b->m.update_count++;
 	pthread_mutex_unlock(&b->transport.lock);
 	return r;
 }

@@ -68,14 +68,20 @@ struct blk_req {
 uint8_t blk_req_parse(const struct virtq_chain *chain, uint64_t capacity, bool read_only,
 		      struct blk_req *req);
 
+/* Cumulative; metrics.c shows them under Firecracker's names (README). */
 struct blk_metrics {
 	uint64_t reads, writes, flushes, get_ids;
 	uint64_t read_bytes, write_bytes;
 	uint64_t errors; /* requests failed (bad request or I/O error) */
 	uint64_t io_errors; /* of those, failed by the backing file (EIO, ENOSPC, ...) */
+	uint64_t invalid_reqs; /* of those, refused when parsed (type, size, range) */
 	uint64_t bad_chains; /* malformed descriptor chains */
 	uint64_t throttled; /* rate limiter refusals */
+	uint64_t rate_limiter_events; /* limiter timer expiries */
 	uint64_t backpressure; /* times the engine was full */
+	uint64_t no_avail_buffer; /* queue runs that found no request */
+	uint64_t cfg_fails; /* config space accesses outside it (none is writable) */
+	uint64_t update_count, update_fails; /* PATCH /drives */
 };
 
 struct blk_engine;

@@ -218,6 +218,7 @@ static void net_tx(struct virtio_net *n)
 			}
 			if (n->tap_broken) {
 				n->m.tap_errors++;
+				n->m.tap_write_fails++;
 				virtq_push(q, chain.head, 0);
 				continue;
 			}
@@ -247,6 +248,7 @@ static void net_tx(struct virtio_net *n)
 				 * not the TAP. */
 				n->m.tx_malformed++;
 			} else if (w < 0) {
+				n->m.tap_write_fails++;
 				net_tap_failed(n, errno);
 			} else {
 				n->m.tx_frames++;
@@ -349,6 +351,7 @@ static void net_rx(struct virtio_net *n)
 			 * that raced in past those send us round again: the ones
 			 * held back do not (they once made this loop spin). */
 			uint16_t seen = q->last_avail;
+			n->m.no_rx_avail_buffer += !b.nr_chains;
 			if (b.nr_chains) {
 				n->m.rx_short_buffers++;
 				if (!n->warned_short_rx)
@@ -371,8 +374,10 @@ static void net_rx(struct virtio_net *n)
 			rx_unpop(n, b.nr_chains);
 			if (e == EAGAIN)
 				n->rx_pending = false;
-			else if (e != EINTR)
+			else if (e != EINTR) {
+				n->m.tap_read_fails++;
 				net_tap_failed(n, e);
+			}
 			break;
 		}
 		if ((uint64_t)len > b.cap || len < NET_HDR_LEN) {
@@ -423,13 +428,15 @@ static void net_tap_ready(void *opaque, uint32_t events)
 {
 	struct virtio_net *n = opaque;
 	pthread_mutex_lock(&n->transport.lock);
+	n->m.tap_events++;
 	if (events & EPOLLIN)
 		n->rx_pending = true;
 	if (events & EPOLLOUT)
 		n->tx_blocked = false;
-	if (events & (EPOLLERR | EPOLLHUP))
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		n->m.tap_read_fails++;
 		net_tap_failed(n, EIO);
-	else if (net_active(n)) {
+	} else if (net_active(n)) {
 		net_rx(n);
 		net_tx(n);
 	}

@@ -48,6 +48,10 @@ struct net_metrics {
 	uint64_t rx_throttled, tx_throttled;
 	uint64_t tap_errors; /* TAP read/write failures (e.g. the TAP was deleted) */
 	uint64_t rx_short_buffers; /* waits because the guest's RX buffers held less than a frame */
+	/* For Firecracker's names (metrics.c maps the rest from the above). */
+	uint64_t no_rx_avail_buffer; /* frames waiting with no RX buffer at all */
+	uint64_t tap_read_fails, tap_write_fails; /* of tap_errors */
+	uint64_t tap_events; /* TAP readiness events */
 };
 
 struct event_loop;
