@@ -85,7 +85,7 @@ static void call_one(const uint8_t *p, size_t n)
 	snprintf(c.method, sizeof(c.method), "%.*s", (int)((nl1 ? nl1 : p + n) - p),
 		 (const char *)p);
 	c.path = strndup((const char *)path, (size_t)(path_end - path));
-	if (!c.path || !*c.path || body_len > API_MAX_BODY) /* 413 before the VMM sees it */
+	if (!c.path || !*c.path || body_len > API_MAX_BODY) /* 400 before the VMM sees it */
 		goto out;
 	if (body_len) {
 		c.body = malloc(body_len + 1);
