@@ -3,7 +3,7 @@
 
 1. Latency of GET / and PUT /machine-config over one keep-alive Unix-socket
    connection, as the client sees it (includes Python's http.client), and as
-   ember measures it itself (metrics api_server latency p50/p99, request
+   ember measures it itself (metrics ember.api latency p50/p99, request
    arrival to answer). Beside it, the same client against a baseline server
    that answers every request with a fixed 204 from a tight loop, so the
    client's and the kernel's share is visible.
@@ -85,10 +85,10 @@ def main():
     timed(api, 200, "GET", "/")  # warm up
     get = timed(api, a.requests, "GET", "/")
     api.call("PUT", "/actions", {"action_type": "FlushMetrics"})
-    own_get = json.loads(open(metrics).read().splitlines()[-1])["api_server"]
+    own_get = json.loads(open(metrics).read().splitlines()[-1])["ember"]["api"]
     put = timed(api, a.requests, "PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 256})
     api.call("PUT", "/actions", {"action_type": "FlushMetrics"})
-    own_put = json.loads(open(metrics).read().splitlines()[-1])["api_server"]
+    own_put = json.loads(open(metrics).read().splitlines()[-1])["ember"]["api"]
     api.close()
     p.terminate()
     p.wait()

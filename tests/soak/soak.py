@@ -652,8 +652,14 @@ class LongRun:
         check(not os.path.exists(self.e.sock), "the API socket was left behind")
         check(not os.path.exists(self.vsock), "the vsock socket was left behind")
         self.check_files()
-        # A line at PUT /metrics, one per FlushMetrics, one every 60 s, one at exit.
-        lines = len(self.metrics.read_text().splitlines())
+        # A line at boot, one per FlushMetrics, one every 60 s, one at exit,
+        # each a whole JSON object in Firecracker's schema.
+        text = self.metrics.read_text()
+        for line in text.splitlines():
+            m = json.loads(line)
+            check({"api_server", "block", "net", "vcpu", "put_api_requests", "ember"} <= set(m),
+                  f"a metrics line lacks Firecracker's sections: {sorted(m)}")
+        lines = len(text.splitlines())
         want = 2 + self.counts.get("FlushMetrics", 0)
         periodic = int((time.monotonic() - self.t_boot) / 60) + 1
         check(want <= lines <= want + periodic, f"metrics file has {lines} lines, expected {want} "
