@@ -48,6 +48,7 @@ unsigned int put_boot_source(struct ctx *c)
 	config_set_str(&cfg->kernel_path, kernel);
 	config_set_str(&cfg->initrd_path, initrd);
 	config_set_str(&cfg->cmdline, args);
+	cfg->default_boot_args = !args; /* as Firecracker: its default command line */
 	return 204;
 }
 

@@ -168,7 +168,10 @@ static int load_guest_with(struct vmm *vmm, const char *cmdline)
 
 static int load_guest(struct vmm *vmm)
 {
-	char *cmdline = vmm_guest_cmdline(vmm, vmm->cfg.cmdline);
+	const char *user = vmm->cfg.cmdline;
+	if (!user && vmm->cfg.default_boot_args)
+		user = VMM_DEFAULT_BOOT_ARGS;
+	char *cmdline = vmm_guest_cmdline(vmm, user);
 	if (!cmdline)
 		return EMBER_EXIT_ERROR;
 	int r = load_guest_with(vmm, cmdline);

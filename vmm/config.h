@@ -61,11 +61,21 @@ struct drive_config {
  */
 enum acpi_mode { ACPI_WITH_LEGACY, ACPI_OFF, ACPI_ONLY };
 
+/* Firecracker's command line for a boot source without boot_args: reboot on
+ * panic, no modules, no 8250 UARTs, a plain i8042 keyboard (no AUX port, no
+ * multiplexer). */
+#define VMM_DEFAULT_BOOT_ARGS                                                                      \
+	"reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd "         \
+	"swiotlb=noforce"
+
 /* All strings in a vmm_config are heap copies it owns. */
 struct vmm_config {
 	char *kernel_path;
 	char *initrd_path;
 	char *cmdline;
+	/* PUT /boot-source left boot_args out: the guest gets Firecracker's
+	 * default command line (VMM_DEFAULT_BOOT_ARGS), GET /vm/config null. */
+	bool default_boot_args;
 	unsigned int vcpus;
 	uint64_t mem_mib;
 #define VMM_MAX_DRIVES 16

@@ -427,3 +427,30 @@ def test_the_guest_sees_the_mtu_and_frames_up_to_it_pass(ember, guest, netns, tm
     lines = [json.loads(l) for l in metrics.read_text().splitlines()]
     malformed = sum(l["net_eth0"]["tx_malformed_frames"] for l in lines)
     assert malformed == 1, lines  # the frame one byte over the MTU, and only it
+
+
+# ---- boot_args left out ------------------------------------------------------------
+
+@pytest.mark.parametrize("boot_args", [None, ""])
+def test_boot_args_left_out_is_firecrackers_default_command_line(ember, guest, tmp_path,
+                                                                 boot_args):
+    """Without boot_args the guest gets Firecracker's default command line
+    (GET /vm/config still shows null); an empty boot_args is an empty one."""
+    sock = str(tmp_path / "api.sock")
+    body = {"kernel_image_path": str(guest("hello.elf"))}
+    if boot_args is not None:
+        body["boot_args"] = boot_args
+    p = start_ember(ember, sock)
+    try:
+        api = Api(sock)
+        assert api.call("PUT", "/boot-source", body)[0] == 204
+        assert api.call("GET", "/vm/config")[1]["boot-source"]["boot_args"] == boot_args
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 0, err
+    want = ("reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "
+            "i8042.dumbkbd swiotlb=noforce" if boot_args is None else "")
+    assert f"cmdline: {want}\n".encode() in out, out
