@@ -332,13 +332,18 @@ unsigned int patch_drive(struct ctx *c)
 	char err[200] = "";
 	if (virtio_blk_update(b, path, rl ? &limits : NULL, err, sizeof(err)) < 0)
 		return api_fail(c, "drive [%s]: %s", c->id, err);
-	if (path) {
-		struct vmm_config *cfg = &vmm->cfg;
-		for (unsigned int i = 0; i < cfg->nr_drives; i++)
-			if (strcmp(cfg->drives[i].blk.id, c->id) == 0) {
-				free((void *)(uintptr_t)cfg->drives[i].blk.path);
-				cfg->drives[i].blk.path = strdup(path);
-			}
+	/* GET /vm/config and snapshots show what is now in force. */
+	struct vmm_config *cfg = &vmm->cfg;
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		struct blk_drive_config *d = &cfg->drives[i].blk;
+		if (strcmp(d->id, c->id) != 0)
+			continue;
+		if (path) {
+			free((void *)(uintptr_t)d->path);
+			d->path = strdup(path);
+		}
+		if (rl)
+			rate_limits(rl, d);
 	}
 	return 204;
 }
@@ -441,6 +446,10 @@ unsigned int patch_net(struct ctx *c)
 		net_limits(c->body, &d);
 		virtio_net_set_limits(n, &d);
 		n->cfg = d;
+		/* GET /vm/config and snapshots show what is now in force. */
+		for (unsigned int j = 0; j < vmm->cfg.nr_nets; j++)
+			if (strcmp(vmm->cfg.nets[j].iface_id, c->id) == 0)
+				net_limits(c->body, &vmm->cfg.nets[j].limits);
 		return 204;
 	}
 	return api_fail(c, "No network interface with id [%s] is attached", c->id);

@@ -163,10 +163,10 @@ def netns(kvm):
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def boot_and_get_config(ember, netns, cfg_path, sock):
-    """Boot from @cfg_path (hello.elf waits for Ctrl+Alt+Del), take GET
-    /vm/config, then shut the guest down cleanly (the TAP and the vsock
-    socket are free for the next ember)."""
+def boot_and_get_config(ember, netns, cfg_path, sock, patches=()):
+    """Boot from @cfg_path (hello.elf waits for Ctrl+Alt+Del), make the
+    PATCH calls in @patches, take GET /vm/config, then shut the guest down
+    cleanly (the TAP and the vsock socket are free for the next ember)."""
     p = subprocess.Popen(["ip", "netns", "exec", netns, str(ember), "--api-sock", sock,
                           "--config-file", str(cfg_path)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -174,6 +174,9 @@ def boot_and_get_config(ember, netns, cfg_path, sock):
         m, text = read_until(p, r"waiting for ctrl-alt-del\n", 30)
         assert m, text + p.stderr.read().decode() if p.poll() is not None else text
         api = Api(sock)
+        for path, body in patches:
+            st, resp = api.call("PATCH", path, body)
+            assert st == 204, (path, resp)
         st, got = api.call("GET", "/vm/config")
         assert st == 200, got
         assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
@@ -208,15 +211,21 @@ def test_vm_config_round_trips_through_a_config_file(ember, guest, disk, netns, 
         "entropy": {"rate_limiter": ops_only},
         "balloon": None, "mmds-config": None, "cpu-config": None, "pmem": [],
     }
-    first = boot_and_get_config(ember, netns, write(tmp_path, cfg), str(tmp_path / "a.sock"))
+    # The limits changed after boot are the ones shown (and carried over).
+    patched = {"bandwidth": None, "ops": {"size": 77, "one_time_burst": 0, "refill_time": 7}}
+    first = boot_and_get_config(ember, netns, write(tmp_path, cfg), str(tmp_path / "a.sock"), [
+        ("/drives/data", {"drive_id": "data", "rate_limiter": patched}),
+        ("/network-interfaces/eth0", {"iface_id": "eth0", "tx_rate_limiter": patched,
+                                      "rx_rate_limiter": None}),
+    ])
     # Every section of Firecracker's config file is there.
     assert set(first) == {"balloon", "drives", "boot-source", "cpu-config", "logger",
                           "machine-config", "metrics", "mmds-config", "network-interfaces",
                           "vsock", "entropy", "pmem", "memory-hotplug"}, first
     assert first["drives"][0]["rate_limiter"] == limiter, first["drives"]
-    assert first["drives"][1]["rate_limiter"] is None, first["drives"]
-    assert first["network-interfaces"][0]["rx_rate_limiter"] == limiter
-    assert first["network-interfaces"][0]["tx_rate_limiter"] == ops_only
+    assert first["drives"][1]["rate_limiter"] == patched, first["drives"]
+    assert first["network-interfaces"][0]["rx_rate_limiter"] == limiter  # null: unchanged
+    assert first["network-interfaces"][0]["tx_rate_limiter"] == patched
     assert first["network-interfaces"][0]["mtu"] == 9000
     assert first["entropy"] == {"rate_limiter": ops_only}
     assert first["boot-source"] == cfg["boot-source"]
