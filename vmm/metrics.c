@@ -757,8 +757,8 @@ static bool api_row_matches(const struct api_row *row, const char *method, const
 		return false;
 	if (n == 1)
 		return strcmp(path, "/") == 0;
-	if (row->path[n - 1] == '/')
-		return strncmp(path, row->path, n) == 0 && path[n];
+	if (row->path[n - 1] == '/') /* an id, and nothing after it */
+		return strncmp(path, row->path, n) == 0 && path[n] && !strchr(path + n, '/');
 	return strncmp(path, row->path, n) == 0 && (!path[n] || path[n] == '/');
 }
 
