@@ -107,10 +107,6 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 				"only \"None\"), see ember issue 17",
 				tmpl);
 	const char *hp = jstr(c->body, "huge_pages");
-	if (hp && strcmp(hp, "Transparent") == 0)
-		return api_fail(c,
-				"huge_pages: \"Transparent\" (madvise(MADV_HUGEPAGE)) is not "
-				"supported by ember yet; use \"None\" or \"2M\"");
 	if (hp && strcmp(hp, "2M") == 0 && mem % 2)
 		return api_fail(c, "mem_size_mib must be a multiple of 2 with 2M huge pages");
 	cfg->vcpus = (unsigned int)vcpus;
@@ -119,6 +115,8 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 	cfg->track_dirty_pages =
 	    jbool(c->body, "track_dirty_pages", put ? false : cfg->track_dirty_pages);
 	cfg->huge_pages_2m = hp ? strcmp(hp, "2M") == 0 : (put ? false : cfg->huge_pages_2m);
+	cfg->huge_pages_thp =
+	    hp ? strcmp(hp, "Transparent") == 0 : (put ? false : cfg->huge_pages_thp);
 	return 204;
 }
 

@@ -98,10 +98,14 @@ static unsigned int get_version(struct ctx *c)
 json_t *api_machine_json(const struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
+	const char *huge_pages = "None";
+	if (cfg->huge_pages_2m)
+		huge_pages = "2M";
+	else if (cfg->huge_pages_thp)
+		huge_pages = "Transparent";
 	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
 			 "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
-			 "track_dirty_pages", cfg->track_dirty_pages, "huge_pages",
-			 cfg->huge_pages_2m ? "2M" : "None");
+			 "track_dirty_pages", cfg->track_dirty_pages, "huge_pages", huge_pages);
 }
 
 static json_t *nullable(const char *s)

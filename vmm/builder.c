@@ -382,6 +382,7 @@ static int build_vm(struct vmm *vmm, int mem_fd)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
 	struct vm_mem_opts o = { .huge_pages = cfg->huge_pages_2m,
+				 .transparent_huge_pages = cfg->huge_pages_thp,
 				 .track_dirty = cfg->track_dirty_pages,
 				 .mem_fd = mem_fd };
 	int r = vm_create(&vmm->vm, cfg->mem_mib << 20, cfg->vcpus, &o);

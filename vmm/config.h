@@ -103,6 +103,7 @@ struct vmm_config {
 	struct vsock_config vsock;
 	struct entropy_config entropy;
 	bool smt, track_dirty_pages, huge_pages_2m;
+	bool huge_pages_thp; /* huge_pages "Transparent": madvise(MADV_HUGEPAGE) */
 	enum acpi_mode acpi;
 
 	/* Process-level settings. */

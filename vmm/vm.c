@@ -44,6 +44,12 @@ static int vm_map_memory(struct vm *vm, uint64_t mem_bytes, const struct vm_mem_
 			return r;
 		}
 		reg->host = host;
+		if (o->transparent_huge_pages && madvise(host, reg->size, MADV_HUGEPAGE) < 0) {
+			r = -errno;
+			log_err("transparent huge pages for guest memory: madvise: %s",
+				strerror(-r));
+			return r;
+		}
 		if (o->track_dirty &&
 		    !(reg->dirty = calloc((reg->size / 4096 + 63) / 64, sizeof(uint64_t))))
 			return -ENOMEM;

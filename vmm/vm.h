@@ -54,6 +54,7 @@ struct vm {
 /* How guest memory is backed. */
 struct vm_mem_opts {
 	bool huge_pages; /* 2 MiB hugetlbfs pages */
+	bool transparent_huge_pages; /* madvise(MADV_HUGEPAGE): THP where the host allows */
 	bool track_dirty; /* KVM dirty log on every slot (diff snapshots) */
 	int mem_fd; /* -1: anonymous; else a snapshot memory file mapped
 			     * MAP_PRIVATE, regions back to back from offset 0 */

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from api_client import Api, start_ember
-from conftest import ROOT, read_until
+from conftest import ROOT, ember_pid, read_until
 from test_net import GUEST_ARGS
 from test_net import netns  # noqa: F401 (a fixture: pytest finds it by name)
 
@@ -338,7 +338,9 @@ def test_post_boot_fields_on_a_running_guest(ember, guest, files, netns, tmp_pat
     cfg = tmp_path / "vm.json"
     cfg.write_text(json.dumps({
         "boot-source": {"kernel_image_path": files["$KERNEL"], "boot_args": "cad=1"},
-        "machine-config": {"vcpu_count": 1, "mem_size_mib": 16, "track_dirty_pages": True},
+        # Transparent: the loads below madvise a snapshot's file-backed memory too.
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 16, "track_dirty_pages": True,
+                           "huge_pages": "Transparent"},
         "drives": [{"drive_id": "d1", "path_on_host": files["$DISK"], "is_root_device": False}],
         "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "mtu": 1400}],
         "metrics": {"metrics_path": files["$METRICS"]},
@@ -417,7 +419,8 @@ def test_the_guest_sees_the_mtu_and_frames_up_to_it_pass(ember, guest, netns, tm
                                 "guest_mac": "06:00:0a:00:02:02", "mtu": mtu}],
         "metrics": {"metrics_path": str(metrics)},
     }))
-    r = subprocess.run(["ip", "netns", "exec", netns, str(ember), "--config-file", str(cfg)],
+    r = subprocess.run(["ip", "netns", "exec", netns, str(ember), "--no-api", "--config-file",
+                        str(cfg)],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"net: mac 0x6:0x0:0xa:0x0:0x2:0x2 mtu {mtu}\n" in r.stdout
@@ -454,3 +457,45 @@ def test_boot_args_left_out_is_firecrackers_default_command_line(ember, guest, t
     want = ("reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "
             "i8042.dumbkbd swiotlb=noforce" if boot_args is None else "")
     assert f"cmdline: {want}\n".encode() in out, out
+
+
+# ---- huge_pages "Transparent" ----------------------------------------------------------
+
+def mappings(pid):
+    """(size in KiB, VmFlags) of each mapping in /proc/@pid/smaps."""
+    out = []
+    size = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("VmFlags:"):
+                out.append((size, line.split()[1:]))
+    return out
+
+
+@pytest.mark.parametrize("huge_pages", ["Transparent", "None"])
+def test_transparent_huge_pages_mark_guest_memory(ember, guest, tmp_path, huge_pages):
+    """huge_pages "Transparent" is madvise(MADV_HUGEPAGE) on guest memory, as
+    in Firecracker: the kernel marks the mapping `hg` (VM_HUGEPAGE), which is
+    what the host's THP "madvise" mode looks for. "None" leaves it unmarked."""
+    sock = str(tmp_path / "api.sock")
+    p = start_ember(ember, sock)
+    try:
+        api = Api(sock)
+        assert api.call("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 96,
+                                                   "huge_pages": huge_pages})[0] == 204
+        assert api.call("GET", "/machine-config")[1]["huge_pages"] == huge_pages
+        assert api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")),
+                                                "boot_args": "cad=1"})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 30)[0]
+        marked = [size for size, flags in mappings(ember_pid(p)) if "hg" in flags]
+        # Guest memory is the one mapping marked; unmarked, it may merge with
+        # its neighbours, so "None" looks for no mark at all.
+        assert marked == ([96 << 10] if huge_pages == "Transparent" else []), marked
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert p.wait(timeout=30) == 0
+    finally:
+        p.kill()
+        p.wait()
