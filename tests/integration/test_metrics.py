@@ -5,6 +5,7 @@ net_<id> next to the aggregates, counters that restart at every line while
 store metrics stay, emit_id and properties; a reader that stops reading
 never stalls ember (a line that does not fit is dropped whole and counted);
 garbage metrics_path values are refused."""
+import json
 import os
 import signal
 import subprocess
@@ -223,3 +224,40 @@ def test_cli_metrics_path_garbage(ember, tmp_path):
                             "--metrics-path", bad],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and "metrics" in r.stderr, (bad, r.returncode, r.stderr)
+
+
+def test_config_file_metrics_fifo_emit_id_and_i8042(ember, guest, tmp_path):
+    """The config file's metrics section (a FIFO with no reader, emit_id,
+    properties), as Firecracker's docs show it; the i8042 counts the guest's
+    reads of the Ctrl+Alt+Del scan codes and its reset pulse (0xfe)."""
+    fifo = tmp_path / "metrics.fifo"
+    os.mkfifo(fifo)
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("hello.elf")),
+                        "boot_args": "cad=1 reset=1"},
+        "metrics": {"metrics_path": str(fifo), "emit_id": True,
+                    "properties": {"bundle_id": "fn-abc"}},
+    }))
+    sock = str(tmp_path / "api.sock")
+    p = start_ember(ember, sock, "--config-file", cfg)
+    api = Api(sock)
+    try:
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
+        instance = api.call("GET", "/")[1]["id"]
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        assert api.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert p.wait(timeout=20) == 0
+        lines = fcmetrics.parse(os.read(fd, 1 << 20).decode())
+        os.close(fd)
+    finally:
+        api.close()
+        p.kill()
+        p.wait()
+    assert len(lines) == 2  # at boot, at exit
+    for line in lines:
+        fcmetrics.validate(line)
+        assert line["id"] == instance and line["properties"] == {"bundle_id": "fn-abc"}
+    assert lines[1]["i8042"]["reset_count"] == 1
+    assert fcmetrics.total(lines, "i8042", "read_count") >= 4  # the four scan codes
+    assert fcmetrics.total(lines, "i8042", "missed_write_count") == 0
