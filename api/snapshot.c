@@ -55,6 +55,7 @@ static const struct jfield load_schema[] = {
 	{ "enable_diff_snapshots", J_BOOL, false, NULL, NULL }, /* older name of the above */
 	{ "resume_vm", J_BOOL, false, NULL, NULL },
 	{ "vsock_override", J_OBJECT, false, NULL, vsock_override_schema },
+	{ "clock_realtime", J_BOOL, false, NULL, NULL },
 	{ NULL, 0, false, NULL, NULL },
 };
 
@@ -90,6 +91,7 @@ unsigned int put_snapshot_load(struct ctx *c)
 		.track_dirty_pages = jbool(c->body, "track_dirty_pages", false) ||
 		    jbool(c->body, "enable_diff_snapshots", false),
 		.resume = jbool(c->body, "resume_vm", false),
+		.clock_realtime = jbool(c->body, "clock_realtime", false),
 	};
 	json_t *backend = json_object_get(c->body, "mem_backend");
 	const char *mem_file = jstr(c->body, "mem_file_path");

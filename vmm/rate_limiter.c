@@ -12,7 +12,8 @@ int token_bucket_init(struct token_bucket *b, uint64_t size, uint64_t one_time_b
 	*b = (struct token_bucket){ 0 };
 	if (size == 0)
 		return 0;
-	if (refill_time_ms == 0)
+	/* Longer refills would overflow the period in ns (and make it 0). */
+	if (refill_time_ms == 0 || refill_time_ms > RATE_LIMITER_MAX_REFILL_MS)
 		return -EINVAL;
 	b->size = size;
 	b->one_time_burst = one_time_burst;
@@ -121,4 +122,66 @@ int rate_limiter_arm_timer(const struct rate_limiter *rl, int timer_fd, uint64_t
 	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
 						.tv_nsec = (long)(ns % 1000000000ull) } };
 	return timerfd_settime(timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+static void bucket_save(const struct token_bucket *b, struct token_bucket_state *s, uint64_t now_ns)
+{
+	*s = (struct token_bucket_state){
+		.size = b->size,
+		.one_time_burst = b->one_time_burst,
+		.refill_time_ms = b->refill_time_ms,
+		.budget = b->budget,
+		.elapsed_ns =
+		    b->size && now_ns > b->last_refill_ns ? now_ns - b->last_refill_ns : 0,
+	};
+}
+
+void rate_limiter_save(const struct rate_limiter *rl, struct rate_limiter_state *s, uint64_t now_ns)
+{
+	bucket_save(&rl->bytes, &s->bytes, now_ns);
+	bucket_save(&rl->ops, &s->ops, now_ns);
+}
+
+static int bucket_check(const struct token_bucket_state *s, const char **why)
+{
+	if (!s->size) {
+		if (s->one_time_burst || s->refill_time_ms || s->budget || s->elapsed_ns) {
+			*why = "an unlimited bucket (size 0) with other fields set";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!s->refill_time_ms || s->refill_time_ms > RATE_LIMITER_MAX_REFILL_MS) {
+		*why = "a bucket's refill_time is 0 or too large";
+		return -EINVAL;
+	}
+	if (s->budget > s->size) {
+		*why = "a bucket's budget is larger than its size";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void bucket_restore(struct token_bucket *b, const struct token_bucket_state *s,
+			   uint64_t now_ns)
+{
+	*b = (struct token_bucket){
+		.size = s->size,
+		.one_time_burst = s->one_time_burst,
+		.refill_time_ms = s->refill_time_ms,
+		.budget = s->budget,
+		/* Older than this process: refilled at its start, long enough
+		 * ago to be full unless the bucket refills over days. */
+		.last_refill_ns = s->elapsed_ns < now_ns ? now_ns - s->elapsed_ns : 0,
+	};
+}
+
+int rate_limiter_restore(struct rate_limiter *rl, const struct rate_limiter_state *s,
+			 uint64_t now_ns, const char **why)
+{
+	if (bucket_check(&s->bytes, why) < 0 || bucket_check(&s->ops, why) < 0)
+		return -EINVAL;
+	bucket_restore(&rl->bytes, &s->bytes, now_ns);
+	bucket_restore(&rl->ops, &s->ops, now_ns);
+	return 0;
 }

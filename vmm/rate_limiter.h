@@ -29,7 +29,11 @@ struct rate_limiter {
 	uint64_t throttled; /* refusals, for metrics */
 };
 
-/* Configure one bucket; size 0 disables it. Starts full. -EINVAL if refill is 0. */
+/* Longer refill times would overflow the nanosecond arithmetic (about 584 years). */
+#define RATE_LIMITER_MAX_REFILL_MS (UINT64_MAX / 1000000ull)
+
+/* Configure one bucket; size 0 disables it. Starts full. -EINVAL if refill
+ * is 0 or over RATE_LIMITER_MAX_REFILL_MS. */
 int token_bucket_init(struct token_bucket *b, uint64_t size, uint64_t one_time_burst,
 		      uint64_t refill_time_ms, uint64_t now_ns) __attribute__((warn_unused_result));
 
@@ -59,5 +63,36 @@ int rate_limiter_arm_timer(const struct rate_limiter *rl, int timer_fd, uint64_t
  * requests then wait for the refill.
  */
 void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns);
+
+/*
+ * A bucket as a snapshot keeps it (Firecracker's TokenBucketState): the
+ * configuration, the tokens and one-time burst left, and how long ago the
+ * bucket last refilled. A monotonic timestamp means nothing in another
+ * process; an age does, and the restored bucket goes on refilling from it
+ * (the time the snapshot sat on disk does not count).
+ */
+struct token_bucket_state {
+	uint64_t size;
+	uint64_t one_time_burst; /* left, not as configured */
+	uint64_t refill_time_ms;
+	uint64_t budget;
+	uint64_t elapsed_ns; /* since the last refill */
+};
+
+struct rate_limiter_state {
+	struct token_bucket_state bytes, ops;
+};
+
+void rate_limiter_save(const struct rate_limiter *rl, struct rate_limiter_state *s,
+		       uint64_t now_ns);
+
+/*
+ * Check @s (an unlimited bucket is all zeros; a limited one has a refill
+ * time of at most RATE_LIMITER_MAX_REFILL_MS and a budget within its size)
+ * and only then replace @rl's buckets with it; the throttle count stays.
+ * 0, or -EINVAL with @why naming the bad field.
+ */
+int rate_limiter_restore(struct rate_limiter *rl, const struct rate_limiter_state *s,
+			 uint64_t now_ns, const char **why) __attribute__((warn_unused_result));
 
 #endif

@@ -10,7 +10,9 @@
  *     track_dirty_pages, Uffd) chosen by bits of the CRC. It reads the file,
  *     applies its configuration through the API's handlers and runs
  *     check_state() (memory layout, each vCPU section and its MSR count, the
- *     VM and serial sections, one device section per configured device).
+ *     VM and serial sections, one device section per configured device;
+ *     from format version 2 the clock section and one rate-limiter section
+ *     per block, network and entropy device, every bucket checked).
  *     The memory file it names never exists, so every load ends where it
  *     would open it and go on to vmm_build_restored(), the first KVM call.
  *  3. Resealed, the state restored after KVM objects exist but checked by
@@ -18,7 +20,8 @@
  *     virtio-vsock transport over fake guest memory (virtio_mmio_restore:
  *     device type, acked features, status, queue sizes, rings inside guest
  *     memory, indices against the used ring), the serial section into a
- *     serial port (snap_restore_serial).
+ *     serial port (snap_restore_serial), each rate-limiter section into the
+ *     virtio-blk's limiter (rate_limiter_restore's checks), then used.
  * Left out: the vCPU and VM sections' contents (registers, LAPIC, MSRs,
  * irqchips, PIT, clock), which only KVM's KVM_SET_* ioctls check, and
  * virtio-net sections' restore (a TAP device would be needed; they are
@@ -140,6 +143,31 @@ static void set_used_idx(const struct virtio_mmio_state *st, bool saved)
 	}
 }
 
+/* A limiter section into the real virtio-blk, as restore_all() puts it:
+ * refused, or buckets the limiter's arithmetic takes (no division by zero,
+ * a budget within the size) at any time after. */
+static void restore_limiter(const struct snap_section *s)
+{
+	struct snap_rate_limiters rl;
+	const char *why = "";
+	memcpy(&rl, s->data, sizeof(rl));
+	for (uint32_t k = 0; k < 2; k++) {
+		if (virtio_blk_restore_limiter(&blk, &rl.rl[k], &why) < 0)
+			continue;
+		const struct token_bucket *b[2] = { &blk.rl.bytes, &blk.rl.ops };
+		for (int i = 0; i < 2; i++)
+			if (b[i]->budget > b[i]->size || (b[i]->size && !b[i]->refill_time_ms))
+				abort();
+		uint64_t now = rl.rl[k].bytes.elapsed_ns ^ rl.rl[k].ops.budget;
+		(void)rate_limiter_wait_ns(&blk.rl, 1, rl.rl[k].bytes.size + 1, now);
+		(void)rate_limiter_consume(&blk.rl, rl.rl[k].ops.size, 4096, now);
+		(void)rate_limiter_wait_ns(&blk.rl, 1, 4096, now + 1000);
+	}
+	struct rate_limiter_state none = { 0 };
+	if (virtio_blk_restore_limiter(&blk, &none, &why) < 0)
+		abort();
+}
+
 /* Device and serial state into real devices: what restore_all() checks.
  * With @mem_agrees, guest memory holds the used indices the state file
  * has, as the memory file of the same snapshot would. */
@@ -153,6 +181,10 @@ static void restore_devices(const struct snap_reader *rd, bool mem_agrees)
 			if (snap_restore_serial(&serial, &ss) == 0 &&
 			    (serial.rx_head >= SERIAL_RX_FIFO || serial.rx_len > SERIAL_RX_FIFO))
 				abort();
+			continue;
+		}
+		if (s->tag == SNAP_RATE_LIMITER && s->len == sizeof(struct snap_rate_limiters)) {
+			restore_limiter(s);
 			continue;
 		}
 		if (s->tag != SNAP_VIRTIO || s->len != sizeof(struct virtio_mmio_state))

@@ -258,7 +258,7 @@ def test_twenty_restores_at_once(ember, guest, tmp_path, reference):
 def test_full_then_diff_chain(ember, guest, tmp_path, reference):
     cfg, _ = make_vm(tmp_path, guest, track_dirty=True)
     p, api, st1, mem1 = snapshot_at(ember, tmp_path, cfg, 2 * EVERY, "full")
-    # Without a base, or without tracking, a Diff is refused (checked elsewhere); go on.
+    # Diffs without a base or without tracking: test_snapshot_semantics.py.
     assert api.call("PATCH", "/vm", {"state": "Resumed"})[0] == 204
     p, api, st2, mem2 = snapshot_at(ember, tmp_path, cfg, 6 * EVERY, "diff", "Diff", proc=p)
     p.kill()
@@ -277,26 +277,6 @@ def test_full_then_diff_chain(ember, guest, tmp_path, reference):
     assert not has_line(r.stdout, "count: at 600000000")
     assert has_line(r.stdout, "count: at 700000000")
     assert done_line(r.stdout) == reference
-
-
-def test_diff_needs_tracking_and_a_base(ember, guest, tmp_path):
-    cfg, _ = make_vm(tmp_path, guest, track_dirty=False)
-    sock = str(tmp_path / "api.sock")
-    p = start(ember, "--api-sock", sock, "--config-file", cfg)
-    try:
-        assert read_until(p, r"count: at", 30)[0]
-        api = Api(sock)
-        body = {"snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m"),
-                "snapshot_type": "Diff"}
-        code, resp = api.call("PUT", "/snapshot/create", body)
-        assert code == 400 and "must be paused" in resp["fault_message"]
-        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
-        code, resp = api.call("PUT", "/snapshot/create", body)
-        assert code == 400 and "track_dirty_pages" in resp["fault_message"]
-        assert not os.path.exists(tmp_path / "s") and not os.path.exists(tmp_path / "m")
-    finally:
-        p.kill()
-        p.wait()
 
 
 # ---- bad input: each gets a clear error, no VM runs, nothing is written ----

@@ -99,9 +99,32 @@ static void header_errors_say_what(void **state)
 	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -ENOEXEC);
 	v = SNAP_ARCH_X86_64;
 	memcpy(w.buf + 8, &v, 4);
-	v = 2;
+	v = SNAP_VERSION + 1;
 	memcpy(w.buf + 12, &v, 4);
 	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -EPROTO);
+	v = 0;
+	memcpy(w.buf + 12, &v, 4);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -EPROTO);
+	/* Version 1 reads, but not with a section only version 2 writes. */
+	v = 1;
+	memcpy(w.buf + 12, &v, 4);
+	reseal(w.buf, w.len);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), 0);
+	assert_int_equal(r.version, 1);
+	snap_reader_free(&r);
+	snap_writer_free(&w);
+	build(&w);
+	const struct snap_clock clk = { 0 };
+	w.len -= 8; /* reopen: drop the trailer */
+	snap_writer_add(&w, SNAP_CLOCK, 0, &clk, sizeof(clk));
+	assert_int_equal(snap_writer_finish(&w), 0);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), 0);
+	assert_int_equal(r.version, SNAP_VERSION);
+	snap_reader_free(&r);
+	memcpy(w.buf + 12, &v, 4);
+	reseal(w.buf, w.len);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -EINVAL);
+	assert_non_null(strstr(why, "only version 2 has"));
 	v = SNAP_VERSION;
 	memcpy(w.buf + 12, &v, 4);
 	assert_int_equal(snap_reader_init(&r, w.buf, SNAP_MAX_FILE + 1, &why), -EFBIG);

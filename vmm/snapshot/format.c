@@ -100,8 +100,10 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 		*why = "the snapshot was taken on another architecture";
 		return -ENOEXEC;
 	}
-	if (get32(buf + 12) != SNAP_VERSION) {
-		*why = "the snapshot has a format version this ember does not read";
+	uint32_t version = get32(buf + 12);
+	if (version < SNAP_VERSION_MIN || version > SNAP_VERSION) {
+		*why = "the snapshot has a format version this ember does not read (it reads 1 "
+		       "and 2)";
 		return -EPROTO;
 	}
 	if (len % 8 || get32(buf + len - 4) != 0 ||
@@ -134,6 +136,10 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 		}
 		r->sections[i] =
 		    (struct snap_section){ get32(p), get32(p + 4), slen, p + SEC_HDR_LEN };
+		if (version < 2 && r->sections[i].tag >= SNAP_RATE_LIMITER) {
+			*why = "a version 1 state file with a section only version 2 has";
+			goto bad;
+		}
 		off += SEC_HDR_LEN + padded;
 	}
 	if (off != end) {
@@ -142,6 +148,7 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 	}
 	r->buf = buf;
 	r->len = len;
+	r->version = version;
 	r->count = count;
 	return 0;
 bad:

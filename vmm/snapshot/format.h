@@ -19,9 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rate_limiter.h"
+
 #define SNAP_MAGIC "EMBERSNP"
 #define SNAP_ARCH_X86_64 0x8664
-#define SNAP_VERSION 1
+/*
+ * Version 2 added the rate limiters' bucket state and the wall-clock time of
+ * the snapshot (SNAP_RATE_LIMITER, SNAP_CLOCK). Version 1 files still load:
+ * their configuration has no rate limiters, so nothing is lost. An older
+ * ember refuses version 2 rather than drop what it cannot read.
+ */
+#define SNAP_VERSION 2
+#define SNAP_VERSION_MIN 1
 #define SNAP_MAX_FILE (16u << 20) /* state files are kilobytes; refuse anything huge */
 #define SNAP_MAX_SECTIONS 1024
 
@@ -33,6 +42,27 @@ enum snap_tag {
 	SNAP_SERIAL, /* struct snap_serial */
 	SNAP_VIRTIO, /* one per virtio-mmio device, instance = its index */
 	SNAP_VMGENID, /* struct snap_vmgenid, when the VM has ACPI tables */
+	/* Version 2 on: */
+	SNAP_RATE_LIMITER, /* struct snap_rate_limiters, instance = its SNAP_VIRTIO's */
+	SNAP_CLOCK, /* struct snap_clock */
+};
+
+/*
+ * The rate limiters of one block, network or entropy device: one limiter
+ * (block, entropy) or two (network: RX, TX). The configuration JSON holds
+ * the limits as configured; this, the buckets as they were.
+ */
+struct snap_rate_limiters {
+	uint32_t count;
+	uint32_t reserved;
+	struct rate_limiter_state rl[2];
+};
+
+/* CLOCK_REALTIME read just after KVM_GET_CLOCK, for clock_realtime on hosts
+ * whose KVM cannot pair the two itself (KVM_CLOCK_REALTIME). */
+struct snap_clock {
+	uint64_t realtime_ns;
+	uint64_t reserved;
 };
 
 /* Where the VM's generation ID lives and which GSI announces a new one. */
@@ -64,6 +94,7 @@ void snap_writer_free(struct snap_writer *w);
 struct snap_reader {
 	const uint8_t *buf;
 	size_t len;
+	uint32_t version;
 	uint32_t count;
 	struct snap_section *sections;
 };
@@ -71,8 +102,9 @@ struct snap_reader {
 /*
  * Check @len bytes at @buf as a whole state file and index its sections.
  * 0, or a negative errno with @why set: -EFBIG (over SNAP_MAX_FILE),
- * -EINVAL (truncated, bad magic, bad section), -ENOEXEC (other
- * architecture), -EPROTO (other version), -EBADMSG (CRC mismatch).
+ * -EINVAL (truncated, bad magic, bad section, a section newer than the
+ * file's version), -ENOEXEC (other architecture), -EPROTO (a version
+ * outside SNAP_VERSION_MIN..SNAP_VERSION), -EBADMSG (CRC mismatch).
  */
 int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, const char **why)
     __attribute__((warn_unused_result));

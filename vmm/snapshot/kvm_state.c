@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "kvm.h"
 #include "vcpu.h"
@@ -109,7 +110,46 @@ int snap_save_vm(struct vm *vm, struct snap_vm *s)
 	return 0;
 }
 
-int snap_restore_vm(struct vm *vm, const struct snap_vm *s, const char **why)
+uint64_t snap_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* kvmclock as KVM_SET_CLOCK should set it: see snap_restore_vm(). */
+static int restored_clock(struct vm *vm, const struct snap_vm *s, bool clock_realtime,
+			  uint64_t saved_realtime_ns, struct kvm_clock_data *clock,
+			  const char **how, const char **why)
+{
+	*clock = (struct kvm_clock_data){ .clock = s->clock.clock };
+	*how = "from where it stopped";
+	if (!clock_realtime)
+		return 0;
+	int caps = kvm_check_cap(vm->vm_fd, KVM_CAP_ADJUST_CLOCK);
+	if (caps > 0 && (caps & KVM_CLOCK_REALTIME) && (s->clock.flags & KVM_CLOCK_REALTIME)) {
+		/* KVM adds the wall-clock time since its own paired reading. */
+		clock->flags = KVM_CLOCK_REALTIME;
+		clock->realtime = s->clock.realtime;
+		*how = "advanced by the wall-clock time since the snapshot (KVM_CLOCK_REALTIME)";
+		return 0;
+	}
+	if (!saved_realtime_ns) {
+		*why =
+		    "clock_realtime: the snapshot's kvmclock has no wall-clock time (KVM did not "
+		    "give KVM_CLOCK_REALTIME and the state file is version 1)";
+		return -EINVAL;
+	}
+	uint64_t now = snap_realtime_ns();
+	if (now > saved_realtime_ns)
+		clock->clock += now - saved_realtime_ns;
+	*how = "advanced by the wall-clock time since the snapshot (ember's reading: this "
+	       "KVM gave no KVM_CLOCK_REALTIME)";
+	return 0;
+}
+
+int snap_restore_vm(struct vm *vm, const struct snap_vm *s, bool clock_realtime,
+		    uint64_t saved_realtime_ns, const char **how, const char **why)
 {
 	if (s->pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER ||
 	    s->pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE ||
@@ -117,14 +157,10 @@ int snap_restore_vm(struct vm *vm, const struct snap_vm *s, const char **why)
 		*why = "interrupt controller state is mislabelled";
 		return -EINVAL;
 	}
-	struct kvm_clock_data clock = { .clock = s->clock.clock };
-	/* With KVM_CLOCK_REALTIME the host advances kvmclock by the wall time
-	 * that passed since the snapshot; without it the guest's clock resumes
-	 * where it stopped. */
-	int caps = kvm_check_cap(vm->vm_fd, KVM_CAP_ADJUST_CLOCK);
-	if (caps > 0 && (caps & KVM_CLOCK_REALTIME) && (s->clock.flags & KVM_CLOCK_REALTIME)) {
-		clock.flags = KVM_CLOCK_REALTIME;
-		clock.realtime = s->clock.realtime;
+	struct kvm_clock_data clock;
+	if (restored_clock(vm, s, clock_realtime, saved_realtime_ns, &clock, how, why) < 0) {
+		errno = EINVAL;
+		return -EINVAL;
 	}
 	if ((*why = "KVM_SET_IRQCHIP", ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->pic_master) < 0) ||
 	    ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->pic_slave) < 0 ||

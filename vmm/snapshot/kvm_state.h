@@ -9,6 +9,7 @@
 #define EMBER_SNAPSHOT_KVM_STATE_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "devices/legacy/legacy.h"
@@ -49,8 +50,19 @@ int snap_save_vcpu(struct vcpu *v, struct snap_vcpu *s) __attribute__((warn_unus
 int snap_restore_vcpu(struct vcpu *v, const struct snap_vcpu *s, const char **why)
     __attribute__((warn_unused_result));
 int snap_save_vm(struct vm *vm, struct snap_vm *s) __attribute__((warn_unused_result));
-int snap_restore_vm(struct vm *vm, const struct snap_vm *s, const char **why)
+/*
+ * Put the VM state back. kvmclock resumes where it stopped, as Firecracker
+ * does by default; with @clock_realtime it advances by the wall-clock time
+ * since the snapshot: by KVM (KVM_CLOCK_REALTIME, Linux 5.16 on, when the
+ * saved clock carries it: a host whose clocksource is the TSC), else from
+ * @saved_realtime_ns, ember's own CLOCK_REALTIME reading at snapshot time
+ * (0: none, and then -EINVAL). *@how says which, for the log.
+ */
+int snap_restore_vm(struct vm *vm, const struct snap_vm *s, bool clock_realtime,
+		    uint64_t saved_realtime_ns, const char **how, const char **why)
     __attribute__((warn_unused_result));
+/* Wall-clock time now (CLOCK_REALTIME), in ns. */
+uint64_t snap_realtime_ns(void);
 void snap_save_serial(struct serial *sp, struct snap_serial *s);
 /* -EINVAL when the FIFO indices are out of range. */
 int snap_restore_serial(struct serial *sp, const struct snap_serial *s)

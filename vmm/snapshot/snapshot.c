@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +63,42 @@ static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
 	return n;
 }
 
+/*
+ * How many rate limiters transport @i (in transports()'s order) has: one per
+ * block or entropy device, two per network device (RX, TX), none for vsock.
+ */
+static uint32_t limiter_count(unsigned int nr_blks, unsigned int nr_nets, bool vsock,
+			      unsigned int i)
+{
+	if (i < nr_blks)
+		return 1;
+	if (i < nr_blks + nr_nets)
+		return 2;
+	return vsock && i == nr_blks + nr_nets ? 0 : 1;
+}
+
+static void limiters_save(struct vmm *vmm, unsigned int i, struct snap_rate_limiters *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->count = limiter_count(vmm->nr_blks, vmm->nr_nets, vmm->vsock, i);
+	if (i < vmm->nr_blks)
+		virtio_blk_save_limiter(&vmm->blks[i], &s->rl[0]);
+	else if (i < vmm->nr_blks + vmm->nr_nets)
+		virtio_net_save_limiters(&vmm->nets[i - vmm->nr_blks], s->rl);
+	else if (s->count)
+		virtio_rng_save_limiter(vmm->rng, &s->rl[0]);
+}
+
+static int limiters_restore(struct vmm *vmm, unsigned int i, const struct snap_rate_limiters *s,
+			    const char **why)
+{
+	if (i < vmm->nr_blks)
+		return virtio_blk_restore_limiter(&vmm->blks[i], &s->rl[0], why);
+	if (i < vmm->nr_blks + vmm->nr_nets)
+		return virtio_net_restore_limiters(&vmm->nets[i - vmm->nr_blks], s->rl, why);
+	return s->count ? virtio_rng_restore_limiter(vmm->rng, &s->rl[0], why) : 0;
+}
+
 /* ---- memory ------------------------------------------------------------------ */
 
 static bool page_is_zero(const uint8_t *p)
@@ -95,7 +132,43 @@ static int write_pages(int fd, const struct guest_region *reg, uint64_t file_off
 	return 0;
 }
 
-static int write_memory(struct vm *vm, int fd, enum snapshot_type type, const char *path, char *err,
+/*
+ * Which pages of region @i a Diff holds, one bit per page in @bitmap. With
+ * track_dirty_pages: those KVM's dirty log reports (reading it clears it)
+ * plus those ember's devices wrote, which KVM does not see. Without it, as
+ * Firecracker does: every page mincore(2) finds resident (written or read
+ * since boot or load; a superset, and wrong only for swapped-out pages).
+ */
+static int diff_bitmap(struct vm *vm, unsigned int i, uint64_t *bitmap, char *err, size_t err_len)
+{
+	const struct guest_region *reg = &vm->mem.regions[i];
+	uint64_t pages = reg->size / PAGE;
+	if (!vm->track_dirty) {
+		unsigned char *vec = malloc(pages);
+		if (!vec)
+			return fail(err, err_len, -ENOMEM, "out of memory");
+		if (mincore(reg->host, reg->size, vec) < 0) {
+			int r = -errno;
+			free(vec);
+			return fail(err, err_len, r, "mincore: %s", strerror(-r));
+		}
+		for (uint64_t p = 0; p < pages; p++)
+			if (vec[p] & 1)
+				bitmap[p / 64] |= 1ull << (p % 64);
+		free(vec);
+		return 0;
+	}
+	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return fail(err, err_len, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+	for (size_t k = 0; k < (pages + 63) / 64; k++)
+		bitmap[k] |= __atomic_exchange_n(&reg->dirty[k], 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* @whole: every page that is not all zeros (a Full snapshot, or a Diff with
+ * no base); else the Diff's pages (diff_bitmap()). */
+static int write_memory(struct vm *vm, int fd, bool whole, const char *path, char *err,
 			size_t err_len)
 {
 	uint64_t file_off = 0;
@@ -103,23 +176,17 @@ static int write_memory(struct vm *vm, int fd, enum snapshot_type type, const ch
 		const struct guest_region *reg = &vm->mem.regions[i];
 		uint64_t pages = reg->size / PAGE;
 		int r = 0;
-		if (type == SNAPSHOT_FULL) {
+		if (whole) {
 			r = write_pages(fd, reg, file_off, 0, pages, true);
 		} else {
-			size_t words = (pages + 63) / 64;
-			uint64_t *bitmap = calloc(words, sizeof(uint64_t));
-			struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
+			uint64_t *bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
 			if (!bitmap)
 				return fail(err, err_len, -ENOMEM, "out of memory");
-			if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-				r = -errno;
+			r = diff_bitmap(vm, i, bitmap, err, err_len);
+			if (r < 0) {
 				free(bitmap);
-				return fail(err, err_len, r, "KVM_GET_DIRTY_LOG: %s", strerror(-r));
+				return r;
 			}
-			/* The guest's writes (KVM) and our devices' (guest_mem). */
-			for (size_t k = 0; k < words; k++)
-				bitmap[k] |=
-				    __atomic_exchange_n(&reg->dirty[k], 0, __ATOMIC_RELAXED);
 			for (uint64_t p = 0; p < pages && r == 0; p++)
 				if (bitmap[p / 64] & (1ull << (p % 64)))
 					r = write_pages(fd, reg, file_off, p, 1, false);
@@ -179,6 +246,54 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * A Diff written where a memory file of this VM's size already is lands on
+ * top of it, as Firecracker merges a Diff into an existing memory file: the
+ * older file's data (its holes stay holes) is copied into the new one
+ * first, and the Diff's pages then written over it. The older file is only
+ * read, so the result is still renamed into place whole, or not at all.
+ * Anything else at @path (no file, another size) is replaced as before.
+ */
+static int copy_base(const char *path, int out, uint64_t size)
+{
+	static uint8_t buf[1 << 20]; /* VMM thread only */
+	struct stat st;
+	int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (in < 0)
+		return errno == ENOENT ? 0 : -errno;
+	int r = fstat(in, &st) < 0 ? -errno : 0;
+	if (r < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		close(in);
+		return r;
+	}
+	for (off_t off = 0; r == 0;) {
+		off_t data = lseek(in, off, SEEK_DATA),
+		      hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
+		if (data < 0 || hole < 0) {
+			r = data < 0 && errno == ENXIO ? 1 : -errno; /* ENXIO: no more data */
+			break;
+		}
+		for (off = data; off < hole && r == 0;) {
+			size_t n = (uint64_t)(hole - off) < sizeof(buf) ? (size_t)(hole - off)
+									: sizeof(buf);
+			ssize_t got = pread(in, buf, n, off);
+			if (got <= 0) {
+				r = got < 0 ? -errno : -EIO;
+				break;
+			}
+			for (ssize_t done = 0; done < got && r == 0;) {
+				ssize_t w =
+				    pwrite(out, buf + done, (size_t)(got - done), off + done);
+				r = w < 0 ? -errno : w == 0 ? -EIO : 0;
+				done += w > 0 ? w : 0;
+			}
+			off += got;
+		}
+	}
+	close(in);
+	return r < 0 ? r : 0;
+}
+
 /* Make the renames in @path's directory durable (best effort). */
 static void sync_dir_of(const char *path)
 {
@@ -202,10 +317,10 @@ static void sync_dir_of(const char *path)
  * leaves the older snapshot whole, or no state file (a load says so), or
  * the new snapshot whole: never a state file beside a memory file written
  * with another. *@consumed: a Diff read (and so cleared) the dirty log.
+ * @whole: see write_memory().
  */
-static int write_files(struct vm *vm, const char *state_path, const char *mem_path,
-		       enum snapshot_type type, const void *state, size_t len, bool *consumed,
-		       char *err, size_t err_len)
+static int write_files(struct vm *vm, const char *state_path, const char *mem_path, bool whole,
+		       const void *state, size_t len, bool *consumed, char *err, size_t err_len)
 {
 	char *mem_tmp = NULL, *state_tmp = NULL;
 	int fd = create_temp(mem_path, &mem_tmp), r = fd < 0 ? fd : 0;
@@ -220,8 +335,14 @@ static int write_files(struct vm *vm, const char *state_path, const char *mem_pa
 		close(fd);
 		goto out;
 	}
-	*consumed = type == SNAPSHOT_DIFF;
-	r = write_memory(vm, fd, type, mem_path, err, err_len);
+	if (!whole && (r = copy_base(mem_path, fd, vm->mem.size)) < 0) {
+		fail(err, err_len, r, "cannot merge into mem_file_path '%s': %s", mem_path,
+		     strerror(-r));
+		close(fd);
+		goto out;
+	}
+	*consumed = !whole && vm->track_dirty;
+	r = write_memory(vm, fd, whole, mem_path, err, err_len);
 	if (r == 0 && fsync(fd) < 0)
 		r = fail(err, err_len, -errno, "cannot write mem_file_path '%s': %s", mem_path,
 			 strerror(errno));
@@ -267,13 +388,9 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	struct vm *vm = &vmm->vm;
 	if (vmm->state != VMM_PAUSED)
 		return fail(err, err_len, -EINVAL, "the microVM must be paused to snapshot it");
-	if (type == SNAPSHOT_DIFF && !vm->track_dirty)
-		return fail(
-		    err, err_len, -EINVAL,
-		    "a Diff snapshot needs track_dirty_pages (machine-config or snapshot/load)");
-	if (type == SNAPSHOT_DIFF && !vmm->has_snapshot_base)
-		return fail(err, err_len, -EINVAL,
-			    "a Diff snapshot needs a base: take a Full snapshot first");
+	/* As in Firecracker, a Diff is always allowed (see snapshot.h). One
+	 * with no base to diff against holds every page: it restores alone. */
+	bool whole = type == SNAPSHOT_FULL || !vmm->has_snapshot_base;
 	uint64_t t0 = clock_now_ns();
 	/* Devices quiesce: block requests in flight complete, vsock peers are
 	 * told the transport reset (connections do not survive a restore). */
@@ -322,7 +439,9 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 		snap_writer_free(&w);
 		return fail(err, err_len, r, "cannot read KVM state: %s", strerror(-r));
 	}
+	const struct snap_clock clk = { .realtime_ns = snap_realtime_ns() };
 	snap_writer_add(&w, SNAP_VM, 0, &svm, sizeof(svm));
+	snap_writer_add(&w, SNAP_CLOCK, 0, &clk, sizeof(clk));
 	struct snap_serial ss;
 	snap_save_serial(&vmm->serial, &ss);
 	snap_writer_add(&w, SNAP_SERIAL, 0, &ss, sizeof(ss));
@@ -336,6 +455,10 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 		struct virtio_mmio_state st;
 		virtio_mmio_save(ts[i], &st);
 		snap_writer_add(&w, SNAP_VIRTIO, i, &st, sizeof(st));
+		struct snap_rate_limiters rl;
+		limiters_save(vmm, i, &rl);
+		if (rl.count)
+			snap_writer_add(&w, SNAP_RATE_LIMITER, i, &rl, sizeof(rl));
 	}
 	if (snap_writer_finish(&w) < 0) {
 		snap_writer_free(&w);
@@ -344,24 +467,29 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	uint64_t t1 = clock_now_ns();
 
 	bool consumed = false;
-	r = write_files(vm, state_path, mem_path, type, w.buf, w.len, &consumed, err, err_len);
+	r = write_files(vm, state_path, mem_path, whole, w.buf, w.len, &consumed, err, err_len);
 	snap_writer_free(&w);
 	if (r < 0) {
 		/* The dirty pages this Diff read are in no file: a later Diff
-		 * would miss them. Only a Full snapshot is whole from here. */
+		 * would miss them, so it holds every page instead. */
 		if (consumed) {
 			vmm->has_snapshot_base = false;
 			size_t n = strlen(err);
-			snprintf(err + n, err_len - n, "; the next snapshot must be Full");
+			snprintf(err + n, err_len - n,
+				 "; the next snapshot holds every page, Diff or not");
 		}
 		return r;
 	}
 	/* The next Diff starts from here (a Diff cleared its logs as it read them). */
-	if (vm->track_dirty && type == SNAPSHOT_FULL)
+	if (vm->track_dirty && whole)
 		reset_dirty_log(vm);
 	vmm->has_snapshot_base = true;
-	log_info("%s snapshot: state %llu us, memory %llu us",
-		 type == SNAPSHOT_FULL ? "Full" : "Diff", (unsigned long long)((t1 - t0) / 1000),
+	log_info("%s snapshot%s: state %llu us, memory %llu us",
+		 type == SNAPSHOT_FULL ? "Full" : "Diff",
+		 type == SNAPSHOT_DIFF && whole			 ? " (no base: every page)"
+		     : type == SNAPSHOT_DIFF && !vm->track_dirty ? " (resident pages, mincore)"
+								 : "",
+		 (unsigned long long)((t1 - t0) / 1000),
 		 (unsigned long long)((clock_now_ns() - t1) / 1000));
 	return 0;
 }
@@ -491,6 +619,45 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	return cfg;
 }
 
+/*
+ * Version 2's sections: the wall-clock time, and one rate-limiter section
+ * per block, network and entropy device, each limiter's buckets consistent
+ * (checked by restoring them into a scratch limiter).
+ */
+static int check_v2(struct vmm *vmm, const struct snap_reader *rd, unsigned int ndev, char *err,
+		    size_t err_len)
+{
+	struct snap_clock clk;
+	if (snap_get(rd, SNAP_CLOCK, 0, &clk, sizeof(clk)) < 0 || clk.reserved)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+			    "the snapshot's clock section is missing or invalid");
+	const struct vmm_config *cfg = &vmm->cfg;
+	for (unsigned int i = 0; i <= ndev; i++) {
+		uint32_t want =
+		    i < ndev ? limiter_count(cfg->nr_drives, cfg->nr_nets, cfg->vsock.set, i) : 0;
+		const struct snap_section *s = snap_find(rd, SNAP_RATE_LIMITER, i);
+		if (!want && !s)
+			continue;
+		struct snap_rate_limiters rl;
+		if (!want || snap_get(rd, SNAP_RATE_LIMITER, i, &rl, sizeof(rl)) < 0 ||
+		    rl.count != want || rl.reserved)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "the snapshot's rate limiters do not match its devices "
+				    "(device %u)",
+				    i);
+		for (uint32_t k = 0; k < 2; k++) {
+			struct rate_limiter scratch = { 0 };
+			const char *why = "";
+			if (rate_limiter_restore(&scratch, &rl.rl[k], 0, &why) < 0 ||
+			    (k >= want && rate_limiter_enabled(&scratch)))
+				return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					    "the rate limiter state of device %u is invalid: %s", i,
+					    k >= want ? "an unused limiter is set" : why);
+		}
+	}
+	return 0;
+}
+
 /* Everything that can be checked before a VM exists. */
 static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
 {
@@ -530,7 +697,7 @@ static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err,
 			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 				    "the snapshot's devices do not match its configuration");
 	}
-	return 0;
+	return rd->version < 2 ? 0 : check_v2(vmm, rd, ndev, err, err_len);
 }
 
 /*
@@ -560,21 +727,38 @@ static int restore_vmgenid(struct vmm *vmm, const struct snap_reader *rd, char *
 	return 0;
 }
 
-static int restore_all(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
+static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock_realtime,
+		       char *err, size_t err_len)
 {
 	struct vm *vm = &vmm->vm;
 	const char *why = "";
 	static struct snap_vm svm;
 	static struct snap_vcpu sv;
 	struct snap_serial ss;
-	if (snap_get(rd, SNAP_VM, 0, &svm, sizeof(svm)) < 0 || snap_restore_vm(vm, &svm, &why) < 0)
+	struct snap_clock clk = { 0 };
+	const char *how = "";
+	if (rd->version >= 2 && snap_get(rd, SNAP_CLOCK, 0, &clk, sizeof(clk)) < 0)
+		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the clock section is invalid");
+	if (snap_get(rd, SNAP_VM, 0, &svm, sizeof(svm)) < 0 ||
+	    snap_restore_vm(vm, &svm, clock_realtime, clk.realtime_ns, &how, &why) < 0)
 		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 			    "cannot restore the VM state: %s: %s", why, strerror(errno));
+	log_info("kvmclock restored %s", how);
 	if (snap_get(rd, SNAP_SERIAL, 0, &ss, sizeof(ss)) < 0 ||
 	    snap_restore_serial(&vmm->serial, &ss) < 0)
 		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the serial port state is invalid");
 	struct virtio_mmio *ts[VIRTIO_MAX_DEVICES];
 	unsigned int nt = transports(vmm, ts);
+	/* The buckets first: a restored transport may serve its ring at once. */
+	for (unsigned int i = 0; i < nt && rd->version >= 2; i++) {
+		struct snap_rate_limiters rl;
+		if (!snap_find(rd, SNAP_RATE_LIMITER, i))
+			continue;
+		if (snap_get(rd, SNAP_RATE_LIMITER, i, &rl, sizeof(rl)) < 0 ||
+		    limiters_restore(vmm, i, &rl, &why) < 0)
+			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "device %s: rate limiter: %s", ts[i]->name, why);
+	}
 	for (unsigned int i = 0; i < nt; i++) {
 		struct virtio_mmio_state st;
 		if (snap_get(rd, SNAP_VIRTIO, i, &st, sizeof(st)) < 0 ||
@@ -665,7 +849,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		}
 		mem_fd = -1; /* the handler keeps it */
 	}
-	r = restore_all(vmm, &rd, err, err_len);
+	r = restore_all(vmm, &rd, a->clock_realtime, err, err_len);
 	if (r)
 		goto failed;
 	if (!a->resume)

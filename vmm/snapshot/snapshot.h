@@ -7,10 +7,14 @@
  * memory layout, every vCPU's KVM state, the PIC/IOAPIC/PIT/kvmclock, the
  * serial port and every virtio-mmio transport. The memory file is the guest
  * RAM, regions back to back; a Full snapshot writes all of it (all-zero
- * pages left as holes), a Diff snapshot only pages dirtied since the
- * previous snapshot (KVM dirty log, needs track_dirty_pages) at the same
- * offsets, holes elsewhere: scripts/snapshot-merge.py lays a diff onto its
- * base. Restore maps the memory file MAP_PRIVATE: pages load on first
+ * pages left as holes), a Diff snapshot only pages changed since the
+ * previous snapshot or the load, at the same offsets, holes elsewhere:
+ * with track_dirty_pages those in KVM's dirty log, else (as Firecracker)
+ * those mincore(2) finds resident. scripts/snapshot-merge.py lays a diff
+ * onto its base. A Diff is allowed whenever a Full one is (Firecracker's
+ * rule); with no base (the first snapshot of a booted VM, or after a Diff
+ * that failed once it had read the dirty log) it holds every page and
+ * restores alone, as Firecracker's docs say of a booted VM's first Diff. Restore maps the memory file MAP_PRIVATE: pages load on first
  * touch, writes stay private, clones of one snapshot share the page cache.
  *
  * VMM thread only.
@@ -30,7 +34,7 @@ enum snapshot_type { SNAPSHOT_FULL, SNAPSHOT_DIFF };
  * (memory first, state last, the older state file removed before): a
  * failure leaves the paths as they were, a crash leaves the older snapshot
  * whole, no state file, or the new snapshot whole. A Diff that failed after
- * reading the dirty log makes the next snapshot a Full one. */
+ * reading the dirty log makes the next snapshot hold every page. */
 int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_path,
 		    enum snapshot_type type, char *err, size_t err_len)
     __attribute__((warn_unused_result));
@@ -45,6 +49,9 @@ struct snapshot_load {
 	bool uffd;
 	const char *ws_record, *ws_prefetch;
 	bool track_dirty_pages, resume;
+	/* kvmclock advances by the wall-clock time since the snapshot
+	 * (Firecracker's clock_realtime); else it resumes where it stopped. */
+	bool clock_realtime;
 	unsigned int nr_net_overrides;
 	const char *net_iface[SNAPSHOT_MAX_OVERRIDES], *net_host_dev[SNAPSHOT_MAX_OVERRIDES];
 	const char *vsock_uds_path; /* NULL: keep the snapshot's */

@@ -418,6 +418,22 @@ static int blk_swap_backing(struct virtio_blk *b, char *path, char *err, size_t 
 	return 0;
 }
 
+void virtio_blk_save_limiter(struct virtio_blk *b, struct rate_limiter_state *s)
+{
+	pthread_mutex_lock(&b->transport.lock);
+	rate_limiter_save(&b->rl, s, clock_now_ns());
+	pthread_mutex_unlock(&b->transport.lock);
+}
+
+int virtio_blk_restore_limiter(struct virtio_blk *b, const struct rate_limiter_state *s,
+			       const char **why)
+{
+	pthread_mutex_lock(&b->transport.lock);
+	int r = rate_limiter_restore(&b->rl, s, clock_now_ns(), why);
+	pthread_mutex_unlock(&b->transport.lock);
+	return r;
+}
+
 int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_drive_config *limits,
 		      char *err, size_t err_len)
 {

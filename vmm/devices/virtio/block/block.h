@@ -142,6 +142,12 @@ void virtio_blk_complete_ready(struct virtio_blk *b);
 int virtio_blk_update(struct virtio_blk *b, const char *path, const struct blk_drive_config *limits,
 		      char *err, size_t err_len) __attribute__((warn_unused_result));
 
+/* The rate limiter's buckets for a snapshot, and back (rate_limiter_restore()
+ * checks them first). VMM thread, the VM paused or not yet running. */
+void virtio_blk_save_limiter(struct virtio_blk *b, struct rate_limiter_state *s);
+int virtio_blk_restore_limiter(struct virtio_blk *b, const struct rate_limiter_state *s,
+			       const char **why) __attribute__((warn_unused_result));
+
 /* Wait (up to a few seconds) until no request is in flight: before a
  * snapshot. VMM thread, VM paused. 0 or -ETIMEDOUT. */
 int virtio_blk_drain(struct virtio_blk *b);

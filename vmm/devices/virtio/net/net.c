@@ -493,6 +493,30 @@ static int net_limits(struct virtio_net *n, const struct net_device_config *c)
 	return 0;
 }
 
+void virtio_net_save_limiters(struct virtio_net *n, struct rate_limiter_state s[2])
+{
+	pthread_mutex_lock(&n->transport.lock);
+	uint64_t now = clock_now_ns();
+	rate_limiter_save(&n->rx_rl, &s[0], now);
+	rate_limiter_save(&n->tx_rl, &s[1], now);
+	pthread_mutex_unlock(&n->transport.lock);
+}
+
+int virtio_net_restore_limiters(struct virtio_net *n, const struct rate_limiter_state s[2],
+				const char **why)
+{
+	pthread_mutex_lock(&n->transport.lock);
+	uint64_t now = clock_now_ns();
+	struct rate_limiter rx = n->rx_rl, tx = n->tx_rl;
+	int r = rate_limiter_restore(&rx, &s[0], now, why);
+	if (r == 0)
+		r = rate_limiter_restore(&tx, &s[1], now, why);
+	if (r == 0)
+		n->rx_rl = rx, n->tx_rl = tx;
+	pthread_mutex_unlock(&n->transport.lock);
+	return r;
+}
+
 void virtio_net_set_limits(struct virtio_net *n, const struct net_device_config *limits)
 {
 	pthread_mutex_lock(&n->transport.lock);

@@ -97,6 +97,13 @@ int virtio_net_add_to_loop(struct virtio_net *n, struct event_loop *loop)
 /* PATCH /network-interfaces: replace the rate limits. VMM thread. */
 void virtio_net_set_limits(struct virtio_net *n, const struct net_device_config *limits);
 
+/* The RX ([0]) and TX ([1]) rate limiters' buckets for a snapshot, and back
+ * (both checked before either is replaced). VMM thread, the VM paused or
+ * not yet running. */
+void virtio_net_save_limiters(struct virtio_net *n, struct rate_limiter_state s[2]);
+int virtio_net_restore_limiters(struct virtio_net *n, const struct rate_limiter_state s[2],
+				const char **why) __attribute__((warn_unused_result));
+
 /* Open TAP @name with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, non-blocking. */
 int tap_open(const char *name, char *err, size_t err_len);
 /* TUNSETOFFLOAD from the guest's negotiated features. */

@@ -204,6 +204,22 @@ static void rng_timer_ready(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&r->transport.lock);
 }
 
+void virtio_rng_save_limiter(struct virtio_rng *r, struct rate_limiter_state *s)
+{
+	pthread_mutex_lock(&r->transport.lock);
+	rate_limiter_save(&r->rl, s, clock_now_ns());
+	pthread_mutex_unlock(&r->transport.lock);
+}
+
+int virtio_rng_restore_limiter(struct virtio_rng *r, const struct rate_limiter_state *s,
+			       const char **why)
+{
+	pthread_mutex_lock(&r->transport.lock);
+	int ret = rate_limiter_restore(&r->rl, s, clock_now_ns(), why);
+	pthread_mutex_unlock(&r->transport.lock);
+	return ret;
+}
+
 int virtio_rng_init(struct virtio_rng *r, const struct guest_mem *mem, const struct rng_config *cfg,
 		    char *err, size_t err_len)
 {

@@ -75,4 +75,10 @@ int virtio_rng_add_to_loop(struct virtio_rng *r, struct event_loop *loop)
 /* Serve the queue until it is empty, throttled or broken. Transport lock held. */
 void virtio_rng_process(struct virtio_rng *r);
 
+/* The rate limiter's buckets for a snapshot, and back (rate_limiter_restore()
+ * checks them first). VMM thread, the VM paused or not yet running. */
+void virtio_rng_save_limiter(struct virtio_rng *r, struct rate_limiter_state *s);
+int virtio_rng_restore_limiter(struct virtio_rng *r, const struct rate_limiter_state *s,
+			       const char **why) __attribute__((warn_unused_result));
+
 #endif
