@@ -373,15 +373,15 @@ static void block_values(const struct virtio_blk *b, uint64_t *v)
 		m->write_bytes,
 		m->reads,
 		m->writes,
-		0,
-		0,
-		0, /* read_agg */
-		0,
-		0,
-		0, /* write_agg */
+		m->read_time.min_ns / 1000,
+		m->read_time.max_ns / 1000,
+		m->read_time.sum_ns / 1000,
+		m->write_time.min_ns / 1000,
+		m->write_time.max_ns / 1000,
+		m->write_time.sum_ns / 1000,
 		m->throttled,
 		m->backpressure,
-		0,
+		m->remaining_reqs,
 	};
 	memcpy(v, x, sizeof(x));
 }
@@ -397,7 +397,7 @@ static void net_values(const struct virtio_net *n, uint64_t *v)
 		0,
 		t->event_fails,
 		t->queue_events[0],
-		0,
+		m->rx_timer_events,
 		m->rx_throttled,
 		m->tap_events,
 		m->rx_bytes,
@@ -406,19 +406,49 @@ static void net_values(const struct virtio_net *n, uint64_t *v)
 		m->rx_frames,
 		m->tap_read_fails,
 		m->tap_write_fails,
-		0,
-		0,
-		0, /* tap_write_agg */
+		m->tap_write_ns_min / 1000,
+		m->tap_write_ns_max / 1000,
+		m->tap_write_ns_sum / 1000,
 		m->tx_bytes,
 		m->tx_malformed,
 		m->tap_write_fails,
 		m->tx_frames,
 		m->tx_frames,
 		t->queue_events[1],
-		0,
+		m->tx_timer_events,
 		m->tx_throttled,
+		0, /* tx_spoofed_mac_count: the source MAC is not checked */
+		m->tx_remaining,
+	};
+	memcpy(v, x, sizeof(x));
+}
+
+/* Without the device, all 0 (the caller's zeroed array). */
+static void vsock_values(const struct virtio_vsock *vs, uint64_t *v)
+{
+	const struct vsock_metrics *m = &vs->m;
+	const struct virtio_mmio *t = &vs->transport;
+	uint64_t x[N(vsock_f)] = {
+		t->activate_fails,
+		0, /* cfg_fails: the config space (guest_cid) is read-only */
 		0,
 		0,
+		0,
+		0,
+		0, /* the *_event_fails */
+		t->queue_events[0],
+		t->queue_events[1],
+		m->rx_bytes,
+		m->tx_bytes,
+		m->rx_packets,
+		m->tx_packets,
+		m->conns_opened,
+		m->conns_timed_out,
+		m->conns_closed,
+		0, /* killq_resync */
+		0, /* tx_flush_fails */
+		0, /* tx_write_fails */
+		m->rx_read_fails,
 	};
 	memcpy(v, x, sizeof(x));
 }
@@ -628,16 +658,8 @@ static json_t *metrics_line(struct vmm *vmm)
 
 	const struct virtio_vsock *vs = vmm->vsock;
 	uint64_t vv[N(vsock_f)] = { 0 };
-	if (vs) {
-		vv[0] = vs->transport.activate_fails;
-		vv[7] = vs->transport.queue_events[0];
-		vv[8] = vs->transport.queue_events[1];
-		vv[9] = vs->m.rx_bytes;
-		vv[10] = vs->m.tx_bytes;
-		vv[13] = vs->m.conns_opened;
-		vv[14] = vs->m.conns_timed_out;
-		vv[15] = vs->m.conns_closed;
-	}
+	if (vs)
+		vsock_values(vs, vv);
 	section(m, line, "vsock", "vsock", vsock_f, N(vsock_f), vv);
 
 	static const struct rng_metrics no_rng;

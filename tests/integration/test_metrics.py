@@ -87,6 +87,11 @@ def test_fifo_before_reader_schema_devices_and_reset(ember, guest, tmp_path):
         assert first[d]["write_bytes"] == 256 << 10, first[d]
         assert first[d]["flush_count"] >= 1
         assert first[d]["execute_fails"] == 0
+        # Request times: sums are counters, min and max values.
+        assert first[d]["write_agg"]["sum_us"] + first[d]["read_agg"]["sum_us"] > 0
+        assert first[d]["write_agg"]["max_us"] >= first[d]["write_agg"]["min_us"]
+        assert second[d]["write_agg"]["sum_us"] == 0
+        assert second[d]["write_agg"]["max_us"] == first[d]["write_agg"]["max_us"]
     assert first["vcpu"]["exit_mmio_write"] > 0 and first["vcpu"]["exit_io_out"] > 0
     assert first["uart"]["write_count"] > 0
     # The guest is idle now: the second line's I/O counters are 0 ...

@@ -38,6 +38,8 @@ def last_metrics(path):
     m["tx_bytes"] = fcmetrics.total(lines, "vsock", "tx_bytes_count")
     m["rx_bytes"] = fcmetrics.total(lines, "vsock", "rx_bytes_count")
     assert fcmetrics.total(lines, "vsock", "conns_added") == m["conns_opened"]
+    # Each connection the guest opened sent a request packet at least.
+    assert fcmetrics.total(lines, "vsock", "tx_packets_count") >= m["conns_opened"]
     return m
 
 

@@ -132,6 +132,15 @@ static void blk_io_error(struct virtio_blk *b, const struct blk_req *req, int er
 		 strerror(err));
 }
 
+static void blk_time_add(struct blk_time *t, uint64_t ns)
+{
+	if (!t->min_ns || ns < t->min_ns)
+		t->min_ns = ns;
+	if (ns > t->max_ns)
+		t->max_ns = ns;
+	t->sum_ns += ns;
+}
+
 void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 {
 	b->inflight--;
@@ -141,12 +150,15 @@ void blk_complete(struct virtio_blk *b, struct blk_req *req, int64_t result)
 		return;
 	}
 	uint8_t status = result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	uint64_t ns = clock_now_ns() - req->submit_ns;
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
+		blk_time_add(&b->m.read_time, ns);
 		b->m.reads++;
 		b->m.read_bytes += result > 0 ? (uint64_t)result : 0;
 		break;
 	case VIRTIO_BLK_T_OUT:
+		blk_time_add(&b->m.write_time, ns);
 		b->m.writes++;
 		b->m.write_bytes += result > 0 ? (uint64_t)result : 0;
 		break;
@@ -224,10 +236,12 @@ static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool
 	    !rate_limiter_consume(&b->rl, 1, req->data_len, clock_now_ns())) {
 		blk_throttle(b, 1, req->data_len);
 		virtq_unpop(&b->queue);
+		b->m.remaining_reqs += virtq_pending(&b->queue);
 		blk_slot_put(b, req);
 		return false;
 	}
 	req->generation = b->generation;
+	req->submit_ns = clock_now_ns();
 	b->inflight++;
 	if (b->engine->submit(b, req) == -EAGAIN) {
 		b->inflight--;

@@ -57,6 +57,7 @@ struct blk_req {
 	struct iovec iov[VIRTQ_MAX_SIZE]; /* data buffers, in guest memory */
 	/* engine bookkeeping */
 	uint32_t generation;
+	uint64_t submit_ns; /* metrics: when the engine got it */
 	bool in_use;
 };
 
@@ -82,6 +83,12 @@ struct blk_metrics {
 	uint64_t no_avail_buffer; /* queue runs that found no request */
 	uint64_t cfg_fails; /* config space accesses outside it (none is writable) */
 	uint64_t update_count, update_fails; /* PATCH /drives */
+	uint64_t remaining_reqs; /* requests left on the ring each time the limiter stopped it */
+	/* Submission to completion of reads and writes (min and max are values,
+	 * over the device's life). */
+	struct blk_time {
+		uint64_t min_ns, max_ns, sum_ns;
+	} read_time, write_time;
 };
 
 struct blk_engine;

@@ -241,6 +241,7 @@ static void vsock_tx(struct virtio_vsock *v)
 			}
 			unsigned int npay =
 			    iov_slice(chain.iov, chain.nr_out, VSOCK_HDR_LEN, h.len, payload);
+			v->m.tx_packets++;
 			vsock_handle(v, &h, payload, npay);
 			virtq_push(q, chain.head, 0);
 		}
@@ -293,6 +294,7 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 		v->ctrl_len--;
 		iov_copy_in(chain->iov, chain->nr_in, 0, h, sizeof(*h));
 		virtq_push(q, chain->head, VSOCK_HDR_LEN);
+		v->m.rx_packets++;
 		return RX_MORE;
 	}
 	/* Data: read straight into the buffer after the header, within credit. */
@@ -322,6 +324,7 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 		 * slot waits for the guest's RST) or vanished (RST). Either way
 		 * the host socket and buffers go now. */
 		virtq_unpop(q);
+		v->m.rx_read_fails += got < 0;
 		if (got == 0)
 			vsock_conn_host_closed(v, c);
 		else
@@ -343,6 +346,7 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 	iov_copy_in(chain->iov, chain->nr_in, 0, &h, sizeof(h));
 	c->rx_cnt += (uint32_t)got;
 	v->m.rx_bytes += (uint64_t)got;
+	v->m.rx_packets++;
 	virtq_push(q, chain->head, VSOCK_HDR_LEN + (uint32_t)got);
 	return RX_MORE;
 }

@@ -92,6 +92,8 @@ struct vsock_metrics {
 	uint64_t bad_packets, bad_chains;
 	uint64_t resets_to_guest;
 	uint64_t conns_timed_out; /* gave up in set-up (VSOCK_CONNECT_TIMEOUT_MS) */
+	uint64_t tx_packets, rx_packets; /* well-formed packets from and to the guest */
+	uint64_t rx_read_fails; /* reads from a host socket that failed (the connection is reset) */
 };
 
 struct event_loop;
