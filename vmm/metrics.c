@@ -846,9 +846,6 @@ void metrics_api_request(struct vmm *vmm, const char *method, const char *path, 
 	m->deprecated_api_calls += deprecated(method, path, body);
 	if (!error)
 		api_latency(m, method, path, body, us, handler_us);
-	/* A request that started the VM (InstanceStart, a snapshot load). */
-	if (vmm->state == VMM_RUNNING || vmm->state == VMM_PAUSED)
-		metrics_vm_started(vmm);
 }
 
 /* ---- start, timer --------------------------------------------------------------- */
