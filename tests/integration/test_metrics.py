@@ -266,3 +266,58 @@ def test_config_file_metrics_fifo_emit_id_and_i8042(ember, guest, tmp_path):
     assert lines[1]["i8042"]["reset_count"] == 1
     assert fcmetrics.total(lines, "i8042", "read_count") >= 4  # the four scan codes
     assert fcmetrics.total(lines, "i8042", "missed_write_count") == 0
+
+
+def test_snapshot_latencies_and_the_line_at_load(ember, guest, tmp_path):
+    """latencies_us holds the last pause, resume, snapshot create and load
+    (API and handler times, values that stay); a restored VM writes its
+    first line when the load starts it, as a boot does."""
+    sock = str(tmp_path / "a.sock")
+    metrics = tmp_path / "a.json"
+    p = start_ember(ember, sock)
+    api = Api(sock)
+    st, mem = tmp_path / "vm.state", tmp_path / "vm.mem"
+    try:
+        assert api.call("PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204
+        assert api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")),
+                                                "boot_args": "cad=1"})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        assert read_until(p, r"waiting for ctrl-alt-del\n", 20)[0]
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        assert api.call("PUT", "/snapshot/create", {"snapshot_path": str(st),
+                                                    "mem_file_path": str(mem)})[0] == 204
+        assert api.call("PATCH", "/vm", {"state": "Resumed"})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        lat = fcmetrics.read(metrics)[-1]["latencies_us"]
+        for k in ("pause_vm", "resume_vm", "full_create_snapshot"):
+            assert lat[k] > 0 and lat[k] >= lat["vmm_" + k], lat
+        assert lat["diff_create_snapshot"] == lat["load_snapshot"] == 0, lat
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        assert fcmetrics.read(metrics)[-1]["latencies_us"] == lat  # values, not counters
+    finally:
+        api.close()
+        p.kill()
+        p.wait()
+
+    fifo = tmp_path / "b.fifo"
+    os.mkfifo(fifo)
+    sock = str(tmp_path / "b.sock")
+    q = start_ember(ember, sock)
+    api = Api(sock)
+    try:
+        assert api.call("PUT", "/metrics", {"metrics_path": str(fifo)})[0] == 204
+        assert drain(fifo) == ""
+        assert api.call("PUT", "/snapshot/load", {
+            "snapshot_path": str(st), "resume_vm": True,
+            "mem_backend": {"backend_type": "File", "backend_path": str(mem)}})[0] == 204
+        [line] = fcmetrics.parse(drain(fifo))  # written by the load
+        fcmetrics.validate(line)
+        assert line["ember"]["state"] == "Running"
+        assert api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        [line] = fcmetrics.parse(drain(fifo))
+        assert line["latencies_us"]["load_snapshot"] > 0
+        assert line["latencies_us"]["vmm_load_snapshot"] > 0
+    finally:
+        api.close()
+        q.kill()
+        q.wait()
