@@ -772,6 +772,9 @@ static const struct api_row {
 	{ "PATCH", "/pmem/" },
 };
 
+_Static_assert(N(get_api_f) + N(put_api_f) / 2 + N(patch_api_f) / 2 == METRICS_API_ROWS,
+	       "one api_rows entry per get_api_requests name and put/patch count-fails pair");
+
 static bool api_row_matches(const struct api_row *row, const char *method, const char *path)
 {
 	size_t n = strlen(row->path);
