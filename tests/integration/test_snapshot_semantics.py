@@ -152,6 +152,56 @@ def test_entropy_limiter_is_restored(ember, guest, tmp_path):
         q.wait()
 
 
+def test_interface_limiters_are_restored(ember, guest, tmp_path):
+    """A network interface's RX and TX limiters: both buckets in the state
+    file (RX first), both in GET /vm/config of the restored VM."""
+    rx = {"bandwidth": {"size": 65536, "one_time_burst": 1000, "refill_time": 100}}
+    tx = {"ops": {"size": 500, "one_time_burst": 0, "refill_time": 1000}}
+    ns = f"ember-snaprl-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", "tap0", "mode",
+                        "tap", "user", "65534"], check=True)
+        cfg, _ = make_vm(tmp_path, guest)
+        c = json.loads(cfg.read_text())
+        c["network-interfaces"] = [{"iface_id": "eth0", "host_dev_name": "tap0",
+                                    "rx_rate_limiter": rx, "tx_rate_limiter": tx}]
+        cfg.write_text(json.dumps(c))
+        sock = str(tmp_path / "api.sock")
+        p = subprocess.Popen(["ip", "netns", "exec", ns, str(ember), "--api-sock", sock,
+                              "--config-file", str(cfg)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p, _, st, mem = snapshot_at(ember, tmp_path, cfg, EVERY, proc=p)
+        p.kill()
+        p.wait()
+        lims = {i: d for t, i, d in sections(st) if t == SNAP_RATE_LIMITER}
+        assert sorted(lims) == [0, 1]  # the drive (unlimited), the interface
+        count, _ = struct.unpack_from("<II", lims[1])
+        rx_bytes, rx_ops, tx_bytes, tx_ops = (struct.unpack_from("<5Q", lims[1], 8 + 40 * k)
+                                              for k in range(4))
+        assert count == 2
+        assert rx_bytes[:3] == (65536, 1000, 100) and rx_ops == (0,) * 5
+        assert tx_bytes == (0,) * 5 and tx_ops[:3] == (500, 0, 1000)
+        lsock = str(tmp_path / "l.sock")
+        q = subprocess.Popen(["ip", "netns", "exec", ns, str(ember), "--api-sock", lsock],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            wait_sock(lsock)
+            r = Api(lsock).call("PUT", "/snapshot/load", {
+                "snapshot_path": str(st),
+                "mem_backend": {"backend_type": "File", "backend_path": str(mem)}})
+            assert r[0] == 204, r
+            nic = Api(lsock).call("GET", "/vm/config")[1]["network-interfaces"][0]
+            assert nic["rx_rate_limiter"]["bandwidth"] == rx["bandwidth"], nic
+            assert nic["tx_rate_limiter"]["ops"] == tx["ops"], nic
+        finally:
+            q.kill()
+            q.wait()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def test_garbage_limiter_section_is_refused(ember, guest, tmp_path):
     """A limiter section with a budget over its size (CRC recomputed): a
     clear error, exit status 75, no guest runs."""
@@ -200,6 +250,7 @@ def test_version_1_state_file_loads(ember, guest, tmp_path, reference):
 # ---- kvmclock on load ---------------------------------------------------------------
 
 GAP = 3.0
+GAP_LINUX = 5.0
 
 
 def clock_after_load(ember, tmp_path, st, mem, name, taken_at, **extra):
@@ -365,3 +416,60 @@ def test_diff_onto_an_existing_memory_file_merges_into_it(ember, guest, tmp_path
     assert not has_line(r.stdout, "count: at 500000000")
     assert has_line(r.stdout, "count: at 600000000")
     assert done_line(r.stdout) == reference
+
+
+# ---- the guest's own clock (Linux, kvm-clock as its clocksource) ------------------------
+
+class Snap:
+    """A snapshot of the Linux base VM, for LinuxVM.restore(fresh_drives=False)."""
+
+    def __init__(self, d):
+        self.state, self.mem = d / "s.state", d / "s.mem"
+
+
+def guest_uptime(vm):
+    """The guest's CLOCK_BOOTTIME in seconds (kvm-clock ticks it), and the host's time."""
+    _, out = vm.sh("cat /proc/uptime")
+    return float(out.split()[0]), time.time()
+
+
+def test_linux_guest_clock_after_a_restore(ember, vmlinux, tmp_path):
+    """The guest's clock (kvm-clock as clocksource) over a snapshot that sat
+    GAP_LINUX seconds on disk: by default it goes on from where it stopped
+    (it lags the host by that long), with clock_realtime it jumps by it."""
+    from linux_vm import LinuxVM, base_snapshot
+    base = base_snapshot(ember, vmlinux)
+    vm = LinuxVM.restore(ember, base, tmp_path)
+    try:
+        vm.sh("echo kvm-clock > /sys/devices/system/clocksource/clocksource0/current_clocksource")
+        _, cs = vm.sh("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
+        assert cs.strip() == "kvm-clock", cs
+        g0, h0 = guest_uptime(vm)
+        assert vm.api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        snap = Snap(tmp_path)
+        r = vm.api.call("PUT", "/snapshot/create", {"snapshot_path": str(snap.state),
+                                                    "mem_file_path": str(snap.mem)})
+        assert r[0] == 204, r
+        taken = time.time()
+    finally:
+        vm.close()
+    for f in (snap.state, snap.mem):
+        os.chmod(f, 0o644)
+    lag = {}
+    for realtime in (False, True):
+        time.sleep(max(0.0, taken + GAP_LINUX - time.time()))
+        d = tmp_path / f"rt{int(realtime)}"
+        d.mkdir()
+        os.chmod(d, 0o777)
+        vm = LinuxVM.restore(ember, snap, d, fresh_drives=False,
+                             extra={"clock_realtime": realtime})
+        try:
+            g1, h1 = guest_uptime(vm)
+        finally:
+            vm.close()
+        lag[realtime] = (h1 - h0) - (g1 - g0)
+        taken = time.time()  # the second restore waits as long again
+    print(f"guest clock behind the host after a {GAP_LINUX:.0f} s gap: {lag[False]:.2f} s by "
+          f"default, {lag[True]:.2f} s with clock_realtime")
+    assert GAP_LINUX - 1.5 < lag[False] < GAP_LINUX + 10
+    assert -1.0 < lag[True] < 1.5
