@@ -5,19 +5,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "acpi/acpi.h"
 #include "exit_codes.h"
+#include "files.h"
 #include "format.h"
 #include "kvm_state.h"
 #include "uffd.h"
@@ -25,8 +23,6 @@
 #include "log.h"
 #include "vcpu.h"
 #include "vmm.h"
-
-#define PAGE 4096ull
 
 struct snap_memory {
 	uint64_t size;
@@ -97,289 +93,6 @@ static int limiters_restore(struct vmm *vmm, unsigned int i, const struct snap_r
 	if (i < vmm->nr_blks + vmm->nr_nets)
 		return virtio_net_restore_limiters(&vmm->nets[i - vmm->nr_blks], s->rl, why);
 	return s->count ? virtio_rng_restore_limiter(vmm->rng, &s->rl[0], why) : 0;
-}
-
-/* ---- memory ------------------------------------------------------------------ */
-
-static bool page_is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[PAGE];
-	return memcmp(p, zero, PAGE) == 0;
-}
-
-/* Write pages [first, first + n) of a region; all-zero runs stay holes. */
-static int write_pages(int fd, const struct guest_region *reg, uint64_t file_off, uint64_t first,
-		       uint64_t n, bool skip_zero)
-{
-	uint64_t p = first, end = first + n;
-	while (p < end) {
-		if (skip_zero && page_is_zero(reg->host + p * PAGE)) {
-			p++;
-			continue;
-		}
-		uint64_t q = p + 1;
-		while (q < end && !(skip_zero && page_is_zero(reg->host + q * PAGE)))
-			q++;
-		uint64_t off = p * PAGE, len = (q - p) * PAGE;
-		while (len) {
-			ssize_t w = pwrite(fd, reg->host + off, len, (off_t)(file_off + off));
-			if (w <= 0)
-				return w < 0 ? -errno : -EIO;
-			off += (uint64_t)w, len -= (uint64_t)w;
-		}
-		p = q;
-	}
-	return 0;
-}
-
-/*
- * Which pages of region @i a Diff holds, one bit per page in @bitmap. With
- * track_dirty_pages: those KVM's dirty log reports (reading it clears it)
- * plus those ember's devices wrote, which KVM does not see. Without it, as
- * Firecracker does: every page mincore(2) finds resident (written or read
- * since boot or load; a superset, and wrong only for swapped-out pages).
- */
-static int diff_bitmap(struct vm *vm, unsigned int i, uint64_t *bitmap, char *err, size_t err_len)
-{
-	const struct guest_region *reg = &vm->mem.regions[i];
-	uint64_t pages = reg->size / PAGE;
-	if (!vm->track_dirty) {
-		unsigned char *vec = malloc(pages);
-		if (!vec)
-			return fail(err, err_len, -ENOMEM, "out of memory");
-		if (mincore(reg->host, reg->size, vec) < 0) {
-			int r = -errno;
-			free(vec);
-			return fail(err, err_len, r, "mincore: %s", strerror(-r));
-		}
-		for (uint64_t p = 0; p < pages; p++)
-			if (vec[p] & 1)
-				bitmap[p / 64] |= 1ull << (p % 64);
-		free(vec);
-		return 0;
-	}
-	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-		return fail(err, err_len, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
-	for (size_t k = 0; k < (pages + 63) / 64; k++)
-		bitmap[k] |= __atomic_exchange_n(&reg->dirty[k], 0, __ATOMIC_RELAXED);
-	return 0;
-}
-
-/* @whole: every page that is not all zeros (a Full snapshot, or a Diff with
- * no base); else the Diff's pages (diff_bitmap()). */
-static int write_memory(struct vm *vm, int fd, bool whole, const char *path, char *err,
-			size_t err_len)
-{
-	uint64_t file_off = 0;
-	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
-		const struct guest_region *reg = &vm->mem.regions[i];
-		uint64_t pages = reg->size / PAGE;
-		int r = 0;
-		if (whole) {
-			r = write_pages(fd, reg, file_off, 0, pages, true);
-		} else {
-			uint64_t *bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
-			if (!bitmap)
-				return fail(err, err_len, -ENOMEM, "out of memory");
-			r = diff_bitmap(vm, i, bitmap, err, err_len);
-			if (r < 0) {
-				free(bitmap);
-				return r;
-			}
-			for (uint64_t p = 0; p < pages && r == 0; p++)
-				if (bitmap[p / 64] & (1ull << (p % 64)))
-					r = write_pages(fd, reg, file_off, p, 1, false);
-			free(bitmap);
-		}
-		if (r < 0)
-			return fail(err, err_len, r, "cannot write mem_file_path '%s': %s", path,
-				    strerror(-r));
-		file_off += reg->size;
-	}
-	return 0;
-}
-
-/* Clear the dirty log, so the next diff holds only what changes from now. */
-static void reset_dirty_log(struct vm *vm)
-{
-	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
-		size_t words = (vm->mem.regions[i].size / PAGE + 63) / 64;
-		uint64_t *bitmap = calloc(words, sizeof(uint64_t));
-		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
-		if (bitmap && ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-			log_warn("KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(errno));
-		free(bitmap);
-		if (vm->mem.regions[i].dirty)
-			memset(vm->mem.regions[i].dirty, 0, words * sizeof(uint64_t));
-	}
-}
-
-/* ---- create ------------------------------------------------------------------- */
-
-/* A new file beside @path (@path.tmpXXXXXX, its name in *@tmp, heap): its fd or -errno. */
-static int create_temp(const char *path, char **tmp)
-{
-	size_t n = strlen(path) + 16;
-	*tmp = malloc(n);
-	if (!*tmp)
-		return -ENOMEM;
-	snprintf(*tmp, n, "%s.tmpXXXXXX", path);
-	int fd = mkostemp(*tmp, O_CLOEXEC);
-	if (fd < 0) {
-		int r = -errno;
-		free(*tmp);
-		*tmp = NULL;
-		return r;
-	}
-	return fd;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, (const uint8_t *)buf + off, len - off);
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/*
- * A Diff written where a memory file of this VM's size already is lands on
- * top of it, as Firecracker merges a Diff into an existing memory file: the
- * older file's data (its holes stay holes) is copied into the new one
- * first, and the Diff's pages then written over it. The older file is only
- * read, so the result is still renamed into place whole, or not at all.
- * Anything else at @path (no file, another size) is replaced as before.
- */
-static int copy_base(const char *path, int out, uint64_t size)
-{
-	static uint8_t buf[1 << 20]; /* VMM thread only */
-	struct stat st;
-	int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (in < 0)
-		return errno == ENOENT ? 0 : -errno;
-	int r = fstat(in, &st) < 0 ? -errno : 0;
-	if (r < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
-		close(in);
-		return r;
-	}
-	for (off_t off = 0; r == 0;) {
-		off_t data = lseek(in, off, SEEK_DATA),
-		      hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
-		if (data < 0 || hole < 0) {
-			r = data < 0 && errno == ENXIO ? 1 : -errno; /* ENXIO: no more data */
-			break;
-		}
-		for (off = data; off < hole && r == 0;) {
-			size_t n = (uint64_t)(hole - off) < sizeof(buf) ? (size_t)(hole - off)
-									: sizeof(buf);
-			ssize_t got = pread(in, buf, n, off);
-			if (got <= 0) {
-				r = got < 0 ? -errno : -EIO;
-				break;
-			}
-			for (ssize_t done = 0; done < got && r == 0;) {
-				ssize_t w =
-				    pwrite(out, buf + done, (size_t)(got - done), off + done);
-				r = w < 0 ? -errno : w == 0 ? -EIO : 0;
-				done += w > 0 ? w : 0;
-			}
-			off += got;
-		}
-	}
-	close(in);
-	return r < 0 ? r : 0;
-}
-
-/* Make the renames in @path's directory durable (best effort). */
-static void sync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (fd >= 0) {
-		if (fsync(fd) < 0)
-			log_warn("snapshot: fsync of the directory of '%s': %s", path,
-				 strerror(errno));
-		close(fd);
-	}
-	free(copy);
-}
-
-/*
- * Write the memory file and the state file @state (@len bytes). Each is
- * written under a temporary name beside its path and fsynced; only then
- * does the older state file go, the memory file take its name and the
- * state file take its own, last. A failure (a full disk) leaves the paths
- * as they were and no temporary file; a crash or kill -9 at any point
- * leaves the older snapshot whole, or no state file (a load says so), or
- * the new snapshot whole: never a state file beside a memory file written
- * with another. *@consumed: a Diff read (and so cleared) the dirty log.
- * @whole: see write_memory().
- */
-static int write_files(struct vm *vm, const char *state_path, const char *mem_path, bool whole,
-		       const void *state, size_t len, bool *consumed, char *err, size_t err_len)
-{
-	char *mem_tmp = NULL, *state_tmp = NULL;
-	int fd = create_temp(mem_path, &mem_tmp), r = fd < 0 ? fd : 0;
-	if (r < 0) {
-		fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
-		     strerror(-r));
-		goto out;
-	}
-	if (ftruncate(fd, (off_t)vm->mem.size) < 0) {
-		r = fail(err, err_len, -errno, "cannot size mem_file_path '%s': %s", mem_path,
-			 strerror(errno));
-		close(fd);
-		goto out;
-	}
-	if (!whole && (r = copy_base(mem_path, fd, vm->mem.size)) < 0) {
-		fail(err, err_len, r, "cannot merge into mem_file_path '%s': %s", mem_path,
-		     strerror(-r));
-		close(fd);
-		goto out;
-	}
-	*consumed = !whole && vm->track_dirty;
-	r = write_memory(vm, fd, whole, mem_path, err, err_len);
-	if (r == 0 && fsync(fd) < 0)
-		r = fail(err, err_len, -errno, "cannot write mem_file_path '%s': %s", mem_path,
-			 strerror(errno));
-	close(fd);
-	if (r < 0)
-		goto out;
-	fd = create_temp(state_path, &state_tmp);
-	r = fd < 0 ? fd : write_all(fd, state, len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (r < 0) {
-		fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
-		     strerror(-r));
-		goto out;
-	}
-	if (unlink(state_path) < 0 && errno != ENOENT) {
-		r = fail(err, err_len, -errno, "cannot replace snapshot_path '%s': %s", state_path,
-			 strerror(errno));
-		goto out;
-	}
-	if (rename(mem_tmp, mem_path) < 0 || rename(state_tmp, state_path) < 0) {
-		r = fail(err, err_len, -errno, "cannot rename the snapshot into place: %s",
-			 strerror(errno));
-		goto out;
-	}
-	sync_dir_of(mem_path);
-	sync_dir_of(state_path);
-out:
-	if (r < 0 && mem_tmp)
-		unlink(mem_tmp);
-	if (r < 0 && state_tmp)
-		unlink(state_tmp);
-	free(mem_tmp);
-	free(state_tmp);
-	return r;
 }
 
 int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_path,
@@ -467,7 +180,8 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	uint64_t t1 = clock_now_ns();
 
 	bool consumed = false;
-	r = write_files(vm, state_path, mem_path, whole, w.buf, w.len, &consumed, err, err_len);
+	r = snap_write_files(vm, state_path, mem_path, whole, w.buf, w.len, &consumed, err,
+			     err_len);
 	snap_writer_free(&w);
 	if (r < 0) {
 		/* The dirty pages this Diff read are in no file: a later Diff
@@ -482,7 +196,7 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	}
 	/* The next Diff starts from here (a Diff cleared its logs as it read them). */
 	if (vm->track_dirty && whole)
-		reset_dirty_log(vm);
+		snap_reset_dirty_log(vm);
 	vmm->has_snapshot_base = true;
 	log_info("%s snapshot%s: state %llu us, memory %llu us",
 		 type == SNAPSHOT_FULL ? "Full" : "Diff",
