@@ -19,10 +19,7 @@
 
 #define PAGE 4096ull
 
-static int fail(char *err, size_t len, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t len, int r, const char *fmt, ...)
+int snap_fail(char *err, size_t len, int r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -76,11 +73,11 @@ static int diff_bitmap(struct vm *vm, unsigned int i, uint64_t *bitmap, char *er
 	if (!vm->track_dirty) {
 		unsigned char *vec = malloc(pages);
 		if (!vec)
-			return fail(err, err_len, -ENOMEM, "out of memory");
+			return snap_fail(err, err_len, -ENOMEM, "out of memory");
 		if (mincore(reg->host, reg->size, vec) < 0) {
 			int r = -errno;
 			free(vec);
-			return fail(err, err_len, r, "mincore: %s", strerror(-r));
+			return snap_fail(err, err_len, r, "mincore: %s", strerror(-r));
 		}
 		for (uint64_t p = 0; p < pages; p++)
 			if (vec[p] & 1)
@@ -90,7 +87,7 @@ static int diff_bitmap(struct vm *vm, unsigned int i, uint64_t *bitmap, char *er
 	}
 	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
 	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-		return fail(err, err_len, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+		return snap_fail(err, err_len, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
 	for (size_t k = 0; k < (pages + 63) / 64; k++)
 		bitmap[k] |= __atomic_exchange_n(&reg->dirty[k], 0, __ATOMIC_RELAXED);
 	return 0;
@@ -111,7 +108,7 @@ static int write_memory(struct vm *vm, int fd, bool whole, const char *path, cha
 		} else {
 			uint64_t *bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
 			if (!bitmap)
-				return fail(err, err_len, -ENOMEM, "out of memory");
+				return snap_fail(err, err_len, -ENOMEM, "out of memory");
 			r = diff_bitmap(vm, i, bitmap, err, err_len);
 			if (r < 0) {
 				free(bitmap);
@@ -123,8 +120,8 @@ static int write_memory(struct vm *vm, int fd, bool whole, const char *path, cha
 			free(bitmap);
 		}
 		if (r < 0)
-			return fail(err, err_len, r, "cannot write mem_file_path '%s': %s", path,
-				    strerror(-r));
+			return snap_fail(err, err_len, r, "cannot write mem_file_path '%s': %s",
+					 path, strerror(-r));
 		file_off += reg->size;
 	}
 	return 0;
@@ -243,27 +240,27 @@ int snap_write_files(struct vm *vm, const char *state_path, const char *mem_path
 	char *mem_tmp = NULL, *state_tmp = NULL;
 	int fd = create_temp(mem_path, &mem_tmp), r = fd < 0 ? fd : 0;
 	if (r < 0) {
-		fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
-		     strerror(-r));
+		snap_fail(err, err_len, r, "cannot create mem_file_path '%s': %s", mem_path,
+			  strerror(-r));
 		goto out;
 	}
 	if (ftruncate(fd, (off_t)vm->mem.size) < 0) {
-		r = fail(err, err_len, -errno, "cannot size mem_file_path '%s': %s", mem_path,
-			 strerror(errno));
+		r = snap_fail(err, err_len, -errno, "cannot size mem_file_path '%s': %s", mem_path,
+			      strerror(errno));
 		close(fd);
 		goto out;
 	}
 	if (!whole && (r = copy_base(mem_path, fd, vm->mem.size)) < 0) {
-		fail(err, err_len, r, "cannot merge into mem_file_path '%s': %s", mem_path,
-		     strerror(-r));
+		snap_fail(err, err_len, r, "cannot merge into mem_file_path '%s': %s", mem_path,
+			  strerror(-r));
 		close(fd);
 		goto out;
 	}
 	*consumed = !whole && vm->track_dirty;
 	r = write_memory(vm, fd, whole, mem_path, err, err_len);
 	if (r == 0 && fsync(fd) < 0)
-		r = fail(err, err_len, -errno, "cannot write mem_file_path '%s': %s", mem_path,
-			 strerror(errno));
+		r = snap_fail(err, err_len, -errno, "cannot write mem_file_path '%s': %s", mem_path,
+			      strerror(errno));
 	close(fd);
 	if (r < 0)
 		goto out;
@@ -274,18 +271,18 @@ int snap_write_files(struct vm *vm, const char *state_path, const char *mem_path
 	if (fd >= 0)
 		close(fd);
 	if (r < 0) {
-		fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
-		     strerror(-r));
+		snap_fail(err, err_len, r, "cannot write snapshot_path '%s': %s", state_path,
+			  strerror(-r));
 		goto out;
 	}
 	if (unlink(state_path) < 0 && errno != ENOENT) {
-		r = fail(err, err_len, -errno, "cannot replace snapshot_path '%s': %s", state_path,
-			 strerror(errno));
+		r = snap_fail(err, err_len, -errno, "cannot replace snapshot_path '%s': %s",
+			      state_path, strerror(errno));
 		goto out;
 	}
 	if (rename(mem_tmp, mem_path) < 0 || rename(state_tmp, state_path) < 0) {
-		r = fail(err, err_len, -errno, "cannot rename the snapshot into place: %s",
-			 strerror(errno));
+		r = snap_fail(err, err_len, -errno, "cannot rename the snapshot into place: %s",
+			      strerror(errno));
 		goto out;
 	}
 	sync_dir_of(mem_path);

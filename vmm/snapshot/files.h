@@ -30,6 +30,11 @@ int snap_write_files(struct vm *vm, const char *state_path, const char *mem_path
 		     const void *state, size_t len, bool *consumed, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
+/* Format @fmt into @err (@len bytes) and return @r: the error return of
+ * every snapshot step, "return snap_fail(err, len, -EINVAL, ...)". */
+int snap_fail(char *err, size_t len, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Clear the dirty logs (KVM's and the devices'): the next Diff starts here. */
 void snap_reset_dirty_log(struct vm *vm);
 

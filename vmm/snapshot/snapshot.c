@@ -32,18 +32,6 @@ struct snap_memory {
 	} regions[GUEST_MEM_MAX_REGIONS];
 };
 
-static int fail(char *err, size_t len, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t len, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* Every virtio-mmio transport, in the order the builder attached them. */
 static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
 {
@@ -100,7 +88,8 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 {
 	struct vm *vm = &vmm->vm;
 	if (vmm->state != VMM_PAUSED)
-		return fail(err, err_len, -EINVAL, "the microVM must be paused to snapshot it");
+		return snap_fail(err, err_len, -EINVAL,
+				 "the microVM must be paused to snapshot it");
 	/* As in Firecracker, a Diff is always allowed (see snapshot.h). One
 	 * with no base to diff against holds every page: it restores alone. */
 	bool whole = type == SNAPSHOT_FULL || !vmm->has_snapshot_base;
@@ -109,9 +98,9 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	 * told the transport reset (connections do not survive a restore). */
 	for (unsigned int i = 0; i < vmm->nr_blks; i++)
 		if (virtio_blk_drain(&vmm->blks[i]) < 0)
-			return fail(err, err_len, -EIO,
-				    "drive '%s': requests in flight did not finish",
-				    vmm->blks[i].id);
+			return snap_fail(err, err_len, -EIO,
+					 "drive '%s': requests in flight did not finish",
+					 vmm->blks[i].id);
 	if (vmm->vsock) {
 		pthread_mutex_lock(&vmm->vsock->transport.lock);
 		virtio_vsock_transport_reset(vmm->vsock);
@@ -127,7 +116,7 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	char *cfg_s = json_dumps(cfg, JSON_COMPACT);
 	json_decref(cfg);
 	if (!cfg_s)
-		return fail(err, err_len, -ENOMEM, "out of memory");
+		return snap_fail(err, err_len, -ENOMEM, "out of memory");
 	snap_writer_add(&w, SNAP_CONFIG, 0, cfg_s, (uint32_t)strlen(cfg_s));
 	free(cfg_s);
 
@@ -150,7 +139,7 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 		r = snap_save_vm(vm, &svm);
 	if (r < 0) {
 		snap_writer_free(&w);
-		return fail(err, err_len, r, "cannot read KVM state: %s", strerror(-r));
+		return snap_fail(err, err_len, r, "cannot read KVM state: %s", strerror(-r));
 	}
 	const struct snap_clock clk = { .realtime_ns = snap_realtime_ns() };
 	snap_writer_add(&w, SNAP_VM, 0, &svm, sizeof(svm));
@@ -175,7 +164,7 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	}
 	if (snap_writer_finish(&w) < 0) {
 		snap_writer_free(&w);
-		return fail(err, err_len, -ENOMEM, "out of memory");
+		return snap_fail(err, err_len, -ENOMEM, "out of memory");
 	}
 	uint64_t t1 = clock_now_ns();
 
@@ -216,14 +205,16 @@ static uint8_t *read_state(const char *path, size_t *len, char *err, size_t err_
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		fail(err, err_len, 0, "cannot open snapshot_path '%s': %s", path, strerror(errno));
+		snap_fail(err, err_len, 0, "cannot open snapshot_path '%s': %s", path,
+			  strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAP_MAX_FILE) {
-		fail(err, err_len, 0, "snapshot_path '%s' is not a state file ember wrote (%s)",
-		     path, S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+		snap_fail(err, err_len, 0,
+			  "snapshot_path '%s' is not a state file ember wrote (%s)", path,
+			  S_ISREG(st.st_mode) ? "too large" : "not a regular file");
 		close(fd);
 		return NULL;
 	}
@@ -238,7 +229,7 @@ static uint8_t *read_state(const char *path, size_t *len, char *err, size_t err_
 	close(fd);
 	if (!buf || off != (size_t)st.st_size) {
 		free(buf);
-		fail(err, err_len, 0, "cannot read snapshot_path '%s'", path);
+		snap_fail(err, err_len, 0, "cannot read snapshot_path '%s'", path);
 		return NULL;
 	}
 	*len = off;
@@ -269,7 +260,8 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	json_t *cfg =
 	    s ? json_loadb((const char *)s->data, s->len, JSON_REJECT_DUPLICATES, &je) : NULL;
 	if (!json_is_object(cfg)) {
-		fail(err, err_len, 0, "the snapshot's configuration section is missing or invalid");
+		snap_fail(err, err_len, 0,
+			  "the snapshot's configuration section is missing or invalid");
 		json_decref(cfg);
 		return NULL;
 	}
@@ -285,8 +277,8 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 		while (*k && strcmp(*k, key) != 0)
 			k++;
 		if (!*k) {
-			fail(err, err_len, 0, "the snapshot's configuration has a `%s` section",
-			     key);
+			snap_fail(err, err_len, 0,
+				  "the snapshot's configuration has a `%s` section", key);
 			json_decref(cfg);
 			return NULL;
 		}
@@ -306,9 +298,9 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 			}
 		}
 		if (!found) {
-			fail(err, err_len, 0,
-			     "network_overrides: the snapshot has no interface '%s'",
-			     a->net_iface[i]);
+			snap_fail(err, err_len, 0,
+				  "network_overrides: the snapshot has no interface '%s'",
+				  a->net_iface[i]);
 			json_decref(cfg);
 			return NULL;
 		}
@@ -316,7 +308,8 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	json_t *vsock = json_object_get(cfg, "vsock");
 	if (a->vsock_uds_path) {
 		if (!json_is_object(vsock)) {
-			fail(err, err_len, 0, "vsock_override: the snapshot has no vsock device");
+			snap_fail(err, err_len, 0,
+				  "vsock_override: the snapshot has no vsock device");
 			json_decref(cfg);
 			return NULL;
 		}
@@ -343,8 +336,8 @@ static int check_v2(struct vmm *vmm, const struct snap_reader *rd, unsigned int 
 {
 	struct snap_clock clk;
 	if (snap_get(rd, SNAP_CLOCK, 0, &clk, sizeof(clk)) < 0 || clk.reserved)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "the snapshot's clock section is missing or invalid");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the snapshot's clock section is missing or invalid");
 	const struct vmm_config *cfg = &vmm->cfg;
 	for (unsigned int i = 0; i <= ndev; i++) {
 		uint32_t want =
@@ -355,18 +348,19 @@ static int check_v2(struct vmm *vmm, const struct snap_reader *rd, unsigned int 
 		struct snap_rate_limiters rl;
 		if (!want || snap_get(rd, SNAP_RATE_LIMITER, i, &rl, sizeof(rl)) < 0 ||
 		    rl.count != want || rl.reserved)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "the snapshot's rate limiters do not match its devices "
-				    "(device %u)",
-				    i);
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "the snapshot's rate limiters do not match its devices "
+					 "(device %u)",
+					 i);
 		for (uint32_t k = 0; k < 2; k++) {
 			struct rate_limiter scratch = { 0 };
 			const char *why = "";
 			if (rate_limiter_restore(&scratch, &rl.rl[k], 0, &why) < 0 ||
 			    (k >= want && rate_limiter_enabled(&scratch)))
-				return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-					    "the rate limiter state of device %u is invalid: %s", i,
-					    k >= want ? "an unused limiter is set" : why);
+				return snap_fail(
+				    err, err_len, EMBER_EXIT_SNAPSHOT,
+				    "the rate limiter state of device %u is invalid: %s", i,
+				    k >= want ? "an unused limiter is set" : why);
 		}
 	}
 	return 0;
@@ -380,36 +374,36 @@ static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err,
 	if (snap_get(rd, SNAP_MEMORY, 0, &mem, sizeof(mem)) < 0 ||
 	    guest_mem_layout(&layout, vmm->cfg.mem_mib << 20, MMIO_GAP_START, MMIO_GAP_END) < 0 ||
 	    mem.size != layout.size || mem.nr_regions != layout.nr_regions)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "the snapshot's memory layout is invalid");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the snapshot's memory layout is invalid");
 	for (unsigned int i = 0; i < layout.nr_regions; i++)
 		if (mem.regions[i].gpa != layout.regions[i].gpa ||
 		    mem.regions[i].size != layout.regions[i].size)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "the snapshot's memory layout is invalid");
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "the snapshot's memory layout is invalid");
 	for (unsigned int i = 0; i < vmm->cfg.vcpus; i++) {
 		const struct snap_section *s = snap_find(rd, SNAP_VCPU, i);
 		const struct snap_vcpu *v = s ? (const struct snap_vcpu *)s->data : NULL;
 		if (!s || s->len != sizeof(struct snap_vcpu) || v->nr_msrs > SNAP_MAX_MSRS)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "the state of vCPU %u is missing or invalid", i);
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "the state of vCPU %u is missing or invalid", i);
 	}
 	if (snap_find(rd, SNAP_VCPU, vmm->cfg.vcpus))
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "the snapshot has more vCPUs than configured");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the snapshot has more vCPUs than configured");
 	const struct snap_section *s = snap_find(rd, SNAP_VM, 0),
 				  *ser = snap_find(rd, SNAP_SERIAL, 0);
 	if (!s || s->len != sizeof(struct snap_vm) || !ser ||
 	    ser->len != sizeof(struct snap_serial))
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "the VM or serial state is missing or invalid");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the VM or serial state is missing or invalid");
 	unsigned int ndev = vmm->cfg.nr_drives + vmm->cfg.nr_nets + (vmm->cfg.vsock.set ? 1 : 0) +
 	    (vmm->cfg.entropy.set ? 1 : 0);
 	for (unsigned int i = 0; i <= ndev; i++) {
 		s = snap_find(rd, SNAP_VIRTIO, i);
 		if ((i < ndev) != (s && s->len == sizeof(struct virtio_mmio_state)))
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "the snapshot's devices do not match its configuration");
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "the snapshot's devices do not match its configuration");
 	}
 	return rd->version < 2 ? 0 : check_v2(vmm, rd, ndev, err, err_len);
 }
@@ -427,16 +421,16 @@ static int restore_vmgenid(struct vmm *vmm, const struct snap_reader *rd, char *
 		return 0;
 	if (snap_get(rd, SNAP_VMGENID, 0, &g, sizeof(g)) < 0 || g.addr != VMGENID_ADDR ||
 	    g.gsi != GED_IRQ || g.reserved)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "the snapshot's VMGenID section is invalid (this ember keeps the "
-			    "generation ID at 0x%llx, notified on GSI %d)",
-			    (unsigned long long)VMGENID_ADDR, GED_IRQ);
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the snapshot's VMGenID section is invalid (this ember keeps the "
+				 "generation ID at 0x%llx, notified on GSI %d)",
+				 (unsigned long long)VMGENID_ADDR, GED_IRQ);
 	int r = vmgenid_update(&vmm->vm.mem);
 	if (r == 0)
 		r = vm_irq_pulse(&vmm->vm, GED_IRQ);
 	if (r < 0)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "cannot give the VM a new generation ID: %s", strerror(-r));
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "cannot give the VM a new generation ID: %s", strerror(-r));
 	vmm->vmgenid = true;
 	return 0;
 }
@@ -452,15 +446,16 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 	struct snap_clock clk = { 0 };
 	const char *how = "";
 	if (rd->version >= 2 && snap_get(rd, SNAP_CLOCK, 0, &clk, sizeof(clk)) < 0)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the clock section is invalid");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the clock section is invalid");
 	if (snap_get(rd, SNAP_VM, 0, &svm, sizeof(svm)) < 0 ||
 	    snap_restore_vm(vm, &svm, clock_realtime, clk.realtime_ns, &how, &why) < 0)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-			    "cannot restore the VM state: %s: %s", why, strerror(errno));
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "cannot restore the VM state: %s: %s", why, strerror(errno));
 	log_info("kvmclock restored %s", how);
 	if (snap_get(rd, SNAP_SERIAL, 0, &ss, sizeof(ss)) < 0 ||
 	    snap_restore_serial(&vmm->serial, &ss) < 0)
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the serial port state is invalid");
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the serial port state is invalid");
 	struct virtio_mmio *ts[VIRTIO_MAX_DEVICES];
 	unsigned int nt = transports(vmm, ts);
 	/* The buckets first: a restored transport may serve its ring at once. */
@@ -470,21 +465,21 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 			continue;
 		if (snap_get(rd, SNAP_RATE_LIMITER, i, &rl, sizeof(rl)) < 0 ||
 		    limiters_restore(vmm, i, &rl, &why) < 0)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "device %s: rate limiter: %s", ts[i]->name, why);
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "device %s: rate limiter: %s", ts[i]->name, why);
 	}
 	for (unsigned int i = 0; i < nt; i++) {
 		struct virtio_mmio_state st;
 		if (snap_get(rd, SNAP_VIRTIO, i, &st, sizeof(st)) < 0 ||
 		    virtio_mmio_restore(ts[i], &st, &why) < 0)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "device %s: %s", ts[i]->name,
-				    why);
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "device %s: %s",
+					 ts[i]->name, why);
 	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (snap_get(rd, SNAP_VCPU, i, &sv, sizeof(sv)) < 0 ||
 		    snap_restore_vcpu(&vm->vcpus[i], &sv, &why) < 0)
-			return fail(err, err_len, EMBER_EXIT_SNAPSHOT,
-				    "cannot restore vCPU %u: %s: %s", i, why, strerror(errno));
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "cannot restore vCPU %u: %s: %s", i, why, strerror(errno));
 	}
 	return restore_vmgenid(vmm, rd, err, err_len);
 }
@@ -501,8 +496,8 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	int r = snap_reader_init(&rd, buf, len, &why);
 	if (r < 0) {
 		free(buf);
-		return fail(err, err_len, EMBER_EXIT_SNAPSHOT, "snapshot_path '%s': %s",
-			    a->state_path, why);
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "snapshot_path '%s': %s",
+				 a->state_path, why);
 	}
 	/* Uffd with a socket is Firecracker's external handler, with a file
 	 * ember's own. Checked before the configuration is taken. */
@@ -512,10 +507,11 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	int mem_fd = -1;
 	r = EMBER_EXIT_SNAPSHOT;
 	if (external && (a->ws_record || a->ws_prefetch)) {
-		fail(err, err_len, 0,
-		     "mem_backend: working sets need ember's own userfaultfd handler (backend_path "
-		     "a "
-		     "memory file), not a socket");
+		snap_fail(
+		    err, err_len, 0,
+		    "mem_backend: working sets need ember's own userfaultfd handler (backend_path "
+		    "a "
+		    "memory file), not a socket");
 		goto out;
 	}
 	cfg = load_config(&rd, a, err, err_len);
@@ -523,33 +519,34 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		goto out;
 	char cerr[400];
 	if (vmm_load_config_json(vmm, cfg, cerr, sizeof(cerr)) < 0) {
-		fail(err, err_len, 0, "the snapshot's configuration: %s", cerr);
+		snap_fail(err, err_len, 0, "the snapshot's configuration: %s", cerr);
 		goto out;
 	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
 	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (!external && (mem_fd < 0 || fstat(mem_fd, &st) < 0)) {
-		fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
-		     strerror(errno));
+		snap_fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
+			  strerror(errno));
 		goto out;
 	}
 	if (!external && (uint64_t)st.st_size != vmm->cfg.mem_mib << 20) {
-		fail(err, err_len, 0, "memory file '%s' is %lld bytes; the snapshot's VM has %llu",
-		     a->mem_path, (long long)st.st_size,
-		     (unsigned long long)(vmm->cfg.mem_mib << 20));
+		snap_fail(err, err_len, 0,
+			  "memory file '%s' is %lld bytes; the snapshot's VM has %llu", a->mem_path,
+			  (long long)st.st_size, (unsigned long long)(vmm->cfg.mem_mib << 20));
 		goto out;
 	}
 	/* From here KVM objects exist: a failure means this process is spent. */
 	r = vmm_build_restored(vmm, a->uffd ? -1 : mem_fd);
 	if (r) {
-		fail(err, err_len, 0,
-		     "cannot build the VM for the snapshot (exit code %d); the log has the cause",
-		     r);
+		snap_fail(
+		    err, err_len, 0,
+		    "cannot build the VM for the snapshot (exit code %d); the log has the cause",
+		    r);
 		goto failed;
 	}
 	if (external && uffd_external_start(&vmm->vm.mem, a->mem_path, &why) < 0) {
-		r = fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s", why);
+		r = snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s", why);
 		goto failed;
 	}
 	if (a->uffd && !external) {
@@ -557,8 +554,8 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		if (!vmm->uffd ||
 		    uffd_server_start(vmm->uffd, &vmm->vm.mem, mem_fd, a->ws_record, &why) < 0 ||
 		    (a->ws_prefetch && uffd_prefetch(vmm->uffd, a->ws_prefetch, &why) < 0)) {
-			r = fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s: %s", why,
-				 strerror(errno));
+			r = snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "mem_backend Uffd: %s: %s",
+				      why, strerror(errno));
 			goto failed;
 		}
 		mem_fd = -1; /* the handler keeps it */
@@ -569,7 +566,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	if (!a->resume)
 		atomic_store(&vmm->vm.pause_requested, true);
 	if (vm_start_vcpus(&vmm->vm) < 0) {
-		r = fail(err, err_len, EMBER_EXIT_ERROR, "cannot start the vCPUs");
+		r = snap_fail(err, err_len, EMBER_EXIT_ERROR, "cannot start the vCPUs");
 		goto failed;
 	}
 	vmm->state = a->resume ? VMM_RUNNING : VMM_PAUSED;
