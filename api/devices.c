@@ -182,23 +182,34 @@ struct limits {
 	uint64_t bw_size, bw_burst, bw_refill_ms, ops_size, ops_burst, ops_refill_ms;
 };
 
-static struct limits read_limits(const json_t *rl)
+/*
+ * A rate_limiter object over the limits @l in force: a bucket the object
+ * names replaces that bucket (a size of 0 turns it off), a bucket it leaves
+ * out keeps its limits, as Firecracker's PATCH does (its BucketUpdate::None).
+ */
+static struct limits read_limits(const json_t *rl, struct limits l)
 {
 	const json_t *bw = json_object_get(rl, "bandwidth");
 	const json_t *ops = json_object_get(rl, "ops");
-	return (struct limits){
-		.bw_size = juint(bw, "size", 0),
-		.bw_burst = juint(bw, "one_time_burst", 0),
-		.bw_refill_ms = juint(bw, "refill_time", 0),
-		.ops_size = juint(ops, "size", 0),
-		.ops_burst = juint(ops, "one_time_burst", 0),
-		.ops_refill_ms = juint(ops, "refill_time", 0),
-	};
+	if (bw) {
+		l.bw_size = juint(bw, "size", 0);
+		l.bw_burst = juint(bw, "one_time_burst", 0);
+		l.bw_refill_ms = juint(bw, "refill_time", 0);
+	}
+	if (ops) {
+		l.ops_size = juint(ops, "size", 0);
+		l.ops_burst = juint(ops, "one_time_burst", 0);
+		l.ops_refill_ms = juint(ops, "refill_time", 0);
+	}
+	return l;
 }
 
 static void rate_limits(const json_t *rl, struct blk_drive_config *d)
 {
-	struct limits l = read_limits(rl);
+	struct limits l =
+	    read_limits(rl,
+			(struct limits){ d->bw_size, d->bw_burst, d->bw_refill_ms, d->ops_size,
+					 d->ops_burst, d->ops_refill_ms });
 	d->bw_size = l.bw_size;
 	d->bw_burst = l.bw_burst;
 	d->bw_refill_ms = l.bw_refill_ms;
@@ -213,14 +224,20 @@ static void net_limits(const json_t *body, struct net_device_config *d)
 	const json_t *rx = json_object_get(body, "rx_rate_limiter");
 	const json_t *tx = json_object_get(body, "tx_rate_limiter");
 	if (rx) {
-		struct limits l = read_limits(rx);
+		struct limits l = read_limits(
+		    rx,
+		    (struct limits){ d->rx_bw_size, d->rx_bw_burst, d->rx_bw_refill_ms,
+				     d->rx_ops_size, d->rx_ops_burst, d->rx_ops_refill_ms });
 		d->rx_bw_size = l.bw_size, d->rx_bw_burst = l.bw_burst,
 		d->rx_bw_refill_ms = l.bw_refill_ms;
 		d->rx_ops_size = l.ops_size, d->rx_ops_burst = l.ops_burst,
 		d->rx_ops_refill_ms = l.ops_refill_ms;
 	}
 	if (tx) {
-		struct limits l = read_limits(tx);
+		struct limits l = read_limits(
+		    tx,
+		    (struct limits){ d->tx_bw_size, d->tx_bw_burst, d->tx_bw_refill_ms,
+				     d->tx_ops_size, d->tx_ops_burst, d->tx_ops_refill_ms });
 		d->tx_bw_size = l.bw_size, d->tx_bw_burst = l.bw_burst,
 		d->tx_bw_refill_ms = l.bw_refill_ms;
 		d->tx_ops_size = l.ops_size, d->tx_ops_burst = l.ops_burst,
@@ -324,25 +341,23 @@ unsigned int patch_drive(struct ctx *c)
 		return 400;
 	if (path && api_check_file(c, "drive file", path, !b->cfg.read_only) < 0)
 		return 400;
-	struct blk_drive_config limits = { 0 };
+	/* The limits in force, as GET /vm/config and snapshots show them. */
+	struct blk_drive_config *d = NULL;
+	for (unsigned int i = 0; i < vmm->cfg.nr_drives; i++)
+		if (strcmp(vmm->cfg.drives[i].blk.id, c->id) == 0)
+			d = &vmm->cfg.drives[i].blk;
+	struct blk_drive_config limits = d ? *d : (struct blk_drive_config){ 0 };
 	if (rl)
 		rate_limits(rl, &limits);
 	char err[200] = "";
 	if (virtio_blk_update(b, path, rl ? &limits : NULL, err, sizeof(err)) < 0)
 		return api_fail(c, "drive [%s]: %s", c->id, err);
-	/* GET /vm/config and snapshots show what is now in force. */
-	struct vmm_config *cfg = &vmm->cfg;
-	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
-		struct blk_drive_config *d = &cfg->drives[i].blk;
-		if (strcmp(d->id, c->id) != 0)
-			continue;
-		if (path) {
-			free((void *)(uintptr_t)d->path);
-			d->path = strdup(path);
-		}
-		if (rl)
-			rate_limits(rl, d);
+	if (d && path) {
+		free((void *)(uintptr_t)d->path);
+		d->path = strdup(path);
 	}
+	if (d && rl)
+		rate_limits(rl, d);
 	return 204;
 }
 
@@ -497,7 +512,7 @@ unsigned int put_entropy(struct ctx *c)
 	const json_t *rl = json_object_get(c->body, "rate_limiter");
 	if (rl && rate_limits_valid(c, rl) < 0)
 		return 400;
-	struct limits l = rl ? read_limits(rl) : (struct limits){ 0 };
+	struct limits l = rl ? read_limits(rl, (struct limits){ 0 }) : (struct limits){ 0 };
 	struct vmm_config *cfg = &c->vmm->cfg;
 	cfg->entropy.set = true;
 	cfg->entropy.limits = (struct rng_config){

@@ -235,6 +235,18 @@ def test_patch_drive_after_boot(ember, guest, sock, tmp_path):
         assert api.call("GET", "/vm/config")[1]["drives"][0]["path_on_host"] == str(b)
         assert api.call("PATCH", "/drives/data", {"drive_id": "data", "rate_limiter": {
             "ops": {"size": 100, "refill_time": 1000}}})[0] == 204
+        # A bucket the PATCH leaves out keeps its limits (Firecracker's
+        # BucketUpdate::None); a size of 0 turns a bucket off.
+        assert api.call("PATCH", "/drives/data", {"drive_id": "data", "rate_limiter": {
+            "bandwidth": {"size": 4096, "refill_time": 100}}})[0] == 204
+        rl = api.call("GET", "/vm/config")[1]["drives"][0]["rate_limiter"]
+        assert rl["ops"]["size"] == 100 and rl["ops"]["refill_time"] == 1000, rl
+        assert rl["bandwidth"]["size"] == 4096 and rl["bandwidth"]["refill_time"] == 100, rl
+        assert api.call("PATCH", "/drives/data", {"drive_id": "data", "rate_limiter": {
+            "ops": {"size": 0, "refill_time": 0}}})[0] == 204
+        rl = api.call("GET", "/vm/config")[1]["drives"][0]["rate_limiter"]
+        assert rl is not None and rl["bandwidth"]["size"] == 4096, rl
+        assert not (rl.get("ops") or {}).get("size"), rl
         st, body = api.call("PATCH", "/drives/data", {"drive_id": "data", "path_on_host": "/nonexistent"})
         assert st == 400 and "cannot be opened" in body["fault_message"]
         st, body = api.call("PATCH", "/drives/nope", {"drive_id": "nope"})
