@@ -250,10 +250,16 @@ static int rate_limits_valid(struct ctx *c, const json_t *rl)
 	const char *names[2] = { "bandwidth", "ops" };
 	for (int i = 0; i < 2; i++) {
 		const json_t *b = json_object_get(rl, names[i]);
-		if (b && juint(b, "size", 0) && !juint(b, "refill_time", 0)) {
+		uint64_t refill = b ? juint(b, "refill_time", 0) : 0;
+		if (b && juint(b, "size", 0) && !refill) {
 			api_fail(
 			    c, "rate_limiter.%s: refill_time must be more than 0 when size is set",
 			    names[i]);
+			return -1;
+		}
+		if (refill > RATE_LIMITER_MAX_REFILL_MS) {
+			api_fail(c, "rate_limiter.%s: refill_time must be at most %llu ms",
+				 names[i], (unsigned long long)RATE_LIMITER_MAX_REFILL_MS);
 			return -1;
 		}
 	}

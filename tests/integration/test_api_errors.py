@@ -116,6 +116,8 @@ CASES = [
     ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
                           "rate_limiter": {"bandwidth": {"size": 100, "refill_time": 0}}}, 400, "refill_time must be more than 0"),
     ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
+                          "rate_limiter": {"ops": {"size": 1, "refill_time": 2**58}}}, 400, "refill_time must be at most"),
+    ("PUT", "/drives/a", {"drive_id": "a", "path_on_host": "@D", "is_root_device": False,
                           "rate_limiter": {"iops": {}}}, 400, "unknown field `iops` in `rate_limiter`"),
     ("PUT", "/drives/a%20b", {"drive_id": "a b", "path_on_host": "@D", "is_root_device": False}, 400, "Invalid id"),
     ("PATCH", "/drives/a", {"drive_id": "a"}, 400, "not supported before starting"),

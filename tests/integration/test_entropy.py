@@ -91,6 +91,7 @@ BAD_BODIES = [
     ({"rate_limiter": {"ops": {"size": "10", "refill_time": 100}}}, "invalid type for field `size`"),
     ({"rate_limiter": {"ops": {"size": 10, "refill_time": 100, "x": 1}}}, "unknown field `x`"),
     ({"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 0}}}, "refill_time must be more than 0"),
+    ({"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 2**60}}}, "refill_time must be at most"),
     ({"rate_limiter": {"ops": {"size": 5, "refill_time": 10, "one_time_burst": 1.5}}},
      "invalid type for field `one_time_burst`"),
 ]
