@@ -193,8 +193,16 @@ json_t *vmm_config_json(const struct vmm *vmm)
 	    : json_null();
 	json_t *logger =
 	    cfg->log_path ? json_pack("{s:s}", "log_path", cfg->log_path) : json_null();
-	json_t *metrics =
-	    cfg->metrics_path ? json_pack("{s:s}", "metrics_path", cfg->metrics_path) : json_null();
+	json_t *metrics = json_null();
+	if (cfg->metrics_path) {
+		/* emit_id and properties only when set, so the answer loads back
+		 * through PUT /metrics' own schema unchanged. */
+		metrics = json_pack("{s:s}", "metrics_path", cfg->metrics_path);
+		if (vmm->metrics.emit_id)
+			json_object_set_new(metrics, "emit_id", json_true());
+		if (vmm->metrics.properties)
+			json_object_set(metrics, "properties", vmm->metrics.properties);
+	}
 	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
 			 "boot-source", boot, "logger", logger, "machine-config",
 			 api_machine_json(vmm), "metrics", metrics, "network-interfaces", nets,

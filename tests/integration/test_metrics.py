@@ -178,6 +178,9 @@ def test_emit_id_and_properties(ember, tmp_path):
         line = fcmetrics.read(path)[-1]
         assert line["get_api_requests"]["instance_info_count"] == 1
         assert line["put_api_requests"]["metrics_count"] == 0  # counted in the first line
+        # GET /vm/config shows them, in the form PUT /metrics takes back.
+        assert api.call("GET", "/vm/config")[1]["metrics"] == {
+            "metrics_path": str(path), "emit_id": True, "properties": props}
     finally:
         api.close()
         p.kill()
