@@ -48,16 +48,20 @@ static void api_enqueue(struct api_server *s, struct api_call *c)
 
 /* Firecracker's answer to a body over the limit: 400 and its words. */
 static enum MHD_Result api_refuse_large(struct api_server *s, struct MHD_Connection *conn,
-					uint64_t size)
+					const struct api_call *c)
 {
 	char msg[160];
-	snprintf(msg, sizeof(msg),
-		 "{\"fault_message\": \"Request payload with size %llu is larger than the limit of "
-		 "%zu allowed by server.\"}",
-		 (unsigned long long)size, s->max_body);
-	log_warn("API: refused a request body of %llu bytes (the limit is %zu)",
-		 (unsigned long long)size, s->max_body);
-	return api_send(conn, 400, msg);
+	int n = snprintf(msg, sizeof(msg),
+			 "Request payload with size %llu is larger than the limit of %zu "
+			 "allowed by server.",
+			 (unsigned long long)c->too_large, s->max_body);
+	/* The audit trail's words for a failed request (api_dispatch() logs the
+	 * others); this one never reaches the VMM thread. */
+	log_err("The request %s \"%s\" failed. Status code: 400 Bad Request. Message: %s",
+		c->method, c->path, msg);
+	char body[200];
+	snprintf(body, sizeof(body), "{\"fault_message\": \"%.*s\"}", n, msg);
+	return api_send(conn, 400, body);
 }
 
 /* The declared body size, or 0 with no (or a malformed) Content-Length:
@@ -115,7 +119,7 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (c->too_large)
-		return api_refuse_large(s, conn, c->too_large);
+		return api_refuse_large(s, conn, c);
 	if (c->answered)
 		return api_send(conn, c->status, c->response);
 	if (!c->queued) {

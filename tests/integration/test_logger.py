@@ -125,6 +125,23 @@ def test_cli_log_fifo_opened_before_any_reader(ember, sock, tmp_path):
                             'Message: Invalid request method and/or path') for x in msgs), msgs
 
 
+def test_oversized_body_is_in_the_audit_trail(ember_api, tmp_path):
+    """A body over the payload limit is refused on the HTTP thread, before
+    the VMM thread sees the request; its refusal is logged in the same words
+    and at the same level as every other failed request."""
+    log = tmp_path / "ember.log"
+    p, api = ember_api("--log-path", str(log), "--http-api-max-payload-size", "1000")
+    st, body = api.call("PUT", "/machine-config", {"vcpu_count": 1, "pad": "x" * 2000})
+    assert st == 400 and "larger than the limit of 1000" in body["fault_message"], body
+    text = wait_for(log, r"Status code: 400 Bad Request")
+    lines = [m for m in parse(text) if "PUT \"/machine-config\" failed" in m.group(8)]
+    assert len(lines) == 1, text
+    assert lines[0].group(8).startswith(
+        'The request PUT "/machine-config" failed. Status code: 400 Bad Request. '
+        'Message: Request payload with size'), text
+    assert api.call("GET", "/")[0] == 200  # and the API goes on
+
+
 def test_put_logger_fifo_opened_before_any_reader(ember_api, tmp_path):
     log = fifo(tmp_path / "log.fifo")
     p, api = ember_api()
