@@ -24,7 +24,10 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 
 # Test guests: freestanding, static, no libc. The kit is shared by all.
-GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+# Recursive (=), like every variable below that asks the compiler, pkg-config or
+# the file system: it is expanded when a recipe runs, after `make setup` has
+# installed them, never when the Makefile is parsed (see Set-up in the README).
+GUEST_CFLAGS = -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -fcf-protection=none \
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
@@ -33,7 +36,7 @@ GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage $(BUILD)/guest/acpi.bzImage
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
-CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 PYTEST := /usr/bin/python3 -m pytest
 
@@ -55,6 +58,9 @@ help:
 	@echo "make bench      benchmarks: boot vs QEMU -M microvm, block vs fio, API, net, vsock"
 	@echo "make fmt        format the C sources; make fmt-check checks them"
 
+# Targets that set up the machine build in a second make started after
+# scripts/setup.sh, never as setup's siblings: with -j a sibling could start
+# before the packages are in, and this make's directory cache predates them.
 setup:
 	@scripts/setup.sh
 
@@ -88,7 +94,8 @@ $(BUILD)/guest/smp.elf: $(BUILD)/guest/tests/smp.o $(BUILD)/guest/tests/smp_tram
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^))
 
 # Guests that use devices link the kit's virtio driver and Debian's libfdt.a.
-LIBFDT_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libfdt.a /usr/lib/libfdt.a))
+LIBFDT_A = $(or $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libfdt.a /usr/lib/libfdt.a)),\
+	$(error libfdt.a not found: run make setup))
 # Only libfdt's own headers join the guest's include path, not all of /usr/include.
 FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/libfdt_env.h $(BUILD)/guest/fdt-include/fdt.h
 $(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
@@ -236,7 +243,8 @@ test: setup
 	$(MAKE) test-asan
 	$(MAKE) soak
 
-run: setup all
+run: setup
+	@$(MAKE) --no-print-directory all
 	@echo "== booting build/guest/hello.elf"
 	$(BUILD)/ember --kernel $(BUILD)/guest/hello.elf --boot-timer --level info --cmdline "exit=0"
 
@@ -248,7 +256,8 @@ $(BUILD)/bench/vsock-harness: scripts/bench/vsock_harness.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
 
-bench: setup all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness
+bench: setup
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness
 	scripts/bench/boot.sh
 	scripts/bench/block.sh
 	scripts/bench/api.sh
@@ -284,7 +293,8 @@ fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang EXTRA_CFLAGS="$(FUZZ_CFLAGS)" \
 		$(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/%)
 
-fuzz: setup fuzz-build
+fuzz: setup
+	@$(MAKE) --no-print-directory fuzz-build
 	tests/fuzz/run.sh $(FUZZ_BUILD)/tests/fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 fuzz-smoke: fuzz-build
