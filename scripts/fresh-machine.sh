@@ -10,6 +10,10 @@
 #                                     and jailed
 #   scripts/fresh-machine.sh --full   make test as the first command: the
 #                                     whole of CI, guest kernel build included
+#   --kernel-cache                    with --full: bind this machine's guest
+#                                     kernel cache in (the build takes 6-10
+#                                     minutes on 2 cores)
+#   --rev=REV                         check commit REV instead of HEAD
 #   --keep                            leave the root in place for a look
 #
 # Needs root, /dev/kvm, debootstrap and Debian's mirror. The base root is
@@ -24,11 +28,15 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 full=0
 keep=0
+rev=HEAD
+kernel_cache=
 for arg in "$@"; do
 	case "$arg" in
 	--full) full=1 ;;
 	--keep) keep=1 ;;
-	*) echo "usage: $0 [--full] [--keep]" >&2; exit 2 ;;
+	--rev=*) rev=${arg#--rev=} ;;
+	--kernel-cache) kernel_cache=${EMBER_CACHE:-/var/cache/ember}/kernel ;;
+	*) echo "usage: $0 [--full] [--kernel-cache] [--keep] [--rev=REV]" >&2; exit 2 ;;
 	esac
 done
 
@@ -67,8 +75,9 @@ tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
 # 2. A clean clone: committed files only, as CI and a user get them.
-step "cloning $top (HEAD $(git -C "$top" rev-parse --short HEAD))"
+step "cloning $top at $rev ($(git -C "$top" rev-parse --short "$rev"))"
 git clone -q "$top" "$root/root/ember"
+git -C "$root/root/ember" checkout -q --detach "$(git -C "$top" rev-parse "$rev")"
 
 # 3. The README's commands, as root in the new root. Each runs once; the
 # first failure ends the check.
@@ -86,13 +95,13 @@ set -eo pipefail
 cd /root/ember
 export CI=true PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 t0=\$(date +%s)
-while IFS= read -r cmd; do
+while IFS= read -r -u 3 cmd; do
 	echo "== fresh-machine: \$cmd (at \$((\$(date +%s) - t0)) s inside)"
-	if ! bash -c "\$cmd"; then
+	if ! bash -c "\$cmd" </dev/null; then
 		echo "fresh-machine: FAILED on its first run: \$cmd" >&2
 		exit 1
 	fi
-done <<'CMDS'
+done 3<<'CMDS'
 $commands
 CMDS
 echo "== fresh-machine: all commands passed (\$((\$(date +%s) - t0)) s inside)"
@@ -103,13 +112,20 @@ chmod +x "$root/root/fresh-check"
 # downloaded .debs are bound in to spare the mirror on the next run.
 step "entering the root"
 unshare --mount --propagation private --fork /bin/bash -euo pipefail -c '
-root=$1 debs=$2
+root=$1 debs=$2 kernels=$3
+# The root is a mount point, as / is on a machine: ember-jailer makes every
+# mount below / private, which fails on a directory that is not one.
+mount --bind "$root" "$root"
 mount --rbind /dev "$root/dev"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount -t tmpfs tmpfs "$root/tmp"
 mount -t tmpfs tmpfs "$root/run"
 mount --bind "$debs" "$root/var/cache/apt/archives"
+if [ -n "$kernels" ]; then
+	mkdir -p "$kernels" "$root/var/cache/ember/kernel"
+	mount --bind "$kernels" "$root/var/cache/ember/kernel"
+fi
 exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb /root/fresh-check
-' fresh "$root" "$cache/debs" || fail "see the output above ($(($(date +%s) - start)) s)"
+' fresh "$root" "$cache/debs" "$kernel_cache" || fail "see the output above ($(($(date +%s) - start)) s)"
 step "passed in $(($(date +%s) - start)) s"

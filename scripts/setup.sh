@@ -12,6 +12,7 @@ packages=(
 	libfuse3-dev fuse3 dmsetup
 	clang libclang-rt-14-dev llvm
 	acpica-tools
+	debootstrap
 )
 
 missing=()
