@@ -11,10 +11,22 @@ WARN += -Wno-gnu-variable-sized-type-not-at-end
 endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP -Ivmm -fstack-protector-strong $(EXTRA_CFLAGS)
-# liburing statically: Debian's liburing.so.2 (2.3) does not export
-# io_uring_register_restrictions/io_uring_enable_rings; liburing.a has them.
-# libfdt ships no pkg-config file.
-LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic -lfdt -lz -lseccomp $(shell $(PKG_CONFIG) --libs jansson libmicrohttpd) -lpthread
+# The libraries ember links (libfdt ships no pkg-config file; jansson's
+# and http-parser's are plain -l). build/ember and build/ember-jailer link
+# them statically with glibc (STATIC_LDFLAGS): one file, no dynamic loader,
+# nothing to copy into a jail. The sanitizer and fuzz builds (clang, ASan)
+# and the unit tests link dynamically, except liburing: Debian's
+# liburing.so.2 (2.3) does not export io_uring_register_restrictions/
+# io_uring_enable_rings; liburing.a has them.
+EMBER_LIBS := -lhttp_parser -ljansson -lseccomp -lfdt -lz -lpthread
+LDLIBS += -Wl,-Bstatic -luring -Wl,-Bdynamic $(EMBER_LIBS)
+ifneq ($(findstring sanitize,$(EXTRA_CFLAGS)),)
+STATIC_LDFLAGS ?=
+STATIC_LDLIBS ?= $(LDLIBS)
+else
+STATIC_LDFLAGS ?= -static
+STATIC_LDLIBS ?= -luring $(EMBER_LIBS)
+endif
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
 	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c \
@@ -65,7 +77,7 @@ setup:
 	@scripts/setup.sh
 
 $(BUILD)/ember: $(VMM_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $^ $(STATIC_LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -213,9 +225,9 @@ $(BUILD)/gen/seccomp_filters.o: $(BUILD)/gen/seccomp_filters.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # validate() bounds the jail's paths, so gcc's truncation guesses do not apply.
-$(BUILD)/ember-jailer: jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h vmm/version.h
+$(BUILD)/ember-jailer: jailer/jailer.c jailer/files.c jailer/cgroup.c jailer/jailer.h vmm/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -Wno-format-truncation -o $@ $(filter %.c,$^)
 
 # A test-only build: ember with EMBER_TEST_HOOKS (a thread can be told to
 # break its seccomp filter). Never installed or shipped.
@@ -223,7 +235,7 @@ $(BUILD)/test-hooks/seccomp.o: vmm/seccomp/seccomp.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DEMBER_TEST_HOOKS -c -o $@ $<
 $(BUILD)/ember-test-hooks: $(filter-out $(BUILD)/vmm/seccomp/seccomp.o,$(VMM_OBJS)) $(BUILD)/test-hooks/seccomp.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $^ $(STATIC_LDLIBS)
 
 # Benchmark harness: the real device code driven from the host.
 $(BUILD)/bench/blk-harness: scripts/bench/blk_harness.c $(VMM_LIB_OBJS)
@@ -289,9 +301,9 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(VMM_LIB_OBJS)
 
 # The jailer's argument parser: jailer.c's main() renamed out of the way.
 # (clang, which builds the fuzz targets, has no -Wformat-truncation to turn off.)
-$(BUILD)/tests/fuzz/fuzz_jailer: tests/fuzz/fuzz_jailer.c tests/fuzz/fuzz.h jailer/jailer.c jailer/libs.c jailer/cgroup.c jailer/jailer.h vmm/version.h
+$(BUILD)/tests/fuzz/fuzz_jailer: tests/fuzz/fuzz_jailer.c tests/fuzz/fuzz.h jailer/jailer.c jailer/files.c jailer/cgroup.c jailer/jailer.h vmm/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -Ijailer -Itests/fuzz -Dmain=jailer_main -o $@ $< jailer/jailer.c jailer/libs.c jailer/cgroup.c
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Ijailer -Itests/fuzz -Dmain=jailer_main -o $@ $< jailer/jailer.c jailer/files.c jailer/cgroup.c
 
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang EXTRA_CFLAGS="$(FUZZ_CFLAGS)" \

@@ -3,35 +3,37 @@
  * ember's control plane: Firecracker's REST API over HTTP/1.1 on a Unix
  * socket.
  *
- * Threads: libmicrohttpd runs the HTTP side on its own polling thread
- * (server.c). Each complete request becomes a struct api_call on a queue;
- * the VMM thread is woken through an eventfd, answers the calls with
- * api_dispatch() (routes.c), and resumes the suspended connections. vCPU
- * threads never touch the API.
+ * Threads: the HTTP side runs on its own thread (server.c): a poll() loop
+ * over the listening socket and its connections, requests parsed by the
+ * http-parser library. Each complete request becomes a struct api_call on a
+ * queue; the VMM thread is woken through an eventfd, answers the calls with
+ * api_dispatch() (routes.c) and hands them back through a second eventfd,
+ * and the HTTP thread writes the answers. A connection reads nothing more
+ * while its request waits for the VMM thread. vCPU threads never touch the
+ * API.
  */
 #ifndef EMBER_API_H
 #define EMBER_API_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Firecracker's default --http-api-max-payload-size, in bytes. */
 #define API_MAX_BODY 51200
 
-struct MHD_Connection;
-struct MHD_Daemon;
+struct api_conn;
 struct vmm;
 
 struct api_call {
-	struct MHD_Connection *conn;
+	struct api_conn *conn;
 	char method[8];
 	char *path;
 	char *body;
 	size_t body_len;
 	uint64_t declared; /* Content-Length, or 0 */
 	uint64_t too_large; /* the oversized body's size, or 0 */
-	int queued;
 	/* the answer, filled by the VMM thread */
 	unsigned int status;
 	char *response; /* JSON or NULL for an empty body */
@@ -41,13 +43,17 @@ struct api_call {
 };
 
 struct api_server {
-	struct MHD_Daemon *daemon;
+	pthread_t thread;
+	bool running;
 	int listen_fd;
-	int wake_fd; /* eventfd: calls are waiting */
+	int wake_fd; /* eventfd: calls are waiting for the VMM thread */
+	int reply_fd; /* eventfd: answers (or a stop) wait for the HTTP thread */
 	char *sock_path;
 	size_t max_body; /* larger request bodies are refused with 400 */
-	pthread_mutex_t lock;
-	struct api_call *head, *tail;
+	pthread_mutex_t lock; /* the two lists and stopping */
+	struct api_call *head, *tail; /* to the VMM thread */
+	struct api_call *replies; /* back to the HTTP thread */
+	bool stopping;
 	int replies_unsent; /* answered, not yet written out (atomic) */
 };
 

@@ -254,6 +254,16 @@ int jail_validate(struct jail *j)
 	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
 		return (errno = 0),
 		       fail("--exec-file '%s' is not an executable file", j->exec_file);
+	/* The jail holds the exec file and device nodes, nothing else: a
+	 * dynamically linked one would find no loader or libraries there. */
+	int is_static = elf_is_static(j->exec_file);
+	if (is_static < 0)
+		return fail("--exec-file '%s' is not a 64-bit ELF executable", j->exec_file);
+	if (!is_static)
+		return (errno = 0),
+		       fail("--exec-file '%s' is dynamically linked: the jail holds "
+			    "only the exec file, so it must be a static executable",
+			    j->exec_file);
 	/* 0 is allowed, as by Firecracker's jailer (Kata Containers runs it
 	 * so): ember then keeps root's capabilities inside the jail. */
 	if (j->uid == (uid_t)-1 || j->gid == (gid_t)-1)
@@ -542,7 +552,7 @@ static int jail_run(struct jail *j)
 	close_inherited_fds();
 	if (clearenv() != 0)
 		return fail("cannot clear the environment");
-	if (make_chroot(j) < 0 || copy_libs(j) < 0)
+	if (make_chroot(j) < 0)
 		goto undo;
 	if (make_devices(j) < 0)
 		goto undo;

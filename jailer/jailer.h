@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ember-jailer's pieces: the jail being made (jailer.c runs the steps), the
- * monitor's shared libraries (libs.c) and cgroups (cgroup.c). Each step
+ * ember-jailer's pieces: the jail being made (jailer.c runs the steps), its
+ * files (files.c) and cgroups (cgroup.c). Each step
  * returns 0, or -1 with the reason in err_buf (fail()).
  */
 #ifndef EMBER_JAILER_H
@@ -67,9 +67,9 @@ int mkdirs(const char *path, mode_t mode);
  * copy otherwise. Hard links share the inode: only for files the jailed
  * process cannot write (owned by root, it runs as another uid). */
 int link_or_copy(const char *from, const char *to, mode_t mode);
-/* Put the exec file's ELF interpreter and shared libraries, found in the
- * standard directories, into the jail at their own paths. */
-int copy_libs(struct jail *j);
+/* 1 if @path is an ELF executable without an interpreter (static), 0 if
+ * it names one (dynamically linked), -1 (errno) if it is not 64-bit ELF. */
+int elf_is_static(const char *path);
 
 /* Write @value to the existing file @path. 0 or -1 (errno). */
 int write_file(const char *path, const char *value);

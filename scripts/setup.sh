@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential pkg-config clang-format git
 	libseccomp-dev liburing-dev libfdt-dev device-tree-compiler libjansson-dev zlib1g-dev
-	libmicrohttpd-dev libcmocka-dev python3-pytest
+	libhttp-parser-dev libcmocka-dev python3-pytest
 	qemu-system-x86 linux-source-6.1 busybox-static e2fsprogs iproute2 fio hyperfine socat curl
 	bc flex bison libelf-dev libssl-dev xz-utils
 	libfuse3-dev fuse3 dmsetup

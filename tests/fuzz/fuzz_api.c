@@ -81,7 +81,7 @@ static void call_one(const uint8_t *p, size_t n)
 	size_t body_len = (size_t)(p + n - body);
 	struct api_call c = { .start_ns = clock_now_ns() };
 
-	/* libmicrohttpd hands over a method, a path (never empty) and the body. */
+	/* The HTTP server (api/server.c) hands over a method, a path and the body. */
 	snprintf(c.method, sizeof(c.method), "%.*s", (int)((nl1 ? nl1 : p + n) - p),
 		 (const char *)p);
 	c.path = strndup((const char *)path, (size_t)(path_end - path));

@@ -393,8 +393,50 @@ def test_fault_message_quoting_non_utf8_bytes_is_still_json(server):
     assert Api(sock).call("GET", "/")[0] == 200
 
 
+@pytest.mark.parametrize("data,status,words", [
+    (b"FROB / HTTP/1.1\r\n\r\n", "400", b"invalid HTTP method"),
+    (b"GET / HTTP/9.9\r\n\r\n", "505", b""),
+    (b"GET /\x01 HTTP/1.1\r\n\r\n", "400", b"invalid URL"),
+    (b"PUT /logger HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", "400",
+     b"invalid character in content-length header"),
+    (b"PUT /logger HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400",
+     b"unexpected content-length header"),
+    (b"PUT /logger HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
+     b"invalid character in chunk size header"),
+    (b"GET / HTTP/1.1\r\nX: " + b"a" * (100 << 10) + b"\r\n\r\n", "400",
+     b"overflow detected"),
+    (b"\x00\xff\xfe garbage\r\n\r\n", "400", b"invalid HTTP method"),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", "414", b""),
+], ids=["method", "version", "url", "content-length", "two-lengths", "chunk-size",
+        "header-overflow", "binary", "long-path"])
+def test_malformed_http_is_refused_and_the_server_goes_on(server, data, status, words):
+    """What http-parser cannot parse gets a 400 with its reason (a path over
+    4 KiB a 414, an HTTP version other than 1.x a 505) and the connection
+    closes; other clients are served."""
+    sock, _ = server
+    line, body = raw_request(sock, data)
+    assert line and line.startswith(f"HTTP/1.1 {status}"), (line, body)
+    if words:
+        assert words in body and json.loads(body)["fault_message"], body
+    assert Api(sock).call("GET", "/")[0] == 200
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    """Requests written back to back on one connection, before any answer,
+    are each answered, in order (the VMM thread sees one at a time)."""
+    sock, _ = server
+    one = b"GET /machine-config HTTP/1.1\r\nHost: x\r\n\r\n"
+    bad = b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"
+    line, rest = raw_request(sock, one + bad + one + last)
+    assert line == "HTTP/1.1 200 OK", line
+    assert rest.count(b"HTTP/1.1 200 OK") == 2 and rest.count(b"HTTP/1.1 400 Bad Request") == 1
+    assert rest.index(b"400 Bad Request") < rest.index(b"200 OK")
+    assert rest.endswith(b'"ember_version":"' + rest.split(b'"ember_version":"')[1]), rest
+
+
 def test_client_gone_mid_request_goes_to_the_log_not_raw_stderr(ember, tmp_path):
-    """libmicrohttpd's own messages go through ember's logger (at debug
+    """The HTTP server's own messages go through ember's logger (at debug
     level): a client that leaves mid-request once printed a raw line on
     stderr that PUT /logger could not redirect."""
     import socket

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,23 @@ def test_a_jailed_vm(jailer, ember, base):
         j.close()
 
 
+def test_jail_holds_only_ember_and_device_nodes(jailer, ember, base):
+    """ember is one static executable: its jail holds that file, the
+    device nodes, the API socket and /run, and nothing else (no loader, no
+    libraries)."""
+    j = Jail(ember, base)
+    try:
+        assert j.wait_sock().call("GET", "/")[0] == 200
+        found = set()
+        for d, dirs, files in os.walk(j.root):
+            for name in dirs + files:
+                found.add(os.path.relpath(os.path.join(d, name), j.root))
+        assert found == {j.name, "api.sock", "run", "dev", "dev/kvm", "dev/net", "dev/net/tun",
+                         "dev/urandom", "dev/null", "dev/userfaultfd"}, found
+    finally:
+        j.close()
+
+
 def test_network_namespace(jailer, ember, base):
     ns = f"ember-jail-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -233,6 +251,9 @@ def test_daemonize(jailer, ember, base):
     (["--gid", "4294967295"], "--gid must be at most 4294967294"),
     (["--uid", "99999999999999999999999"], "--uid must be a number"),
     (["--cgroup", "memory.no_such_file=1"], "cgroup file 'memory.no_such_file' does not exist"),
+    # The jail holds no loader or libraries: only static executables run there.
+    (["--exec-file", "/usr/bin/python3"], "'/usr/bin/python3' is dynamically linked"),
+    (["--exec-file", str(Path(__file__).parent / "jailed-ember")], "is not a 64-bit ELF executable"),
 ])
 def test_bad_input_leaves_nothing(jailer, ember, base, args, words):
     jid = "bad" + uuid.uuid4().hex[:8]
