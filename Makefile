@@ -275,6 +275,7 @@ $(BUILD)/bench/vsock-harness: scripts/bench/vsock_harness.c $(VMM_LIB_OBJS)
 bench: setup
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness $(BUILD)/bench/kvm-teardown
 	scripts/bench/boot.sh
+	scripts/bench/startup.sh
 	scripts/bench/block.sh
 	scripts/bench/api.sh
 	scripts/bench/net.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Start-up benchmark: what a process start costs ember (issue 15).
 
-In one run, for one ember binary:
+In one run, for each ember binary given (--ember, repeatable: runs
+alternate between them so drift hits all alike):
   - exec -> API answering: process start until GET / on --api-sock answers;
   - exec -> first KVM_RUN: ember's own log (--start-time-us), hello guest;
   - `ember --version`: CPU time (user + system, from wait4) and wall time;
@@ -91,35 +92,22 @@ def seccomp_sizes(gen):
     return sizes
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--ember", default="build/ember")
-    ap.add_argument("--guest", default="build/guest/hello.elf")
-    ap.add_argument("--gen", default=None, help="the seccomp_filters.c ember was built with")
-    a = ap.parse_args()
-    ember, guest = os.path.abspath(a.ember), os.path.abspath(a.guest)
-    gen = a.gen or os.path.join(os.path.dirname(ember), "gen/seccomp_filters.c")
+def measure(ember, guest, work, runs):
     res = {"api": [], "run": [], "cpu": [], "wall": []}
-    with tempfile.TemporaryDirectory(prefix="ember-startup-") as work:
-        for _ in range(2):  # warm the page cache
-            api_answering(ember, work)
-            first_kvm_run(ember, guest)
-        for _ in range(a.runs):
-            res["api"].append(api_answering(ember, work))
-            res["run"].append(first_kvm_run(ember, guest))
-            cpu, wall = version_cpu(ember)
-            res["cpu"].append(cpu)
-            res["wall"].append(wall)
-        emb = restore.Ember(ember, guest, work, 128)
-        st, mem, _, _ = emb.snapshot()
-        p, _ = emb.restore_cli(st, mem)
-        time.sleep(0.5)
-        total, guest_kb, private_kb = restore.rss_split(p.pid, mem)
-        restore.kill(p)
+    for _ in range(runs):
+        res["api"].append(api_answering(ember, work))
+        res["run"].append(first_kvm_run(ember, guest))
+        cpu, wall = version_cpu(ember)
+        res["cpu"].append(cpu)
+        res["wall"].append(wall)
+    return res
+
+
+def report(name, ember, res, clone, gen):
+    total, guest_kb, private_kb = clone
     ldd = subprocess.run(["ldd", ember], capture_output=True, text=True).stdout
     libs = [ln.split()[0] for ln in ldd.splitlines() if "=>" in ln or ln.strip().startswith("/")]
-    print(f"start-up benchmark: {a.ember}, {a.runs} runs")
+    print(f"start-up benchmark: {name}, {len(res['api'])} runs")
     print(f"  {'':<44} {'min':>9} {'median':>9} {'p95':>9}")
     print(row("exec -> API answering (GET /)", res["api"]))
     print(row("exec -> first KVM_RUN (own log)", res["run"]))
@@ -131,6 +119,34 @@ def main():
     print("  seccomp BPF instructions: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) +
           f" (total {sum(sizes.values())})")
     print(f"  binary: {os.stat(ember).st_size} bytes; shared libraries mapped: {len(libs)}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--ember", action="append", help="repeatable (default build/ember)")
+    ap.add_argument("--guest", default="build/guest/hello.elf")
+    a = ap.parse_args()
+    embers = [os.path.abspath(e) for e in (a.ember or ["build/ember"])]
+    guest = os.path.abspath(a.guest)
+    res = {e: {"api": [], "run": [], "cpu": [], "wall": []} for e in embers}
+    clones = {}
+    with tempfile.TemporaryDirectory(prefix="ember-startup-") as work:
+        for e in embers:  # warm the page cache
+            measure(e, guest, work, 2)
+        for _ in range(a.runs):
+            for e in embers:
+                for k, v in measure(e, guest, work, 1).items():
+                    res[e][k] += v
+        for e in embers:
+            emb = restore.Ember(e, guest, work, 128)
+            st, mem, _, _ = emb.snapshot()
+            p, _ = emb.restore_cli(st, mem)
+            time.sleep(0.5)
+            clones[e] = restore.rss_split(p.pid, mem)
+            restore.kill(p)
+    for name, e in zip(a.ember or ["build/ember"], embers):
+        report(name, e, res[e], clones[e], os.path.join(os.path.dirname(e), "gen/seccomp_filters.c"))
 
 
 if __name__ == "__main__":
