@@ -207,7 +207,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 /* The path as routes see it: the query string cut off and %XX decoded
  * (what libmicrohttpd, ember's earlier HTTP server, handed over). A '%'
- * not followed by two hex digits stays as it is. */
+ * not followed by two hex digits, and %00 (it would cut the path short),
+ * stay as they are. */
 static void url_to_path(char *u)
 {
 	char *q = strchr(u, '?');
@@ -217,7 +218,7 @@ static void url_to_path(char *u)
 	for (char *r = u; *r; r++) {
 		unsigned int v;
 		if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
-		    sscanf(r + 1, "%2x", &v) == 1) {
+		    sscanf(r + 1, "%2x", &v) == 1 && v != 0) {
 			*w++ = (char)v;
 			r += 2;
 		} else {

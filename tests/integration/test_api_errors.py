@@ -421,6 +421,16 @@ def test_malformed_http_is_refused_and_the_server_goes_on(server, data, status, 
     assert Api(sock).call("GET", "/")[0] == 200
 
 
+def test_path_is_percent_decoded_and_query_cut(server):
+    """The path routes see: %XX decoded, the query string cut off; %00 is
+    not decoded (it would cut the path short and reach another route)."""
+    sock, _ = server
+    line, body = raw_request(sock, b"GET /machine%2Dconfig?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert line == "HTTP/1.1 200 OK" and b"vcpu_count" in body, (line, body)
+    line, body = raw_request(sock, b"GET /%00 HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert line.startswith("HTTP/1.1 400") and b"GET /%00." in body, (line, body)
+
+
 def test_pipelined_requests_are_answered_in_order(server):
     """Requests written back to back on one connection, before any answer,
     are each answered, in order (the VMM thread sees one at a time)."""
