@@ -220,7 +220,6 @@ def test_rx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
         p.wait()
     net = net_totals(tmp_path / "metrics.json")
     assert net["rx_rate_limiter_throttled"] > 0 and net["rx_dropped"] == 0, net
-    assert net["rx_event_rate_limiter_count"] > 0, net
     first = rate // frame + 1  # the first bucket goes at once
     measured = (count - first) * frame / (t_done - t_first)
     configured = rate * 10
