@@ -71,6 +71,9 @@ struct api_call *api_server_take(struct api_server *s);
 void api_server_reply(struct api_server *s, struct api_call *c);
 /* Stop serving and remove the socket file. */
 void api_server_stop(struct api_server *s);
+/* The reason phrase of HTTP status @status ("Bad Request"), for the status
+ * line and the audit log. Any thread. */
+const char *api_status_text(unsigned int status);
 
 /*
  * Answer one call against @vmm: route, validate, act. Sets c->status and

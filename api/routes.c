@@ -512,22 +512,6 @@ static unsigned int route_call(struct ctx *c, const char *method, const char *pa
 	return r->fn(c);
 }
 
-static const char *status_text(unsigned int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 413:
-		return "Payload Too Large";
-	default:
-		return status < 400 ? "" : "Error";
-	}
-}
-
 /* The audit trail, in Firecracker's words: each request at Info as it
  * arrives (its body quoted and cut short: bodies can be 50 KiB), then its
  * outcome, at Info or, for a failure, at Error with the fault_message. */
@@ -562,12 +546,12 @@ void api_dispatch(struct vmm *vmm, struct api_call *call)
 		call->response = json_dumps(e, JSON_COMPACT);
 		json_decref(e);
 		log_err("The request %s %s failed. Status code: %u %s. Message: %s", call->method,
-			qpath, status, status_text(status), c.err);
+			qpath, status, api_status_text(status), c.err);
 	} else {
 		if (c.resp)
 			call->response = json_dumps(c.resp, JSON_COMPACT);
 		log_info("The request %s %s was executed successfully. Status code: %u %s.",
-			 call->method, qpath, status, status_text(status));
+			 call->method, qpath, status, api_status_text(status));
 	}
 	uint64_t us = (clock_now_ns() - call->start_ns) / 1000;
 	metrics_api_request(vmm, call->method, call->path, c.body, status, us, handler_us);

@@ -58,7 +58,7 @@ struct api_loop {
 	unsigned int nconns;
 };
 
-static const char *http_status_text(unsigned int status)
+const char *api_status_text(unsigned int status)
 {
 	switch (status) {
 	case 100:
@@ -101,7 +101,7 @@ static int conn_queue_answer(struct api_conn *k, unsigned int status, const char
 	char head[256];
 	size_t body_len = json ? strlen(json) : 0;
 	int n = snprintf(head, sizeof(head), "HTTP/1.1 %u %s\r\n%s", status,
-			 http_status_text(status), k->closing ? "Connection: close\r\n" : "");
+			 api_status_text(status), k->closing ? "Connection: close\r\n" : "");
 	if (status != 204)
 		n += snprintf(head + n, sizeof(head) - n, "%sContent-Length: %zu\r\n",
 			      json ? "Content-Type: application/json\r\n" : "", body_len);
