@@ -54,7 +54,7 @@ PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all setup run test test-jailed unit integration bench fmt fmt-check clean help guests kernel rootfs \
 	fuzz fuzz-build fuzz-smoke test-asan asan-build soak
-all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/emberctl guests
+all: $(BUILD)/ember $(BUILD)/ember-jailer $(BUILD)/emberctl $(BUILD)/ember-fn guests
 
 $(BUILD)/emberctl: api/emberctl
 	@mkdir -p $(dir $@)
@@ -78,6 +78,12 @@ setup:
 
 $(BUILD)/ember: $(VMM_OBJS)
 	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $^ $(STATIC_LDLIBS)
+
+# ember-fn: runs function images, one restored VM per request; a client of
+# ember's API and vsock sockets only (api/fn/fn.h), so it links none of the VMM.
+FN_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/fn/*.c))
+$(BUILD)/ember-fn: $(FN_OBJS)
+	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $^ -lpthread
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
