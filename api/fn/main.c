@@ -64,6 +64,27 @@ static long read_stdin(uint8_t *buf)
 	}
 }
 
+/* mkdir -p: 0 or -1 with errno. */
+static int make_dirs(const char *path)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *s = p + 1;; s++) {
+		if (*s && *s != '/')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0777) < 0 && errno != EEXIST)
+			return -1;
+		if (!c)
+			return 0;
+		*s = c;
+	}
+}
+
 static int cmd_invoke(const struct fn_opts *o)
 {
 	uint8_t *req = malloc(FN_MAX_PAYLOAD + 1);
@@ -182,7 +203,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "prepare")) {
 		if (!image)
 			return bad_usage("prepare needs --image");
-		if (mkdir(o.dir, 0777) < 0 && errno != EEXIST) {
+		if (make_dirs(o.dir) < 0) {
 			fprintf(stderr, "ember-fn: %s: %s\n", o.dir, strerror(errno));
 			return FN_VM_FAILED;
 		}
