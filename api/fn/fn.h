@@ -125,7 +125,8 @@ const char *fn_status_text(uint32_t status);
 /* --- vm.c: byte streams ------------------------------------------------ */
 
 /* Read or write exactly @len bytes on a non-blocking or blocking @fd before
- * @deadline (fn_now_ms() value; -1: none). 0, -EPIPE at end of file, -ETIMEDOUT or -errno. */
+ * @deadline (fn_now_ms() value; -1: none). 0, -EPIPE at end of file (or a
+ * closed peer: main() ignores SIGPIPE), -ETIMEDOUT or -errno. */
 int fn_read_full(int fd, void *buf, size_t len, int64_t deadline);
 int fn_write_full(int fd, const void *buf, size_t len, int64_t deadline);
 

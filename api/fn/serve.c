@@ -44,6 +44,7 @@ static struct {
 	pthread_cond_t changed;
 	struct vm_node *ready, *dying; /* FIFO of started embers; killed ones to reap */
 	unsigned int n_ready, want;
+	unsigned int unreaped; /* killed, not yet reaped and removed */
 	unsigned int busy, clients;
 	bool spawning, stopping;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
@@ -53,6 +54,7 @@ static void dying_push(struct vm_node *n)
 {
 	n->next = S.dying;
 	S.dying = n;
+	S.unreaped++;
 	pthread_cond_broadcast(&S.changed);
 }
 
@@ -117,6 +119,7 @@ static void *reaper(void *arg)
 		fn_vm_remove_dir(&n->vm);
 		free(n);
 		pthread_mutex_lock(&S.lock);
+		S.unreaped--;
 		pthread_cond_broadcast(&S.changed);
 	}
 	return NULL;
@@ -252,7 +255,7 @@ static void shut_down(void)
 		dying_push(n);
 	}
 	S.n_ready = 0;
-	while ((S.busy || S.spawning || S.dying) &&
+	while ((S.busy || S.spawning || S.unreaped) &&
 	       pthread_cond_timedwait(&S.changed, &S.lock, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&S.lock);

@@ -72,7 +72,7 @@ int fn_write_full(int fd, const void *buf, size_t len, int64_t deadline)
 {
 	const uint8_t *p = buf;
 	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = write(fd, p, len);
 		if (n >= 0) {
 			p += n;
 			len -= (size_t)n;
