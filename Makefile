@@ -46,6 +46,9 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstac
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
 GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage $(BUILD)/guest/acpi.bzImage
+# Function images (guest/examples/, the function runtime in guest/kit/fn.h).
+FN_EXAMPLES := echo sha256 scribble crash loop big
+GUESTS += $(FN_EXAMPLES:%=$(BUILD)/guest/examples/%.elf)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -133,6 +136,16 @@ $(BUILD)/guest/acpi.elf: $(GUEST_ACPI_OBJS) $(GUEST_KIT_OBJS) guest/kit/guest.ld
 $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
+
+# A function image: the author's handler, the function runtime (fn.o,
+# fn_trap.o, sha256.o for the seed, acpi*.o for the VMGenID), the virtio
+# driver and the kit.
+GUEST_FN_OBJS := $(addprefix $(BUILD)/guest/kit/,fn.o fn_trap.o sha256.o virtio.o acpi.o acpi_aml.o)
+$(BUILD)/guest/examples/%.o: guest/examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+$(BUILD)/guest/examples/%.elf: $(BUILD)/guest/examples/%.o $(GUEST_FN_OBJS) $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 
 # bzImage test guest: our own setup header, then a flat 64-bit payload at 1 MiB.
@@ -337,4 +350,4 @@ clean:
 
 .SECONDARY:
 -include $(VMM_OBJS:.o=.d)
--include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d $(BUILD)/tests/fuzz/*.d)
+-include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d $(BUILD)/guest/examples/*.d $(BUILD)/tests/fuzz/*.d)
