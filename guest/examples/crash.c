@@ -14,8 +14,8 @@ static int crash(const struct fn_request *req, struct fn_response *resp)
 	if (how == 'u')
 		__asm__ volatile("ud2");
 	if (how == 'd') {
-		volatile uint32_t zero = 0;
-		resp->len = 1 / zero;
+		volatile uint32_t zero = 0, n = 100; /* volatile: a real div */
+		resp->len = n / zero;
 	}
 	if (how == 'g')
 		__asm__ volatile("hlt");
