@@ -163,6 +163,8 @@ static void reset_pair(uint32_t lport, uint32_t pport)
 	send_ctrl(&c, OP_RST, 0);
 }
 
+static void rng_ask(void);
+
 static void frame_bytes(const uint8_t *p, uint32_t n)
 {
 	for (; n && req_state == 0 && req_got < 4; n--, p++) {
@@ -207,6 +209,7 @@ static void on_packet(const struct vsock_hdr *h, const uint8_t *data)
 		req_got = req_len = 0;
 		req_state = 0;
 		send_ctrl(&req, OP_RESPONSE, 0);
+		rng_ask();
 		return;
 	}
 	if (!c) {
@@ -282,12 +285,15 @@ static uint32_t credit(const struct conn *c)
 
 /*
  * Send @pre (at most 8 bytes, first) and @data on @c within the device's
- * credit, at most MAX_PKT a packet. -1 if the connection went away.
+ * credit, at most MAX_PKT a packet, and wait until the host side has
+ * taken every byte: the last packet goes out with a credit request in the
+ * same notification, and the answer says how far the device forwarded.
+ * 0, or -1 if the connection went away.
  */
-static int send_bytes(struct conn *c, const uint8_t *pre, uint32_t npre, const uint8_t *data,
-		      uint32_t n)
+static int send_all(struct conn *c, const uint8_t *pre, uint32_t npre, const uint8_t *data,
+		    uint32_t n)
 {
-	static struct vsock_hdr h;
+	static struct vsock_hdr h, ask;
 	while (npre + n) {
 		uint32_t room = credit(c);
 		if (c->state != C_OPEN)
@@ -307,22 +313,28 @@ static int send_bytes(struct conn *c, const uint8_t *pre, uint32_t npre, const u
 			b[nb++] = (struct gv_buf){ pre, npre, false };
 		if (chunk)
 			b[nb++] = (struct gv_buf){ data, chunk, false };
-		tx(b, nb);
 		c->tx_cnt += npre + chunk;
 		data += chunk;
 		n -= chunk;
 		npre = 0;
+		if (n) {
+			tx(b, nb);
+			continue;
+		}
+		ask = hdr_for(c, OP_CREDIT_REQUEST, 0, 0);
+		struct gv_buf a = { &ask, HDR_LEN, false };
+		gv_post(vsock, 1, 0, b, nb);
+		gv_post(vsock, 1, 3, &a,
+			1); /* EVENT_IDX: no second notification if the first is pending */
+		uint16_t head;
+		uint32_t len;
+		for (int done = 0; done < 2;)
+			if (gv_take_used(vsock, 1, &head, &len) == 0)
+				done++;
 	}
-	return 0;
-}
-
-/* Wait until the host side took every byte we sent (or the connection ended). */
-static void drain(struct conn *c)
-{
-	if (c->state == C_OPEN && c->peer_fwd != c->tx_cnt)
-		send_ctrl(c, OP_CREDIT_REQUEST, 0);
 	while (c->state == C_OPEN && c->peer_fwd != c->tx_cnt)
 		poll_once();
+	return c->state == C_OPEN ? 0 : -1;
 }
 
 static int vsock_start(void)
@@ -387,6 +399,21 @@ static int announce_ready(void)
 
 static struct acpi_info acpi;
 static uint64_t vmgenid_addr;
+/* Entropy for the next seed, asked for when a connection arrives so that
+ * the device's round trip overlaps the request's bytes. */
+static uint8_t rng_bytes[32];
+static bool rng_posted;
+#define RNG_WAIT_CYCLES 10000000000ull /* a few seconds: the device is gone */
+
+static void rng_ask(void)
+{
+	if (!rng || rng_posted)
+		return;
+	memset(rng_bytes, 0, sizeof(rng_bytes));
+	struct gv_buf b = { rng_bytes, sizeof(rng_bytes), true };
+	gv_post(rng, 0, 0, &b, 1);
+	rng_posted = true;
+}
 
 static uint32_t seed_make(uint8_t seed[32])
 {
@@ -401,12 +428,12 @@ static uint32_t seed_make(uint8_t seed[32])
 		sha256_update(&s, id, sizeof(id));
 		from |= FN_SEED_VMGENID;
 	}
-	if (rng) {
-		static uint8_t r[32];
-		memset(r, 0, sizeof(r));
-		struct gv_buf b = { r, sizeof(r), true };
-		if (gv_transfer(rng, 0, &b, 1) == sizeof(r)) {
-			sha256_update(&s, (const uint8_t *)r, sizeof(r));
+	uint16_t head;
+	uint32_t len;
+	if (rng_posted && gv_wait_used(rng, 0, &head, &len, RNG_WAIT_CYCLES) == 0) {
+		rng_posted = false;
+		if (len == sizeof(rng_bytes)) {
+			sha256_update(&s, (const uint8_t *)rng_bytes, sizeof(rng_bytes));
 			from |= FN_SEED_RNG;
 		}
 	}
@@ -491,8 +518,7 @@ static void respond(uint32_t status, const uint8_t *data, uint32_t len)
 		(uint8_t)(status >> 24), (uint8_t)len,		 (uint8_t)(len >> 8),
 		(uint8_t)(len >> 16),	 (uint8_t)(len >> 24)
 	};
-	if (send_bytes(&req, head, sizeof(head), data, len) == 0)
-		drain(&req);
+	send_all(&req, head, sizeof(head), data, len);
 	if (req.state == C_OPEN)
 		send_ctrl(&req, OP_SHUTDOWN, SHUTDOWN_BOTH); /* ember answers RST */
 	req.state = C_FREE;

@@ -217,6 +217,10 @@ def test_broken_and_concurrent_connections(ember, guest, tmp_path):
             s = connect(vm.uds)
             s.sendall(partial)
             s.close()
+        # Another port: nobody listens there.
+        other = host_connect(vm.uds, b"CONNECT 1025\n")
+        assert read_line(other) == b""
+        other.close()
         # A second connection while one is open is refused (no OK line).
         first = connect(vm.uds)
         second = host_connect(vm.uds, b"CONNECT 1024\n")
@@ -226,7 +230,6 @@ def test_broken_and_concurrent_connections(ember, guest, tmp_path):
         assert recv_exact(first, 10) == struct.pack("<II", OK, 2) + b"hi"
         first.close()
         assert vm.p.wait(timeout=30) == 0
-        # Another port on the guest: refused.
     finally:
         vm.stop()
 
