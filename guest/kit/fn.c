@@ -128,6 +128,9 @@ static uint8_t resp_buf[FN_MAX_RESPONSE] __attribute__((aligned(4096)));
 static uint8_t len_bytes[4];
 static uint32_t req_got, req_len; /* bytes of the frame so far (length included) */
 static int req_state; /* 0 reading, 1 whole request, 2 length above the limit */
+/* TSC stamps of one request: connection accepted, frame whole, seed made,
+ * handler returned, response taken by the host. */
+static uint64_t t_conn, t_frame, t_seed, t_handler, t_sent;
 
 static void tx(const struct gv_buf *b, int n)
 {
@@ -208,6 +211,7 @@ static void on_packet(const struct vsock_hdr *h, const uint8_t *data)
 				     .peer_fwd = h->fwd_cnt };
 		req_got = req_len = 0;
 		req_state = 0;
+		t_conn = rdtsc();
 		send_ctrl(&req, OP_RESPONSE, 0);
 		rng_ask();
 		return;
@@ -524,18 +528,28 @@ static void respond(uint32_t status, const uint8_t *data, uint32_t len)
 	req.state = C_FREE;
 }
 
+static void put_kv(const char *key, uint64_t v)
+{
+	kit_putc(' ');
+	kit_puts(key);
+	kit_putc(' ');
+	kit_put_dec(v);
+}
+
 static void log_request(uint64_t serial, uint32_t len, uint32_t status, uint32_t rlen)
 {
 	if (!log_on)
 		return;
 	kit_puts("fn: request ");
 	kit_put_dec(serial);
-	kit_puts(" len ");
-	kit_put_dec(len);
-	kit_puts(" status ");
-	kit_put_dec(status);
-	kit_puts(" response ");
-	kit_put_dec(rlen);
+	put_kv("len", len);
+	put_kv("status", status);
+	put_kv("response", rlen);
+	kit_puts(" tsc");
+	put_kv("read", t_frame - t_conn);
+	put_kv("seed", t_seed - t_frame);
+	put_kv("handler", t_handler - t_seed);
+	put_kv("reply", t_sent - t_handler);
 	kit_putc('\n');
 }
 
@@ -558,6 +572,7 @@ __attribute__((noreturn)) static void serve(void)
 			poll_once();
 		}
 		uint32_t status, rlen = 0;
+		t_frame = t_seed = t_handler = rdtsc();
 		if (req_state == 2) {
 			status = FN_STATUS_REQ_LARGE;
 			respond(status, NULL, 0);
@@ -566,10 +581,13 @@ __attribute__((noreturn)) static void serve(void)
 						 .len = req_len,
 						 .serial = serial };
 			r.seed_sources = seed_make(r.seed);
+			t_seed = rdtsc();
 			status = run_handler(&r, &resp);
+			t_handler = rdtsc();
 			rlen = resp.len;
 			respond(status, resp_buf, rlen);
 		}
+		t_sent = rdtsc();
 		req_state = 0;
 		log_request(serial, req_len, status, rlen);
 		if (!warm || status == FN_STATUS_CRASHED)

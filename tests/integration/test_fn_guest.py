@@ -148,7 +148,7 @@ def test_sha256_block_edges_in_warm_mode(ember, guest, tmp_path):
         for n in (1, 3, 55, 56, 63, 64, 65, 119, 120, 1000, 65536 + 3):
             data = os.urandom(n)
             assert invoke(vm.uds, data) == (OK, hashlib.sha256(data).digest()), n
-        m, text = read_until(vm.p, r"fn: request 11 len 65539 status 0 response 32\n", 30)
+        m, text = read_until(vm.p, r"fn: request 11 len 65539 status 0 response 32 tsc read \d+ seed \d+ handler \d+ reply \d+\n", 30)
         assert m, text
     finally:
         vm.stop()
