@@ -300,6 +300,7 @@ bench: setup
 	scripts/bench/net.sh
 	scripts/bench/vsock.sh
 	scripts/bench/restore.sh
+	scripts/bench/fn.sh
 	scripts/bench/jail.sh
 	scripts/bench/linux.sh
 
