@@ -43,7 +43,12 @@ struct tss {
 static uint64_t gdt[7] __attribute__((aligned(16))) = {
 	0, 0x00af9a000000ffff, 0x00cf92000000ffff, 0x00cff2000000ffff, 0x00affa000000ffff,
 };
-static uint64_t idt[64] __attribute__((aligned(16)));
+#define FN_IRQ_VECTOR 0x40
+#define FN_SPURIOUS_VECTOR 0x41
+static uint64_t idt[2 * (FN_SPURIOUS_VECTOR + 1)] __attribute__((aligned(16)));
+extern const uint8_t fn_irq[], fn_spurious[];
+void fn_idle_halt(void); /* ring 3: halts until an interrupt (fn_trap.S) */
+uint64_t fn_lapic_eoi; /* the local APIC's EOI register (fn_trap.S) */
 static struct tss tss __attribute__((aligned(16)));
 static uint8_t ring0_stack[8192] __attribute__((aligned(16)));
 
@@ -51,6 +56,14 @@ struct __attribute__((packed)) desc_ptr {
 	uint16_t limit;
 	uint64_t base;
 };
+
+/* An interrupt gate (interrupts off on entry), DPL 0, to @fn in kernel code. */
+static void set_gate(unsigned int v, const uint8_t *fn)
+{
+	uint64_t a = (uint64_t)fn;
+	idt[2 * v] = (a & 0xffff) | 0x08ull << 16 | 0x8eull << 40 | (a >> 16 & 0xffff) << 48;
+	idt[2 * v + 1] = a >> 32;
+}
 
 static void ring0_setup(void)
 {
@@ -62,13 +75,10 @@ static void ring0_setup(void)
 	gdt[5] = ((sizeof(tss) - 1) & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
 	    ((base >> 24) & 0xff) << 56;
 	gdt[6] = base >> 32;
-	for (unsigned int v = 0; v < 32; v++) {
-		uint64_t a = (uint64_t)(fn_trap_stubs + 16 * v);
-		/* Interrupt gate, present, DPL 0, kernel code selector. */
-		idt[2 * v] =
-		    (a & 0xffff) | 0x08ull << 16 | 0x8eull << 40 | (a >> 16 & 0xffff) << 48;
-		idt[2 * v + 1] = a >> 32;
-	}
+	for (unsigned int v = 0; v < 32; v++)
+		set_gate(v, fn_trap_stubs + 16 * v);
+	set_gate(FN_IRQ_VECTOR, fn_irq);
+	set_gate(FN_SPURIOUS_VECTOR, fn_spurious);
 	struct desc_ptr g = { sizeof(gdt) - 1, (uint64_t)gdt },
 			i = { sizeof(idt) - 1, (uint64_t)idt };
 	__asm__ volatile("lgdt %0\n\t"
@@ -132,9 +142,66 @@ static int req_state; /* 0 reading, 1 whole request, 2 length above the limit */
  * handler returned, response taken by the host. */
 static uint64_t t_conn, t_frame, t_seed, t_handler, t_sent;
 
+/*
+ * Waiting. Polling answers fastest, but a spinning vCPU takes a host core
+ * from ember's own threads and from other VMs; so after SPIN_CYCLES with
+ * nothing to do the runtime halts until a device interrupt (when ACPI gave
+ * it the IOAPIC and local APIC: see irq_setup()). fn_poll=1 on the command
+ * line keeps it spinning.
+ */
+#define SPIN_CYCLES 200000ull /* ~0.1 ms */
+static bool can_halt;
+static uint64_t idle_since;
+
+static bool queue_pending(const struct gv_device *d, unsigned int qi)
+{
+	return __atomic_load_n(&d->q[qi]->used.idx, __ATOMIC_ACQUIRE) != d->used_seen[qi];
+}
+
+/* Nothing came: spin a while, then halt until an interrupt. */
+static void idle(void)
+{
+	uint64_t now = rdtsc();
+	if (!idle_since)
+		idle_since = now;
+	if (!can_halt || now - idle_since < SPIN_CYCLES) {
+		__asm__ volatile("pause");
+		return;
+	}
+	/* Ask for an interrupt on the next used entry of every queue, then
+	 * look once more (full barrier: the device reads used_event after
+	 * writing used.idx; we read used.idx after writing used_event). */
+	for (unsigned int i = 0; i < 3; i++)
+		vsock->q[i]->avail.used_event = vsock->used_seen[i];
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!queue_pending(vsock, 0) && !queue_pending(vsock, 1) && !queue_pending(vsock, 2))
+		fn_idle_halt();
+	/* idle_since stays: woken for nothing, halt again at once. */
+}
+
+static void busy(void)
+{
+	idle_since = 0;
+}
+
+/* Wait for @n chains of the TX queue to come back. */
+static void tx_wait(int n)
+{
+	uint16_t head;
+	uint32_t len;
+	while (n) {
+		if (gv_take_used(vsock, 1, &head, &len) == 0)
+			n--;
+		else
+			idle();
+	}
+	busy();
+}
+
 static void tx(const struct gv_buf *b, int n)
 {
-	gv_transfer(vsock, 1, b, n);
+	gv_post(vsock, 1, 0, b, n);
+	tx_wait(1);
 }
 
 static struct vsock_hdr hdr_for(const struct conn *c, uint16_t op, uint32_t flags, uint32_t len)
@@ -277,8 +344,10 @@ static int poll_once(void)
 		gv_post(vsock, 0, head, &b, 1);
 		got = 1;
 	}
-	if (!got)
-		__asm__ volatile("pause");
+	if (got)
+		busy();
+	else
+		idle();
 	return got;
 }
 
@@ -328,13 +397,9 @@ static int send_all(struct conn *c, const uint8_t *pre, uint32_t npre, const uin
 		ask = hdr_for(c, OP_CREDIT_REQUEST, 0, 0);
 		struct gv_buf a = { &ask, HDR_LEN, false };
 		gv_post(vsock, 1, 0, b, nb);
-		gv_post(vsock, 1, 3, &a,
-			1); /* EVENT_IDX: no second notification if the first is pending */
-		uint16_t head;
-		uint32_t len;
-		for (int done = 0; done < 2;)
-			if (gv_take_used(vsock, 1, &head, &len) == 0)
-				done++;
+		/* With EVENT_IDX no second notification while the first is pending. */
+		gv_post(vsock, 1, 3, &a, 1);
+		tx_wait(2);
 	}
 	while (c->state == C_OPEN && c->peer_fwd != c->tx_cnt)
 		poll_once();
@@ -388,11 +453,7 @@ static int announce_ready(void)
 	struct gv_buf sd = { &h[1], HDR_LEN, false };
 	gv_post(vsock, 1, 0, rw, 2);
 	gv_post(vsock, 1, 2, &sd, 1);
-	uint16_t head;
-	uint32_t len;
-	for (int done = 0; done < 2;)
-		if (gv_take_used(vsock, 1, &head, &len) == 0)
-			done++;
+	tx_wait(2);
 	/* ember answers the full shutdown with RST; the slot is ours again
 	 * whether it comes now or is lost to a snapshot's transport reset. */
 	ready.state = C_FREE;
@@ -595,6 +656,42 @@ __attribute__((noreturn)) static void serve(void)
 	}
 }
 
+#define LAPIC_ID 0x20
+#define LAPIC_EOI 0xb0
+#define LAPIC_SVR 0xf0
+#define LAPIC_LINT0 0x350
+#define LAPIC_MASKED 0x10000
+#define IOAPIC_PINS 24
+
+/*
+ * Route the vsock device's interrupt to this CPU as FN_IRQ_VECTOR (edge,
+ * active high, as ember's device tree and DSDT describe it) and enable the
+ * local APIC, so idle() can halt. Ring 3 does it: the kit maps the APICs'
+ * pages to user mode too. Without what it needs, the runtime only polls.
+ */
+static void irq_setup(void)
+{
+	uint64_t poll = 0;
+	kit_cmdline_u64("fn_poll=", &poll);
+	if (poll || !acpi.lapic_addr || !acpi.ioapic_addr || vsock->irq < acpi.ioapic_gsi_base ||
+	    vsock->irq - acpi.ioapic_gsi_base >= IOAPIC_PINS)
+		return;
+	volatile uint32_t *lapic = (volatile uint32_t *)(uint64_t)acpi.lapic_addr;
+	volatile uint32_t *ioapic = (volatile uint32_t *)(uint64_t)acpi.ioapic_addr;
+	uint32_t pin = vsock->irq - acpi.ioapic_gsi_base;
+	uint32_t apic_id = lapic[LAPIC_ID / 4] >> 24;
+	fn_lapic_eoi = acpi.lapic_addr + LAPIC_EOI;
+	/* LINT0 carries the legacy PIC (the PIT's IRQ 0, at whatever vector
+	 * the never-programmed PIC gives it): masked. */
+	lapic[LAPIC_LINT0 / 4] = lapic[LAPIC_LINT0 / 4] | LAPIC_MASKED;
+	lapic[LAPIC_SVR / 4] = 0x100 | FN_SPURIOUS_VECTOR; /* software enable */
+	ioapic[0] = 0x10 + 2 * pin + 1; /* IOREGSEL, then IOWIN at +0x10 */
+	ioapic[4] = apic_id << 24;
+	ioapic[0] = 0x10 + 2 * pin;
+	ioapic[4] = FN_IRQ_VECTOR; /* fixed, physical, active high, edge, unmasked */
+	can_halt = true;
+}
+
 __attribute__((noreturn)) static void user_main(void)
 {
 	kit_cmdline_u64("fn_log=", &log_on);
@@ -602,8 +699,10 @@ __attribute__((noreturn)) static void user_main(void)
 		kit_puts("fn: no virtio-vsock device\n");
 		kit_exit(FN_EXIT_NO_VSOCK);
 	}
-	if (acpi_read(&acpi) == 0)
+	if (acpi_read(&acpi) == 0) {
 		vmgenid_addr = acpi.vmgenid_addr;
+		irq_setup();
+	}
 	if (the_init) {
 		static struct fn_ctx ctx;
 		fn_catch = &ctx;
@@ -624,6 +723,7 @@ __attribute__((noreturn)) static void user_main(void)
 	kit_put_dec(cid);
 	kit_puts(vmgenid_addr ? " vmgenid" : " no-vmgenid");
 	kit_puts(rng ? " rng" : " no-rng");
+	kit_puts(can_halt ? " halt" : " poll");
 	kit_puts(warm_mode() ? " warm\n" : " one-shot\n");
 	/* Nothing is printed after the ready signal: the host may snapshot
 	 * here, and every clone would print the rest again. */

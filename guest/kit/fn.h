@@ -69,6 +69,13 @@
  * request gets a VM restored from the same snapshot. The handler's stack is
  * FN_STACK_SIZE bytes with no guard page.
  *
+ * Waiting: the runtime polls its queues for ~0.1 ms after the last thing
+ * that happened, then halts until the vsock device's interrupt (routed
+ * through the IOAPIC and local APIC that ACPI describes; the hlt itself is
+ * done at ring 0 by fn_trap.S), so a VM waiting for a request or for the
+ * host uses no host CPU. Without ACPI, or with fn_poll=1 on the command
+ * line, it only polls.
+ *
  * Per request the runtime prints nothing on the serial console (each byte is
  * a VM exit) unless fn_log=1 is on the command line; a handler fault is
  * always reported ("fn: handler fault vector V error E at rip R").

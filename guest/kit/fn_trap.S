@@ -33,6 +33,11 @@ fn_trap_stubs:
 fn_trap_common:
 	testb $3, 24(%rsp)
 	jz ring0_fault
+	push %rax
+	lea fn_idle_hlt(%rip), %rax
+	cmp %rax, 24(%rsp)		/* RIP, one slot further for the push */
+	pop %rax
+	je idle_halt
 	mov (%rsp), %rax
 	mov %rax, fn_fault(%rip)
 	mov 8(%rsp), %rax
@@ -58,6 +63,14 @@ fn_trap_common:
 	add $16, %rsp
 	iretq
 
+idle_halt:
+	add $16, %rsp			/* vector, error code */
+	incq (%rsp)			/* past the one-byte hlt */
+	sti
+	hlt
+	cli
+	iretq
+
 ring0_fault:
 	mov $FN_EXIT_RUNTIME_FAULT, %al
 	out %al, $KIT_DEBUG_EXIT
@@ -68,6 +81,35 @@ ring0_fault:
 fn_fault_resume:
 	mov $1, %esi
 	jmp fn_longjmp
+
+/*
+ * Waiting without spinning (fn.c's idle()): ring 3 calls fn_idle_halt,
+ * whose hlt faults (#GP: hlt is for ring 0) into fn_trap_common, which
+ * sees that RIP, halts with interrupts on for the hlt only, and returns
+ * past it. (A DPL-3 gate for int $n would be the usual door, but on the
+ * development machines int $n at ring 3 raised #UD.) The sti shadow means
+ * an interrupt already pending wakes the hlt at once, so one that came
+ * after the caller's last look at its queues is not lost.
+ */
+	.globl fn_idle_halt
+fn_idle_halt:
+fn_idle_hlt:
+	hlt
+	ret
+
+/* The local APIC's spurious vector: no EOI for it. */
+	.globl fn_spurious
+fn_spurious:
+	iretq
+
+/* A device interrupt (vector FN_IRQ_VECTOR): only end it at the local APIC. */
+	.globl fn_irq
+fn_irq:
+	push %rax
+	mov fn_lapic_eoi(%rip), %rax
+	movl $0, (%rax)
+	pop %rax
+	iretq
 
 /* int fn_setjmp(struct fn_ctx *ctx): 0 now, the value given to fn_longjmp later. */
 	.globl fn_setjmp

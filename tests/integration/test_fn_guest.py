@@ -16,7 +16,7 @@ import time
 import pytest
 
 from api_client import Api
-from conftest import read_until
+from conftest import ember_pid, read_until
 from vsock_host import host_connect, read_line
 
 MAX = 1 << 20
@@ -118,7 +118,7 @@ def test_echo_is_one_shot(ember, guest, tmp_path):
     data = os.urandom(300_000)
     status, body, out = one_shot(ember, guest, tmp_path, "echo", data, "fn_log=1")
     assert (status, body) == (OK, data)
-    assert "fn: listening on port 1024 cid 3 vmgenid no-rng one-shot" in out
+    assert "fn: listening on port 1024 cid 3 vmgenid no-rng halt one-shot" in out
     assert "fn: request 1 len 300000 status 0 response 300000" in out
     assert not os.path.exists(tmp_path / "v.sock")
 
@@ -312,3 +312,31 @@ def test_restored_clones_start_clean_with_their_own_seed(ember, guest, tmp_path)
             p.kill()
             p.wait()
     assert len(seeds) == 3, seeds
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(ember, guest, tmp_path, args):
+    """CPU seconds a ready VM uses over 2 s without requests; it still answers after."""
+    vm = FnVM(ember, tmp_path, guest("examples/echo.elf"), args)
+    try:
+        assert vm.wait_ready() == b"EMBERRDY"
+        time.sleep(0.3)
+        pid = ember_pid(vm.p)
+        before = cpu_seconds(pid)
+        time.sleep(2)
+        used = cpu_seconds(pid) - before
+        assert invoke(vm.uds, b"awake") == (OK, b"awake")
+        return used
+    finally:
+        vm.stop()
+
+
+def test_a_waiting_vm_halts_instead_of_spinning(ember, guest, tmp_path):
+    # fn_poll=1 keeps the runtime spinning: the same measurement shows it.
+    halting = idle_cpu(ember, guest, tmp_path, "")
+    spinning = idle_cpu(ember, guest, tmp_path, "fn_poll=1")
+    assert halting < 0.15 and spinning > 0.3, (halting, spinning)
