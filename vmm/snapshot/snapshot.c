@@ -481,6 +481,22 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 					 "cannot restore vCPU %u: %s: %s", i, why, strerror(errno));
 	}
+	/*
+	 * An interrupt a device raised just before the snapshot (the vsock's
+	 * transport reset event always is one) may be missing from the saved
+	 * IOAPIC and local APICs: KVM delivers an irqfd's IOAPIC edge from a
+	 * kernel worker, after ember's write. A transport whose interrupt
+	 * status is set has one the driver has not handled: raise it again,
+	 * now that the local APICs are back (one that did arrive is pending
+	 * there still, and the second edge merges with it).
+	 */
+	for (unsigned int i = 0; i < nt; i++) {
+		int r = ts[i]->interrupt_status ? vm_irq_pulse(vm, ts[i]->irq) : 0;
+		if (r < 0)
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+					 "device %s: cannot raise its pending interrupt: %s",
+					 ts[i]->name, strerror(-r));
+	}
 	return restore_vmgenid(vmm, rd, err, err_len);
 }
 
