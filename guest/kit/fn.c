@@ -671,7 +671,7 @@ __attribute__((noreturn)) static void serve(void)
  */
 static void irq_setup(void)
 {
-	uint64_t poll = 0;
+	uint64_t poll = (the_flags & FN_POLL) != 0;
 	kit_cmdline_u64("fn_poll=", &poll);
 	if (poll || !acpi.lapic_addr || !acpi.ioapic_addr || vsock->irq < acpi.ioapic_gsi_base ||
 	    vsock->irq - acpi.ioapic_gsi_base >= IOAPIC_PINS)

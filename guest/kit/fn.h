@@ -73,8 +73,8 @@
  * that happened, then halts until the vsock device's interrupt (routed
  * through the IOAPIC and local APIC that ACPI describes; the hlt itself is
  * done at ring 0 by fn_trap.S), so a VM waiting for a request or for the
- * host uses no host CPU. Without ACPI, or with fn_poll=1 on the command
- * line, it only polls.
+ * host uses no host CPU. Without ACPI, with FN_POLL, or with fn_poll=1 on
+ * the command line, it only polls.
  *
  * Per request the runtime prints nothing on the serial console (each byte is
  * a VM exit) unless fn_log=1 is on the command line; a handler fault is
@@ -110,6 +110,7 @@ enum fn_status {
 
 /* Flags of fn_serve(). */
 #define FN_WARM 1u /* serve requests until the host stops the VM */
+#define FN_POLL 2u /* never halt while waiting: poll (as fn_poll=1 does) */
 
 /* ember's exit status when the runtime stops the VM (debug-exit port). */
 enum fn_exit {
