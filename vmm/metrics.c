@@ -397,7 +397,7 @@ static void net_values(const struct virtio_net *n, uint64_t *v)
 		0,
 		t->event_fails,
 		t->queue_events[0],
-		0,
+		m->rx_timer_events,
 		m->rx_throttled,
 		m->tap_events,
 		m->rx_bytes,
@@ -406,19 +406,19 @@ static void net_values(const struct virtio_net *n, uint64_t *v)
 		m->rx_frames,
 		m->tap_read_fails,
 		m->tap_write_fails,
-		0,
-		0,
-		0,
+		m->tap_write_ns_min / 1000,
+		m->tap_write_ns_max / 1000,
+		m->tap_write_ns_sum / 1000,
 		m->tx_bytes,
 		m->tx_malformed,
 		m->tap_write_fails,
 		m->tx_frames,
 		m->tx_frames,
 		t->queue_events[1],
-		0,
+		m->tx_timer_events,
 		m->tx_throttled,
 		0, /* tx_spoofed_mac_count: the source MAC is not checked */
-		0,
+		m->tx_remaining,
 	};
 	memcpy(v, x, sizeof(x));
 }

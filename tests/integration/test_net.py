@@ -86,6 +86,12 @@ def test_arp_and_udp_both_ways_and_the_mtu_edge(ember, guest, netns, tmp_path):
     net = net_totals(metrics)
     assert net["tx_malformed_frames"] == 1, net  # the frame one byte over the MTU
     assert net["tx_packets_count"] == 5 and net["rx_packets_count"] >= 5, net
+    # The TAP writes' times: sums are counters, min and max values.
+    lines = fcmetrics.read(metrics)
+    assert fcmetrics.total(lines, "net_eth0", "tap_write_agg", "sum_us") > 0, lines
+    agg = lines[-1]["net_eth0"]["tap_write_agg"]
+    assert agg["max_us"] >= agg["min_us"], agg
+    assert net["tx_rate_limiter_event_count"] == 0 and net["tx_remaining_reqs_count"] == 0, net
 
 
 def test_tap_deleted_under_a_running_vm(ember, guest, netns, tmp_path):
@@ -159,6 +165,7 @@ def test_tx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
                         "boot_args": f"{GUEST_ARGS} flood={count} size={size}"},
         "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
                                 "tx_rate_limiter": {"bandwidth": {"size": rate, "refill_time": 100}}}],
+        "metrics": {"metrics_path": str(tmp_path / "metrics.json")},
     }))
     r = subprocess.run(["ip", "netns", "exec", netns, str(ember), "--config-file", str(cfg)],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -174,6 +181,10 @@ def test_tx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
     configured = rate * 10  # bytes per second
     print(f"tx rate limiter: configured {configured} B/s, measured {measured:.0f} B/s")
     assert abs(measured - configured) / configured < 0.10
+    # Each refill wakes the queue; the flood left frames on the ring each stop.
+    net = net_totals(tmp_path / "metrics.json")
+    assert net["tx_rate_limiter_throttled"] > 0, net
+    assert net["tx_rate_limiter_event_count"] > 0 and net["tx_remaining_reqs_count"] > 0, net
 
 
 BLAST = """
@@ -220,6 +231,7 @@ def test_rx_rate_limiter_holds_its_rate(ember, guest, netns, tmp_path):
         p.wait()
     net = net_totals(tmp_path / "metrics.json")
     assert net["rx_rate_limiter_throttled"] > 0 and net["rx_dropped"] == 0, net
+    assert net["rx_event_rate_limiter_count"] > 0, net
     first = rate // frame + 1  # the first bucket goes at once
     measured = (count - first) * frame / (t_done - t_first)
     configured = rate * 10

@@ -160,6 +160,15 @@ static void net_tap_failed(struct virtio_net *n, int err)
 	n->tap_h = NULL;
 }
 
+static void net_tap_write_time(struct virtio_net *n, uint64_t ns)
+{
+	if (!n->m.tap_write_ns_min || ns < n->m.tap_write_ns_min)
+		n->m.tap_write_ns_min = ns;
+	if (ns > n->m.tap_write_ns_max)
+		n->m.tap_write_ns_max = ns;
+	n->m.tap_write_ns_sum += ns;
+}
+
 static void net_throttle(struct virtio_net *n, bool rx, uint64_t bytes)
 {
 	struct rate_limiter *rl = rx ? &n->rx_rl : &n->tx_rl;
@@ -226,6 +235,7 @@ static void net_tx(struct virtio_net *n)
 			    !rate_limiter_consume(&n->tx_rl, 1, frame, clock_now_ns())) {
 				virtq_unpop(q);
 				net_throttle(n, false, frame);
+				n->m.tx_remaining += virtq_pending(q);
 				break;
 			}
 			/* The header we checked, not the guest's copy, which it may
@@ -233,7 +243,9 @@ static void net_tx(struct virtio_net *n)
 			tx_iov[0] = (struct iovec){ .iov_base = &h, .iov_len = NET_HDR_LEN };
 			unsigned int nf =
 			    iov_slice(chain.iov, chain.nr_out, NET_HDR_LEN, frame, tx_iov + 1);
+			uint64_t t0 = clock_now_ns();
 			ssize_t w = writev(n->tap_fd, tx_iov, (int)nf + 1);
+			net_tap_write_time(n, clock_now_ns() - t0);
 			if (w < 0 && errno == EAGAIN) {
 				/* The TAP's queue is full: the frame waits for EPOLLOUT. */
 				virtq_unpop(q);
@@ -449,10 +461,13 @@ static void net_timer(struct virtio_net *n, bool rx)
 	ssize_t r = read(rx ? n->rx_timer_fd : n->tx_timer_fd, &v, sizeof(v));
 	(void)r;
 	pthread_mutex_lock(&n->transport.lock);
-	if (rx)
+	if (rx) {
+		n->m.rx_timer_events++;
 		n->rx_throttled = false;
-	else
+	} else {
+		n->m.tx_timer_events++;
 		n->tx_throttled = false;
+	}
 	if (net_active(n)) {
 		if (rx)
 			net_rx(n);

@@ -52,6 +52,9 @@ struct net_metrics {
 	uint64_t no_rx_avail_buffer; /* frames waiting with no RX buffer at all */
 	uint64_t tap_read_fails, tap_write_fails; /* of tap_errors */
 	uint64_t tap_events; /* TAP readiness events */
+	uint64_t rx_timer_events, tx_timer_events; /* rate limiter timer expiries */
+	uint64_t tx_remaining; /* frames left on the ring each time the TX limiter stopped it */
+	uint64_t tap_write_ns_min, tap_write_ns_max, tap_write_ns_sum; /* writev() to the TAP */
 };
 
 struct event_loop;
