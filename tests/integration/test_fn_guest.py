@@ -326,14 +326,14 @@ def cpu_seconds(pid):
 
 
 def idle_cpu(ember, guest, tmp_path, args):
-    """CPU seconds a ready VM uses over 2 s without requests; it still answers after."""
+    """CPU seconds a ready VM uses over 3 s without requests; it still answers after."""
     vm = FnVM(ember, tmp_path, guest("examples/echo.elf"), args)
     try:
         assert vm.wait_ready() == b"EMBERRDY"
         time.sleep(0.3)
         pid = ember_pid(vm.p)
         before = cpu_seconds(pid)
-        time.sleep(2)
+        time.sleep(3)
         used = cpu_seconds(pid) - before
         assert invoke(vm.uds, b"awake") == (OK, b"awake")
         return used
@@ -342,7 +342,9 @@ def idle_cpu(ember, guest, tmp_path, args):
 
 
 def test_a_waiting_vm_halts_instead_of_spinning(ember, guest, tmp_path):
-    # fn_poll=1 keeps the runtime spinning: the same measurement shows it.
+    # fn_poll=1 keeps the runtime spinning: the same measurement shows it
+    # (a whole core's worth on an idle host; less, but still some, when the
+    # host's cores are shared by many busy processes).
     halting = idle_cpu(ember, guest, tmp_path, "")
     spinning = idle_cpu(ember, guest, tmp_path, "fn_poll=1")
-    assert halting < 0.15 and spinning > 0.3, (halting, spinning)
+    assert halting < 0.1 and spinning > 0.15, (halting, spinning)
