@@ -212,26 +212,39 @@ static void *client(void *arg)
 	return NULL;
 }
 
-/* Bind @path, replacing a socket file nobody listens on. Listening fd or -errno. */
+/*
+ * Listen on @path: bound under a temporary name and renamed into place once
+ * listening, so a client that sees the path can connect. A socket file
+ * nobody listens on is replaced; one in use is -EADDRINUSE, anything else
+ * there -EEXIST. Listening fd or -errno.
+ */
 static int listen_on(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(a.sun_path))
+	if (strlen(path) + sizeof(".tmp4294967295") > sizeof(a.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(a.sun_path, path);
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return -errno;
+		int in_use = connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(probe);
+		if (in_use)
+			return -EADDRINUSE;
+	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s.tmp%d", path, (int)getpid());
+	unlink(a.sun_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	struct stat st;
-	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == ECONNREFUSED)
-		unlink(path);
-	close(fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0 ||
+	    rename(a.sun_path, path) < 0) {
 		int e = -errno;
+		unlink(a.sun_path);
 		close(fd);
 		return e;
 	}

@@ -33,8 +33,11 @@ LEVELS = (1, 2, 4, 8)
 
 
 def load(mode, target, conc, count, reqfile):
-    out = subprocess.run(["build/bench/fn-load", mode, target, str(conc), str(count), reqfile],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
+    r = subprocess.run(["build/bench/fn-load", mode, target, str(conc), str(count), reqfile],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"fn-load {mode} {target} {conc}: {r.stderr.strip()}")
+    out = r.stdout.split("\n")
     lat = [int(x) / 1000 for x in out if x and not x.startswith("rate")]
     rate = float([x for x in out if x.startswith("rate")][0].split()[1])
     return lat, rate
@@ -80,31 +83,44 @@ def main():
         reqfile = os.path.join(work, "request")
         with open(reqfile, "wb") as f:
             f.write(os.urandom(a.request))
-        env = dict(os.environ, TMPDIR=work)
         servers = {}
+        try:
+            res = run(a, work, reqfile, servers)
+        finally:
+            for p, _ in servers.values():
+                p.terminate()
+                p.wait()
+    report(a, res)
+
+
+def run(a, work, reqfile, servers):
+    env = dict(os.environ, TMPDIR=work)
+    for fn in ("echo", "sha256"):
+        d = os.path.join(work, fn)
+        subprocess.run(["build/ember-fn", "prepare", "--image",
+                        f"build/guest/examples/{fn}.elf", "--dir", d], check=True)
+        sock = os.path.join(work, fn + ".sock")
+        log = open(os.path.join(work, fn + ".log"), "w")
+        p = subprocess.Popen(["build/ember-fn", "serve", "--dir", d, "--sock", sock,
+                              "--pool", str(a.pool)], env=env, stdin=subprocess.DEVNULL,
+                             stdout=log, stderr=log)
+        while not os.path.exists(sock):
+            time.sleep(0.01)
+        servers[fn] = (p, sock)
+        load("serve", sock, 1, 20, reqfile)  # warm the page cache and the pool
+    qemu = Qemu(a.qemu, "build/guest/hello.elf", work, 64)
+    qemu.snapshot()
+    res = {}
+    for conc in LEVELS:
         for fn in ("echo", "sha256"):
-            d = os.path.join(work, fn)
-            subprocess.run(["build/ember-fn", "prepare", "--image",
-                            f"build/guest/examples/{fn}.elf", "--dir", d], check=True)
-            sock = os.path.join(work, fn + ".sock")
-            p = subprocess.Popen(["build/ember-fn", "serve", "--dir", d, "--sock", sock,
-                                  "--pool", str(a.pool)], env=env)
-            while not os.path.exists(sock):
-                time.sleep(0.01)
-            servers[fn] = (p, sock)
-            load("serve", sock, 1, 20, reqfile)  # warm the page cache and the pool
-        qemu = Qemu(a.qemu, "build/guest/hello.elf", work, 64)
-        qemu.snapshot()
-        res = {}
-        for conc in LEVELS:
-            for fn in ("echo", "sha256"):
-                res[(fn, "ember", conc)] = load("serve", servers[fn][1], conc, a.count, reqfile)
-                res[(fn, "host", conc)] = load("exec", f"build/bench/fn-{fn}-host", conc,
-                                               a.count, reqfile)
-            res[("qemu", conc)] = qemu_level(qemu, conc, a.qemu_count)
-        for p, _ in servers.values():
-            p.terminate()
-            p.wait()
+            res[(fn, "ember", conc)] = load("serve", servers[fn][1], conc, a.count, reqfile)
+            res[(fn, "host", conc)] = load("exec", f"build/bench/fn-{fn}-host", conc,
+                                           a.count, reqfile)
+        res[("qemu", conc)] = qemu_level(qemu, conc, a.qemu_count)
+    return res
+
+
+def report(a, res):
     print(f"requests of {a.request} bytes; {a.count} per level ({a.qemu_count} for QEMU); "
           f"pool of {a.pool}; {os.cpu_count()} CPUs")
     print(f"  {'':<34} {'min ms':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
