@@ -51,7 +51,7 @@ struct fn_opts {
 	const char *dir; /* the function directory: state, mem, ws */
 	int deadline_ms; /* from resume to the whole response */
 	bool uffd; /* restore with userfaultfd and the recorded working set */
-	bool verbose; /* ember's output to our stderr instead of /dev/null */
+	bool verbose; /* ember's output and each request's phases to our stderr */
 };
 
 /* One ember process and its private directory (api.sock, v.sock). */
@@ -97,8 +97,9 @@ int fn_api_call(const struct fn_vm *vm, const char *method, const char *path, co
 /* Escape @s for a JSON string into @out. -ENAMETOOLONG if it does not fit. */
 int fn_json_str(const char *s, char *out, size_t size);
 
-/* Milliseconds on CLOCK_MONOTONIC. */
+/* Milliseconds and microseconds on CLOCK_MONOTONIC. */
 int64_t fn_now_ms(void);
+int64_t fn_now_us(void);
 
 /* --- run.c: prepare and invoke ---------------------------------------- */
 

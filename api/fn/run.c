@@ -49,13 +49,13 @@ static uint32_t fail(struct fn_reply *r, uint32_t status, const char *fmt, const
 /* Ask the guest's vsock port FN_PORT for a connection through ember's vsock
  * socket @uds. Retried while the guest is not listening yet (ember then
  * closes the connection without "OK"). Non-blocking fd or -errno. */
-static int vsock_connect(const char *uds, int64_t deadline)
+static int vsock_connect(const char *uds, int64_t deadline, int *tries)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(uds) >= sizeof(a.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(a.sun_path, uds, strlen(uds) + 1);
-	for (;;) {
+	for (*tries = 1;; ++*tries) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			return -errno;
@@ -123,13 +123,16 @@ uint32_t fn_invoke_vm(const struct fn_vm *vm, const struct fn_opts *o, const uin
 		    "\"vsock_override\":{\"uds_path\":\"%s\"}}",
 		    dir, dir, uds);
 	char why[200];
+	int64_t t0 = fn_now_us();
 	int st =
 	    fn_api_call(vm, "PUT", "/snapshot/load", body, FN_API_TIMEOUT_MS, why, sizeof(why));
 	if (st != 204)
 		return fail(r, FN_VM_FAILED, "restore failed: %s", why);
 
-	int64_t deadline = fn_now_ms() + o->deadline_ms;
-	int fd = vsock_connect(uds, deadline);
+	int64_t t1 = fn_now_us(), deadline = fn_now_ms() + o->deadline_ms;
+	int tries;
+	int fd = vsock_connect(uds, deadline, &tries);
+	int64_t t2 = fn_now_us();
 	if (fd == -ETIMEDOUT)
 		return fail(r, FN_DEADLINE, "%s", fn_status_text(FN_DEADLINE));
 	if (fd < 0)
@@ -158,6 +161,12 @@ uint32_t fn_invoke_vm(const struct fn_vm *vm, const struct fn_opts *o, const uin
 		e = r->data ? fn_read_full(fd, r->data, r->len, deadline) : -ENOMEM;
 	}
 	close(fd);
+	if (o->verbose)
+		fprintf(stderr,
+			"ember-fn: restore %.2f ms, vsock connect %.2f ms (%d tries), "
+			"request to response %.2f ms\n",
+			(double)(t1 - t0) / 1000, (double)(t2 - t1) / 1000, tries,
+			(double)(fn_now_us() - t2) / 1000);
 	if (e < 0) {
 		free(r->data);
 		r->data = NULL;

@@ -25,6 +25,13 @@ int64_t fn_now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+int64_t fn_now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 /* Wait until @fd is ready for @events or @deadline passes. 0 or -ETIMEDOUT. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
