@@ -442,9 +442,20 @@ def test_serve_in_parallel(ember, work, prepared, clean):
     assert rc == 0, err
 
 
-def test_serve_socket_taken(ember, work, prepared, clean):
+def test_serve_socket_path(ember, work, prepared, clean):
+    # A file that is not a socket is never replaced.
+    f = work / "not-a-socket"
+    f.write_text("keep")
+    r = run_fn(ember, work, "serve", "--dir", prepared("echo"), "--sock", f, timeout=30)
+    assert r.returncode == VM_FAILED and b"cannot listen on" in r.stderr
+    assert f.read_text() == "keep"
+    # A socket file nobody listens on (a serve that died) is replaced.
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(work / "serve-echo.sock"))
+    stale.close()
     srv = Server(ember, work, prepared("echo"), 1)
     try:
+        # One that is in use is not.
         r = run_fn(ember, work, "serve", "--dir", prepared("echo"), "--sock", srv.sock,
                    timeout=30)
         assert r.returncode == VM_FAILED and re.search(rb"cannot listen on .*in use", r.stderr)
@@ -452,3 +463,4 @@ def test_serve_socket_taken(ember, work, prepared, clean):
     finally:
         rc, err = srv.stop()
     assert rc == 0, err
+    assert not [p for p in os.listdir(work) if ".sock.tmp" in p]
