@@ -138,10 +138,10 @@ $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $
 $(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 
-# A function image: the author's handler, the function runtime (fn.o,
+# A function image: the author's handler, the function runtime (fn.o, fn_cpu.o,
 # fn_trap.o, sha256.o for the seed, acpi*.o for the VMGenID), the virtio
 # driver and the kit.
-GUEST_FN_OBJS := $(addprefix $(BUILD)/guest/kit/,fn.o fn_trap.o sha256.o virtio.o acpi.o acpi_aml.o)
+GUEST_FN_OBJS := $(addprefix $(BUILD)/guest/kit/,fn.o fn_cpu.o fn_trap.o sha256.o virtio.o acpi.o acpi_aml.o)
 $(BUILD)/guest/examples/%.o: guest/examples/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -c -o $@ $<

@@ -1,93 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The function runtime (contract and wire protocol in fn.h). Ring 0 only
- * sets up the GDT with a TSS and the IDT (fn_trap.S); everything else runs
+ * sets up the GDT with a TSS and the IDT (fn_cpu.c, fn_trap.S); everything else runs
  * at ring 3: the virtio-vsock stream protocol with credit on both sides (one
  * request connection at a time), the seed, the handler.
  */
 #include "fn.h"
 
 #include "acpi.h"
+#include "fn_cpu.h"
 #include "sha256.h"
 #include "virtio.h"
-
-/* ---- ring 0: GDT with a TSS, IDT ------------------------------------------ */
-
-struct fn_ctx {
-	uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
-};
-int fn_setjmp(struct fn_ctx *ctx) __attribute__((returns_twice));
-__attribute__((noreturn)) void fn_longjmp(struct fn_ctx *ctx, int val);
-extern const uint8_t fn_trap_stubs[];
-
-/* Read and written by fn_trap.S (offsets fixed there). */
-struct fn_ctx *fn_catch;
-struct {
-	uint64_t vector, error, rip, cr2;
-} fn_fault;
-
-struct tss {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1, ist[7], reserved2;
-	uint16_t reserved3, iomap_base;
-	/* Every port allowed, then the 0xff byte the CPU wants after the map.
-	 * IOPL 3 alone should do, but on the development machines (nested,
-	 * ring 0 emulated) ring-3 port I/O hung once a TSS without a map was
-	 * loaded. */
-	uint8_t iomap[65536 / 8 + 1];
-} __attribute__((packed));
-
-#define TSS_SEL 0x28
-/* The kit's selectors (pvh_entry.S): 0x08 kernel code, 0x10 data, 0x1b/0x23 user. */
-static uint64_t gdt[7] __attribute__((aligned(16))) = {
-	0, 0x00af9a000000ffff, 0x00cf92000000ffff, 0x00cff2000000ffff, 0x00affa000000ffff,
-};
-#define FN_IRQ_VECTOR 0x40
-#define FN_SPURIOUS_VECTOR 0x41
-static uint64_t idt[2 * (FN_SPURIOUS_VECTOR + 1)] __attribute__((aligned(16)));
-extern const uint8_t fn_irq[], fn_spurious[];
-void fn_idle_halt(void); /* ring 3: halts until an interrupt (fn_trap.S) */
-uint64_t fn_lapic_eoi; /* the local APIC's EOI register (fn_trap.S) */
-static struct tss tss __attribute__((aligned(16)));
-static uint8_t ring0_stack[8192] __attribute__((aligned(16)));
-
-struct __attribute__((packed)) desc_ptr {
-	uint16_t limit;
-	uint64_t base;
-};
-
-/* An interrupt gate (interrupts off on entry), DPL 0, to @fn in kernel code. */
-static void set_gate(unsigned int v, const uint8_t *fn)
-{
-	uint64_t a = (uint64_t)fn;
-	idt[2 * v] = (a & 0xffff) | 0x08ull << 16 | 0x8eull << 40 | (a >> 16 & 0xffff) << 48;
-	idt[2 * v + 1] = a >> 32;
-}
-
-static void ring0_setup(void)
-{
-	uint64_t base = (uint64_t)&tss;
-	tss.rsp[0] = (uint64_t)(ring0_stack + sizeof(ring0_stack));
-	tss.iomap_base = offsetof(struct tss, iomap);
-	tss.iomap[sizeof(tss.iomap) - 1] = 0xff;
-	/* 64-bit available TSS (type 9), present, DPL 0. */
-	gdt[5] = ((sizeof(tss) - 1) & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
-	    ((base >> 24) & 0xff) << 56;
-	gdt[6] = base >> 32;
-	for (unsigned int v = 0; v < 32; v++)
-		set_gate(v, fn_trap_stubs + 16 * v);
-	set_gate(FN_IRQ_VECTOR, fn_irq);
-	set_gate(FN_SPURIOUS_VECTOR, fn_spurious);
-	struct desc_ptr g = { sizeof(gdt) - 1, (uint64_t)gdt },
-			i = { sizeof(idt) - 1, (uint64_t)idt };
-	__asm__ volatile("lgdt %0\n\t"
-			 "lidt %1\n\t"
-			 "ltr %w2"
-			 :
-			 : "m"(g), "m"(i), "r"(TSS_SEL)
-			 : "memory");
-}
 
 /* ---- virtio-vsock ------------------------------------------------------------ */
 
@@ -146,7 +69,7 @@ static uint64_t t_conn, t_frame, t_seed, t_handler, t_sent;
  * Waiting. Polling answers fastest, but a spinning vCPU takes a host core
  * from ember's own threads and from other VMs; so after SPIN_CYCLES with
  * nothing to do the runtime halts until a device interrupt (when ACPI gave
- * it the IOAPIC and local APIC: see irq_setup()). fn_poll=1 on the command
+ * it the IOAPIC and local APIC: fn_cpu_route_irq()). fn_poll=1 on the command
  * line keeps it spinning.
  */
 #define SPIN_CYCLES 200000ull /* ~0.1 ms */
@@ -656,42 +579,6 @@ __attribute__((noreturn)) static void serve(void)
 	}
 }
 
-#define LAPIC_ID 0x20
-#define LAPIC_EOI 0xb0
-#define LAPIC_SVR 0xf0
-#define LAPIC_LINT0 0x350
-#define LAPIC_MASKED 0x10000
-#define IOAPIC_PINS 24
-
-/*
- * Route the vsock device's interrupt to this CPU as FN_IRQ_VECTOR (edge,
- * active high, as ember's device tree and DSDT describe it) and enable the
- * local APIC, so idle() can halt. Ring 3 does it: the kit maps the APICs'
- * pages to user mode too. Without what it needs, the runtime only polls.
- */
-static void irq_setup(void)
-{
-	uint64_t poll = (the_flags & FN_POLL) != 0;
-	kit_cmdline_u64("fn_poll=", &poll);
-	if (poll || !acpi.lapic_addr || !acpi.ioapic_addr || vsock->irq < acpi.ioapic_gsi_base ||
-	    vsock->irq - acpi.ioapic_gsi_base >= IOAPIC_PINS)
-		return;
-	volatile uint32_t *lapic = (volatile uint32_t *)(uint64_t)acpi.lapic_addr;
-	volatile uint32_t *ioapic = (volatile uint32_t *)(uint64_t)acpi.ioapic_addr;
-	uint32_t pin = vsock->irq - acpi.ioapic_gsi_base;
-	uint32_t apic_id = lapic[LAPIC_ID / 4] >> 24;
-	fn_lapic_eoi = acpi.lapic_addr + LAPIC_EOI;
-	/* LINT0 carries the legacy PIC (the PIT's IRQ 0, at whatever vector
-	 * the never-programmed PIC gives it): masked. */
-	lapic[LAPIC_LINT0 / 4] = lapic[LAPIC_LINT0 / 4] | LAPIC_MASKED;
-	lapic[LAPIC_SVR / 4] = 0x100 | FN_SPURIOUS_VECTOR; /* software enable */
-	ioapic[0] = 0x10 + 2 * pin + 1; /* IOREGSEL, then IOWIN at +0x10 */
-	ioapic[4] = apic_id << 24;
-	ioapic[0] = 0x10 + 2 * pin;
-	ioapic[4] = FN_IRQ_VECTOR; /* fixed, physical, active high, edge, unmasked */
-	can_halt = true;
-}
-
 __attribute__((noreturn)) static void user_main(void)
 {
 	kit_cmdline_u64("fn_log=", &log_on);
@@ -699,9 +586,11 @@ __attribute__((noreturn)) static void user_main(void)
 		kit_puts("fn: no virtio-vsock device\n");
 		kit_exit(FN_EXIT_NO_VSOCK);
 	}
+	uint64_t poll = (the_flags & FN_POLL) != 0;
+	kit_cmdline_u64("fn_poll=", &poll);
 	if (acpi_read(&acpi) == 0) {
 		vmgenid_addr = acpi.vmgenid_addr;
-		irq_setup();
+		can_halt = !poll && fn_cpu_route_irq(&acpi, vsock->irq) == 0;
 	}
 	if (the_init) {
 		static struct fn_ctx ctx;
@@ -737,6 +626,6 @@ void fn_serve(fn_handler handler, fn_init init, unsigned int flags)
 	the_handler = handler;
 	the_init = init;
 	the_flags = flags;
-	ring0_setup();
+	fn_cpu_setup();
 	kit_enter_user(user_main, user_stack + sizeof(user_stack));
 }

@@ -1,5 +1,5 @@
 /*
- * The function runtime's exception path (guest/kit/fn.c sets up the IDT and
+ * The function runtime's exception path (guest/kit/fn_cpu.c sets up the IDT and
  * TSS). A fault at ring 3 enters fn_trap_N on the TSS's ring-0 stack; the
  * common part records vector, error code, RIP and CR2 in fn_fault and irets
  * to ring 3: to fn_fault_resume, which longjmps to the context in fn_catch
