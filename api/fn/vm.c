@@ -170,6 +170,9 @@ int fn_vm_spawn(struct fn_vm *vm, const struct fn_opts *o)
 				dup2(2, 1);
 			}
 		}
+		/* ember starts as from a shell: our ignored SIGPIPE and blocked
+		 * SIGTERM/SIGINT (serve) are not its. */
+		signal(SIGPIPE, SIG_DFL);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
