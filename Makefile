@@ -44,7 +44,7 @@ GUEST_CFLAGS = -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-p
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng
+GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng cpuid
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage $(BUILD)/guest/acpi.bzImage
 # Function images (guest/examples/, the function runtime in guest/kit/fn.h).
 FN_EXAMPLES := echo sha256 scribble crash loop big

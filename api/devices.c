@@ -98,20 +98,27 @@ static unsigned int apply_machine(struct ctx *c, bool put)
 	if (pages > 0 && mem > (((uint64_t)pages * (uint64_t)page) >> 20))
 		return api_fail(c, "Invalid memory size: %llu MiB exceeds the host's memory",
 				(unsigned long long)mem);
-	if (smt)
-		return api_fail(c, "smt: simultaneous multithreading is not supported by ember");
-	const char *tmpl = jstr(c->body, "cpu_template");
-	if (tmpl && strcmp(tmpl, "None") != 0)
+	/* Firecracker's rule: with SMT, 1 or an even number of vCPUs. */
+	if (smt && vcpus > 1 && vcpus % 2)
 		return api_fail(c,
-				"cpu_template: ember has no CPU templates yet (%s asked for; "
-				"only \"None\"), see ember issue 17",
-				tmpl);
+				"The number of vCPUs must be greater than 0, less than %d and must "
+				"be 1 or an even number if SMT is enabled.",
+				VM_MAX_VCPUS);
+	const char *tmpl = jstr(c->body, "cpu_template");
+	if (tmpl && strcmp(tmpl, "V1N1") == 0)
+		return api_fail(c,
+				"cpu_template: V1N1 is an aarch64 template; ember runs on x86_64");
 	const char *hp = jstr(c->body, "huge_pages");
 	if (hp && strcmp(hp, "2M") == 0 && mem % 2)
 		return api_fail(c, "mem_size_mib must be a multiple of 2 with 2M huge pages");
 	cfg->vcpus = (unsigned int)vcpus;
 	cfg->mem_mib = mem;
 	cfg->smt = smt;
+	if (tmpl) { /* left out: the template stays, static or custom */
+		cfg->cpu_template = cpu_template_by_name(tmpl);
+		free(cfg->cpu_custom);
+		cfg->cpu_custom = NULL;
+	}
 	cfg->track_dirty_pages =
 	    jbool(c->body, "track_dirty_pages", put ? false : cfg->track_dirty_pages);
 	cfg->huge_pages_2m = hp ? strcmp(hp, "2M") == 0 : (put ? false : cfg->huge_pages_2m);

@@ -103,9 +103,16 @@ json_t *api_machine_json(const struct vmm *vmm)
 		huge_pages = "2M";
 	else if (cfg->huge_pages_thp)
 		huge_pages = "Transparent";
-	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
-			 "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
-			 "track_dirty_pages", cfg->track_dirty_pages, "huge_pages", huge_pages);
+	json_t *m =
+	    json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
+		      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
+		      "track_dirty_pages", cfg->track_dirty_pages, "huge_pages", huge_pages);
+	/* As Firecracker: only a static template shows; a custom one is the
+	 * cpu-config section's. */
+	if (m && cfg->cpu_template != TPL_NONE)
+		json_object_set_new(m, "cpu_template",
+				    json_string(cpu_template_name(cfg->cpu_template)));
+	return m;
 }
 
 static json_t *nullable(const char *s)
@@ -203,10 +210,11 @@ json_t *vmm_config_json(const struct vmm *vmm)
 		if (vmm->metrics.properties)
 			json_object_set(metrics, "properties", vmm->metrics.properties);
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
 			 "boot-source", boot, "logger", logger, "machine-config",
-			 api_machine_json(vmm), "metrics", metrics, "network-interfaces", nets,
-			 "vsock", vsock, "entropy", entropy_json(&cfg->entropy));
+			 api_machine_json(vmm), "cpu-config", api_cpu_config_json(vmm), "metrics",
+			 metrics, "network-interfaces", nets, "vsock", vsock, "entropy",
+			 entropy_json(&cfg->entropy));
 }
 
 /*
@@ -220,7 +228,6 @@ static const struct unimplemented {
 	const char *missing; /* what ember lacks */
 } unimplemented[] = {
 	{ "balloon", false, "the balloon device" },
-	{ "cpu-config", false, "custom CPU templates" },
 	{ "mmds-config", false, "MMDS (the microVM metadata service)" },
 	{ "pmem", true, "virtio-pmem devices" },
 	{ "memory-hotplug", false, "memory hot-plugging" },
@@ -419,6 +426,7 @@ static const struct route routes[] = {
 	{ "PATCH", "/network-interfaces/", POST_BOOT, patch_net },
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
 	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
+	{ "PUT", "/cpu-config", PRE_BOOT, put_cpu_config },
 	{ "PUT", "/logger", PRE_BOOT, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
@@ -432,11 +440,8 @@ static const struct {
 	const char *prefix;
 	const char *what;
 } unserved[] = {
-	{ "/balloon", "the balloon device (ember issue 17)" },
-	{ "/mmds", "MMDS (ember issue 17)" },
-	{ "/serial", "the serial endpoint (ember issue 17)" },
-	{ "/cpu-config", "custom CPU templates (ember issue 17)" },
-	{ "/pmem/", "virtio-pmem devices" },
+	{ "/balloon", "the balloon device (ember issue 17)" }, { "/mmds", "MMDS (ember issue 17)" },
+	{ "/serial", "the serial endpoint (ember issue 17)" }, { "/pmem/", "virtio-pmem devices" },
 	{ "/hotplug/memory", "memory hotplug (virtio-mem)" },
 };
 
@@ -605,6 +610,7 @@ static const struct section {
 	{ "logger", put_logger, NULL },
 	{ "metrics", put_metrics, NULL },
 	{ "machine-config", put_machine, NULL },
+	{ "cpu-config", config_cpu_config, NULL },
 	{ "boot-source", put_boot_source, NULL },
 	{ "drives", put_drive, "drive_id" },
 	{ "network-interfaces", put_net, "iface_id" },

@@ -51,6 +51,13 @@ unsigned int patch_net(struct ctx *c);
 unsigned int put_vsock(struct ctx *c);
 unsigned int put_entropy(struct ctx *c);
 
+/* Custom CPU templates (cpu_config.c): PUT /cpu-config; the config file's
+ * section, which may also be the path of a file holding the template; and
+ * the template as GET /vm/config shows it (null when none). */
+unsigned int put_cpu_config(struct ctx *c);
+unsigned int config_cpu_config(struct ctx *c);
+json_t *api_cpu_config_json(const struct vmm *vmm);
+
 /* Snapshots (snapshot.c). */
 unsigned int put_snapshot_create(struct ctx *c);
 unsigned int put_snapshot_load(struct ctx *c);

@@ -381,7 +381,9 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 static int build_vm(struct vmm *vmm, int mem_fd)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
-	struct vm_mem_opts o = { .huge_pages = cfg->huge_pages_2m,
+	struct vm_mem_opts o = { .cpu_template = vmm->cpu_tpl_on ? &vmm->cpu_tpl : NULL,
+				 .smt = cfg->smt,
+				 .huge_pages = cfg->huge_pages_2m,
 				 .transparent_huge_pages = cfg->huge_pages_thp,
 				 .track_dirty = cfg->track_dirty_pages,
 				 .mem_fd = mem_fd };
@@ -389,6 +391,30 @@ static int build_vm(struct vmm *vmm, int mem_fd)
 	if (r < 0)
 		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_KVM;
 	return add_devices(vmm, cfg);
+}
+
+int vmm_cpu_template_resolve(struct vmm *vmm, char *err, size_t err_len)
+{
+	const struct vmm_config *cfg = &vmm->cfg;
+	vmm->cpu_tpl_on = false;
+	if (cfg->cpu_custom) {
+		vmm->cpu_tpl = *cfg->cpu_custom;
+		vmm->cpu_tpl_on = true;
+		return 0;
+	}
+	if (cfg->cpu_template == TPL_NONE)
+		return 0;
+	char why[160];
+	if (cpu_template_static(cfg->cpu_template, cpu_host_vendor(), &vmm->cpu_tpl, why,
+				sizeof(why)) < 0) {
+		snprintf(err, err_len, "Failed to get CPU template: %s (%s is for %s CPUs)", why,
+			 cpu_template_name(cfg->cpu_template),
+			 cpu_template_vendor(cfg->cpu_template) == CPU_VENDOR_AMD ? "AMD"
+										  : "Intel");
+		return -1;
+	}
+	vmm->cpu_tpl_on = true;
+	return 0;
 }
 
 int vmm_build(struct vmm *vmm)

@@ -231,6 +231,7 @@ void config_free(struct vmm_config *cfg)
 		free(cfg->nets[i].host_dev_name);
 		free(cfg->nets[i].guest_mac);
 	}
+	free(cfg->cpu_custom);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

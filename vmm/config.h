@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arch/x86_64/boot.h"
+#include "arch/x86_64/cpu_template.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -103,6 +104,11 @@ struct vmm_config {
 	struct vsock_config vsock;
 	struct entropy_config entropy;
 	bool smt, track_dirty_pages, huge_pages_2m;
+	/* The CPU template: machine-config's cpu_template (enum static_template)
+	 * or PUT /cpu-config's custom one (owned; NULL when none). At most one
+	 * is set: the later request replaces the earlier, as in Firecracker. */
+	int cpu_template;
+	struct cpu_template *cpu_custom;
 	bool huge_pages_thp; /* huge_pages "Transparent": madvise(MADV_HUGEPAGE) */
 	enum acpi_mode acpi;
 

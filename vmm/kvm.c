@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/x86_64/cpu_template.h"
 #include "log.h"
 
 static const struct {
@@ -30,7 +31,15 @@ int kvm_check_cap(int fd, int cap)
 	return r < 0 ? 0 : r;
 }
 
-int kvm_open(void)
+static bool cap_removed(const struct kvm_cap_modifier *caps, unsigned int n, int cap)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (caps[i].remove && caps[i].cap == (uint32_t)cap)
+			return true;
+	return false;
+}
+
+int kvm_open(const struct kvm_cap_modifier *caps, unsigned int nr_caps)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -45,8 +54,17 @@ int kvm_open(void)
 		return -ENOTSUP;
 	}
 	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (!kvm_check_cap(fd, required_caps[i].cap)) {
+		if (!cap_removed(caps, nr_caps, required_caps[i].cap) &&
+		    !kvm_check_cap(fd, required_caps[i].cap)) {
 			log_err("KVM lacks %s", required_caps[i].name);
+			close(fd);
+			return -ENOTSUP;
+		}
+	}
+	for (unsigned int i = 0; i < nr_caps; i++) {
+		if (!caps[i].remove && !kvm_check_cap(fd, (int)caps[i].cap)) {
+			log_err("KVM lacks capability %u, which the CPU template requires",
+				caps[i].cap);
 			close(fd);
 			return -ENOTSUP;
 		}

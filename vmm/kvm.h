@@ -8,8 +8,15 @@
 
 #include <linux/kvm.h>
 
-/* Open /dev/kvm and check it. Returns the fd or -errno (message logged). */
-int kvm_open(void) __attribute__((warn_unused_result));
+struct kvm_cap_modifier;
+/*
+ * Open /dev/kvm and check the API version and the capabilities ember needs,
+ * less those @caps removes ("!N") and plus those it adds ("N": a CPU
+ * template's kvm_capabilities). The fd, or a negative errno with the
+ * missing capability logged.
+ */
+int kvm_open(const struct kvm_cap_modifier *caps, unsigned int nr_caps)
+    __attribute__((warn_unused_result));
 /* KVM_CHECK_EXTENSION on @fd (system or VM fd); 0 when absent. */
 int kvm_check_cap(int fd, int cap);
 /* KVM_GET_SUPPORTED_CPUID into a malloc'ed table; NULL and errno on error. */

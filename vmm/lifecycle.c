@@ -26,6 +26,12 @@ int vmm_start(struct vmm *vmm, char *err, size_t err_len)
 {
 	uint64_t t0 = clock_now_us();
 	vmm->metrics.start_us = clock_us_since_start();
+	char why[300];
+	if (vmm_cpu_template_resolve(vmm, why, sizeof(why)) < 0) {
+		/* Nothing is built yet: the VM may be configured again. */
+		snprintf(err, err_len, "Start microvm error: %s", why);
+		return EMBER_EXIT_USAGE;
+	}
 	int r = vmm_build(vmm);
 	if (r == 0 && vm_start_vcpus(&vmm->vm) < 0)
 		r = EMBER_EXIT_ERROR;

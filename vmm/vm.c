@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arch/x86_64/cpu_template.h"
 #include "arch/x86_64/layout.h"
 #include "clock.h"
 #include "kvm.h"
@@ -107,8 +108,11 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 	if (nr_vcpus < 1 || nr_vcpus > VM_MAX_VCPUS)
 		return -EINVAL;
 	vm->nr_vcpus = nr_vcpus;
+	vm->cpu_template = o->cpu_template;
+	vm->threads_per_core = o->smt && nr_vcpus % 2 == 0 ? 2 : 1;
 
-	vm->kvm_fd = kvm_open();
+	vm->kvm_fd = o->cpu_template ? kvm_open(o->cpu_template->caps, o->cpu_template->nr_caps)
+				     : kvm_open(NULL, 0);
 	if (vm->kvm_fd < 0)
 		return vm->kvm_fd;
 	int max_vcpus = kvm_check_cap(vm->kvm_fd, KVM_CAP_MAX_VCPUS);

@@ -22,6 +22,7 @@
 #define VM_MAX_VCPUS 32
 
 struct vcpu;
+struct cpu_template;
 
 struct vm {
 	int kvm_fd;
@@ -33,6 +34,11 @@ struct vm {
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *supported_cpuid; /* template; each vCPU patches a copy */
+	/* What the vCPUs look like: a CPU template (NULL: none; owned by the
+	 * caller of vm_create, outlives the VM) and 1, or 2 threads per core
+	 * with SMT. */
+	const struct cpu_template *cpu_template;
+	unsigned int threads_per_core;
 	int run_mmap_size;
 
 	/* Stop requests: the first one wins and its exit status is kept. */
@@ -51,8 +57,10 @@ struct vm {
 	unsigned int exited; /* vCPU threads that have ended */
 };
 
-/* How guest memory is backed. */
+/* How guest memory is backed, and what the vCPUs look like. */
 struct vm_mem_opts {
+	const struct cpu_template *cpu_template; /* NULL: KVM's CPUID as it is */
+	bool smt; /* two threads per core (an even vCPU count) */
 	bool huge_pages; /* 2 MiB hugetlbfs pages */
 	bool transparent_huge_pages; /* madvise(MADV_HUGEPAGE): THP where the host allows */
 	bool track_dirty; /* KVM dirty log on every slot (diff snapshots) */

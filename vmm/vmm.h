@@ -100,6 +100,10 @@ struct vmm {
 	 * notified on GED_IRQ): a restore gives it a new generation ID. */
 	bool vmgenid;
 	struct uffd_server *uffd; /* memory served by userfaultfd, after a Uffd load */
+	/* The CPU template the vCPUs get, resolved from cfg at start or load
+	 * (vmm_cpu_template_resolve); the VM points at it. */
+	struct cpu_template cpu_tpl;
+	bool cpu_tpl_on;
 };
 
 /* Build the VM from vmm->cfg. Returns 0 or an ember exit code, error logged. */
@@ -115,6 +119,14 @@ int vmm_build_restored(struct vmm *vmm, int mem_fd) __attribute__((warn_unused_r
  * checked when it is written to the guest. NULL only when out of memory.
  */
 char *vmm_guest_cmdline(const struct vmm *vmm, const char *user);
+
+/*
+ * Turn cfg's CPU template into vmm->cpu_tpl for this host: 0, or -1 with
+ * @err set (Firecracker's words for a template of the other CPU vendor).
+ * vmm_start() and snapshot_load() call it before building anything.
+ */
+int vmm_cpu_template_resolve(struct vmm *vmm, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /*
  * Build and start the VM (InstanceStart). On failure returns an exit code

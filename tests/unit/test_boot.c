@@ -180,7 +180,7 @@ static void cpuid_topology_per_vcpu(void **state)
 {
 	(void)state;
 	struct kvm_cpuid2 *c = fake_cpuid();
-	cpuid_filter(c, c->nent, 5, 8);
+	cpuid_filter(c, c->nent, 5, 8, 1);
 	const struct kvm_cpuid_entry2 *e = c->entries;
 	assert_int_equal(e[0].ebx >> 24, 5); /* initial APIC id */
 	assert_int_equal((e[0].ebx >> 16) & 0xff, 8); /* logical CPUs */
@@ -197,7 +197,7 @@ static void cpuid_topology_per_vcpu(void **state)
 	free(c);
 
 	c = fake_cpuid();
-	cpuid_filter(c, c->nent, 0, 1);
+	cpuid_filter(c, c->nent, 0, 1, 1);
 	assert_int_equal(c->entries[0].edx & (1u << 28), 0); /* no HTT with one CPU */
 	assert_int_equal(c->entries[5].eax, 0);
 	free(c);
@@ -214,7 +214,7 @@ static void cpuid_topology_subleaves_added(void **state)
 	c->nent = 2;
 	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0x1 };
 	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0, .edx = 1 };
-	cpuid_filter(c, capacity, 1, 2);
+	cpuid_filter(c, capacity, 1, 2, 1);
 	assert_int_equal(c->nent, 4);
 	const struct kvm_cpuid_entry2 *core = &c->entries[2], *end = &c->entries[3];
 	assert_int_equal(core->function, 0xb);
@@ -233,11 +233,11 @@ static void cpuid_topology_subleaves_added(void **state)
 	c = calloc(1, sizeof(*c) + capacity * sizeof(c->entries[0]));
 	c->nent = 1;
 	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0x1 };
-	cpuid_filter(c, capacity, 0, 2);
+	cpuid_filter(c, capacity, 0, 2, 1);
 	assert_int_equal(c->nent, 1);
 	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0xb };
 	c->nent = 2;
-	cpuid_filter(c, 2, 0, 2);
+	cpuid_filter(c, 2, 0, 2, 1);
 	assert_int_equal(c->nent, 2);
 	free(c);
 }

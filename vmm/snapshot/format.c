@@ -140,6 +140,10 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 			*why = "a version 1 state file with a section only version 2 has";
 			goto bad;
 		}
+		if (version < 3 && r->sections[i].tag >= SNAP_CPUID) {
+			*why = "a version 2 state file with a section only version 3 has";
+			goto bad;
+		}
 		off += SEC_HDR_LEN + padded;
 	}
 	if (off != end) {

@@ -29,7 +29,11 @@
  * their configuration has no rate limiters, so nothing is lost. An older
  * ember refuses version 2 rather than drop what it cannot read.
  */
-#define SNAP_VERSION 2
+/*
+ * Version 3 added the guest's CPUID (SNAP_CPUID), so that a restore on a
+ * host that cannot offer what the guest already saw is refused.
+ */
+#define SNAP_VERSION 3
 #define SNAP_VERSION_MIN 1
 #define SNAP_MAX_FILE (16u << 20) /* state files are kilobytes; refuse anything huge */
 #define SNAP_MAX_SECTIONS 1024
@@ -45,7 +49,11 @@ enum snap_tag {
 	/* Version 2 on: */
 	SNAP_RATE_LIMITER, /* struct snap_rate_limiters, instance = its SNAP_VIRTIO's */
 	SNAP_CLOCK, /* struct snap_clock */
+	/* Version 3 on: */
+	SNAP_CPUID, /* vCPU 0's CPUID: struct kvm_cpuid_entry2[], at most SNAP_MAX_CPUID */
 };
+
+#define SNAP_MAX_CPUID 256
 
 /*
  * The rate limiters of one block, network or entropy device: one limiter

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,17 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 	const struct snap_clock clk = { .realtime_ns = snap_realtime_ns() };
 	snap_writer_add(&w, SNAP_VM, 0, &svm, sizeof(svm));
 	snap_writer_add(&w, SNAP_CLOCK, 0, &clk, sizeof(clk));
+	static struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+	} cpuid;
+	cpuid.hdr.nent = SNAP_MAX_CPUID;
+	if (ioctl(vm->vcpus[0].fd, KVM_GET_CPUID2, &cpuid) < 0) {
+		snap_writer_free(&w);
+		return snap_fail(err, err_len, -errno, "cannot read the vCPUs' CPUID: %s",
+				 strerror(errno));
+	}
+	snap_writer_add(&w, SNAP_CPUID, 0, cpuid.e, cpuid.hdr.nent * sizeof(cpuid.e[0]));
 	struct snap_serial ss;
 	snap_save_serial(&vmm->serial, &ss);
 	snap_writer_add(&w, SNAP_SERIAL, 0, &ss, sizeof(ss));
@@ -367,6 +379,38 @@ static int check_v2(struct vmm *vmm, const struct snap_reader *rd, unsigned int 
 }
 
 /* Everything that can be checked before a VM exists. */
+/*
+ * The guest already saw the CPUID the snapshot holds: every feature bit in
+ * it must be one this host gives the rebuilt vCPUs (same template), or the
+ * guest would use an instruction or MSR that is no longer there.
+ */
+static int check_cpuid(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
+{
+	const struct snap_section *s = snap_find(rd, SNAP_CPUID, 0);
+	if (!s)
+		return 0; /* a version 1 or 2 file: nothing recorded */
+	size_t n = s->len / sizeof(struct kvm_cpuid_entry2);
+	if (s->len % sizeof(struct kvm_cpuid_entry2) || n > SNAP_MAX_CPUID)
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "the CPUID section is invalid");
+	static struct kvm_cpuid_entry2 saved[SNAP_MAX_CPUID];
+	memcpy(saved, s->data, s->len);
+	static struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+	} now;
+	now.hdr.nent = SNAP_MAX_CPUID;
+	if (ioctl(vmm->vm.vcpus[0].fd, KVM_GET_CPUID2, &now) < 0)
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "cannot read the vCPUs' CPUID: %s", strerror(errno));
+	char why[240];
+	if (cpu_cpuid_check_subset(saved, (uint32_t)n, &now.hdr, why, sizeof(why)) < 0)
+		return snap_fail(
+		    err, err_len, EMBER_EXIT_SNAPSHOT,
+		    "this host cannot satisfy the snapshot's CPU (template %s): %s",
+		    vmm->cfg.cpu_custom ? "custom" : cpu_template_name(vmm->cfg.cpu_template), why);
+	return 0;
+}
+
 static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err, size_t err_len)
 {
 	struct snap_memory mem;
@@ -538,6 +582,10 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		snap_fail(err, err_len, 0, "the snapshot's configuration: %s", cerr);
 		goto out;
 	}
+	if (vmm_cpu_template_resolve(vmm, cerr, sizeof(cerr)) < 0) {
+		snap_fail(err, err_len, 0, "the snapshot's CPU template: %s", cerr);
+		goto out;
+	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
 	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -576,7 +624,9 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		}
 		mem_fd = -1; /* the handler keeps it */
 	}
-	r = restore_all(vmm, &rd, a->clock_realtime, err, err_len);
+	r = check_cpuid(vmm, &rd, err, err_len);
+	if (!r)
+		r = restore_all(vmm, &rd, a->clock_realtime, err, err_len);
 	if (r)
 		goto failed;
 	if (!a->resume)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "cpu_template.h"
 #include "layout.h"
 #include "log.h"
 #include "vcpu.h"
@@ -54,12 +55,41 @@ static int cpu_set_cpuid(struct vm *vm, struct vcpu *vcpu)
 	if (!c)
 		return -ENOMEM;
 	memcpy(c, tmpl, sizeof(*tmpl) + tmpl->nent * sizeof(tmpl->entries[0]));
-	cpuid_filter(c, capacity, vcpu->id, vm->nr_vcpus);
+	char err[160];
+	if (vm->cpu_template && cpu_template_apply_cpuid(vm->cpu_template, c, err, sizeof(err))) {
+		log_err("CPU template: %s", err);
+		free(c);
+		return -ENOENT;
+	}
+	cpuid_filter(c, capacity, vcpu->id, vm->nr_vcpus, vm->threads_per_core);
 	int r = ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	if (r < 0)
 		log_err("KVM_SET_CPUID2 on vCPU %u: %s", vcpu->id, strerror(-r));
 	return r;
+}
+
+/* One MSR of the vCPU, read-modify-written by a template's modifier. */
+static int cpu_apply_msr(struct vcpu *vcpu, const struct msr_modifier *m)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} msr = { .hdr.nmsrs = 1, .e.index = m->addr };
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &msr) != 1) {
+		log_err(
+		    "CPU template: Template changes an MSR entry not supported by KVM: Register "
+		    "Address: %#x",
+		    m->addr);
+		return -ENOENT;
+	}
+	msr.e.data = cpu_modifier_apply(m->filter, m->value, msr.e.data);
+	if (ioctl(vcpu->fd, KVM_SET_MSRS, &msr) != 1) {
+		log_err("CPU template: KVM refused MSR %#x = %#llx on vCPU %u", m->addr,
+			(unsigned long long)msr.e.data, vcpu->id);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int cpu_set_msrs(struct vcpu *vcpu)
@@ -96,6 +126,12 @@ static int cpu_set_msrs(struct vcpu *vcpu)
 		log_err("KVM_SET_MSRS on vCPU %u set %d of %d MSRs (stopped at 0x%x)", vcpu->id, r,
 			N, r >= 0 && r < N ? boot_msrs[r].index : 0);
 		return -EINVAL;
+	}
+	const struct cpu_template *t = vcpu->vm->cpu_template;
+	for (uint32_t i = 0; t && i < t->nr_msr; i++) {
+		int err = cpu_apply_msr(vcpu, &t->msr[i]);
+		if (err)
+			return err;
 	}
 	return 0;
 }

@@ -21,12 +21,13 @@ int cpu_init(struct vm *vm, struct vcpu *vcpu) __attribute__((warn_unused_result
 #define CPUID_EXTRA_ENTRIES 6
 /*
  * Rewrite @cpuid (a copy of KVM_GET_SUPPORTED_CPUID with room for
- * @capacity entries) for vCPU @id of @nr_vcpus: APIC ids and topology (one
- * thread per core, one socket; topology sub-leaves KVM left out are added),
- * hypervisor bit, and no thermal, power or PMU leaves. Pure; unit-tested.
+ * @capacity entries) for vCPU @id of @nr_vcpus: APIC ids and topology
+ * (@threads per core, 1 or 2 with SMT, one socket; topology sub-leaves KVM
+ * left out are added), hypervisor bit, and no thermal, power or PMU leaves.
+ * Pure; unit-tested.
  */
 void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int id,
-		  unsigned int nr_vcpus);
+		  unsigned int nr_vcpus, unsigned int threads);
 
 /* PVH entry: 32-bit protected mode, paging off, %ebx = @start_info. */
 int cpu_set_boot_pvh(struct vcpu *vcpu, const struct guest_mem *mem, uint64_t entry,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_template.h"
 
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
@@ -19,13 +20,14 @@ static unsigned int order_base_2(unsigned int n)
 	return bits;
 }
 
-static void cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned int id, unsigned int nr)
+static void cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned int id, unsigned int nr,
+			       unsigned int threads)
 {
-	/* Leaf 0xb/0x1f: level 0 = SMT (1 thread per core), level 1 = core. */
+	/* Leaf 0xb/0x1f: level 0 = SMT (@threads per core), level 1 = core. */
 	switch (e->index) {
 	case 0:
-		e->eax = 0;
-		e->ebx = 1;
+		e->eax = order_base_2(threads);
+		e->ebx = threads;
 		e->ecx = (CPUID_TOPO_TYPE_SMT << 8) | 0;
 		break;
 	case 1:
@@ -77,8 +79,18 @@ static unsigned int cpuid_add_topology_subleaves(struct kvm_cpuid2 *cpuid, unsig
 	return n;
 }
 
-void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int id, unsigned int nr)
+/* Leaf 4 EAX[7:5]: the cache level; L1 and L2 are per core, L3 per package. */
+static uint32_t cache_sharing(uint32_t eax, unsigned int nr, unsigned int threads)
 {
+	unsigned int level = (eax >> 5) & 7, sharing = level >= 3 ? nr : threads;
+	return (eax & ~(0xfffu << 14)) | (((sharing - 1) & 0xfffu) << 14);
+}
+
+void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int id, unsigned int nr,
+		  unsigned int threads)
+{
+	if (threads < 1 || nr % threads)
+		threads = 1;
 	cpuid->nent = cpuid_add_topology_subleaves(cpuid, capacity);
 	for (unsigned int i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
@@ -94,7 +106,9 @@ void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int 
 			break;
 		case 0x4:
 			/* EAX[31:26]: cores per package - 1; [25:14]: sharing threads - 1. */
-			e->eax = (e->eax & 0x3fffu) | ((nr - 1) << 26);
+			if (e->eax & 0x1f) /* a cache, not the terminating null entry */
+				e->eax = cache_sharing(e->eax, nr, threads);
+			e->eax = (e->eax & 0x3ffffffu) | (((nr / threads - 1) & 0x3fu) << 26);
 			break;
 		case 0x6: /* thermal and power management: none */
 		case 0xa: /* architectural PMU: none */
@@ -102,7 +116,22 @@ void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int 
 			break;
 		case 0xb:
 		case 0x1f:
-			cpuid_set_topology(e, id, nr);
+			cpuid_set_topology(e, id, nr, threads);
+			break;
+		case 0x80000008:
+			/* AMD: ECX[7:0] threads in the package - 1, [15:12] APIC id bits. */
+			if (cpu_cpuid_vendor(cpuid) == CPU_VENDOR_AMD)
+				e->ecx = (e->ecx & ~0xf0ffu) | ((nr - 1) & 0xffu) |
+				    (order_base_2(nr) << 12);
+			break;
+		case 0x8000001e:
+			if (cpu_cpuid_vendor(cpuid) != CPU_VENDOR_AMD)
+				break;
+			/* AMD: EAX extended APIC id; EBX[15:8] threads per core - 1,
+			 * [7:0] core id; ECX node 0, one node per package. */
+			e->eax = id;
+			e->ebx = (e->ebx & ~0xffffu) | ((threads - 1) << 8) | (id / threads);
+			e->ecx = 0;
 			break;
 		default:
 			break;
