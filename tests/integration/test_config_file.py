@@ -82,8 +82,6 @@ def test_nulls_and_empty_sections_at_every_depth_boot(ember, guest, disk, tmp_pa
 
 @pytest.mark.parametrize("section,value,words", [
     ("balloon", {"amount_mib": 0, "deflate_on_oom": False}, "balloon: ember does not implement the balloon device"),
-    ("cpu-config", {"kvm_capabilities": ["!56"]}, "cpu-config: ember does not implement custom CPU templates"),
-    ("cpu-config", "/some/template.json", "cpu-config: ember does not implement"),
     ("mmds-config", {"network_interfaces": ["eth0"], "version": "V2"}, "mmds-config: ember does not implement MMDS"),
     ("pmem", [{"id": "p0", "path_on_host": "/x"}], "pmem: ember does not implement virtio-pmem"),
     ("memory-hotplug", {"total_size_mib": 1024}, "memory-hotplug: ember does not implement memory hot-plugging"),
