@@ -538,3 +538,67 @@ unsigned int put_entropy(struct ctx *c)
 	};
 	return 204;
 }
+
+/* ---- serial ------------------------------------------------------------------ */
+
+static const struct jfield serial_schema[] = {
+	{ "serial_out_path", J_STRING, false, NULL, NULL },
+	{ "rate_limiter", J_OBJECT, false, NULL, schema_token_bucket },
+	{ NULL, 0, false, NULL, NULL },
+};
+
+/*
+ * PUT /serial, before boot, as Firecracker: where COM1's output goes
+ * (serial_out_path; left out: stdout, Firecracker's default) and a token
+ * bucket on its bytes. The file is opened when the VM starts, so a FIFO
+ * may get its reader later; here its directory must exist and a path that
+ * exists must be a file or FIFO ember may write, so that a typo is a 400
+ * now rather than a failed InstanceStart.
+ */
+unsigned int put_serial(struct ctx *c)
+{
+	if (api_check(c, serial_schema, "serial") < 0)
+		return 400;
+	const char *path = jstr(c->body, "serial_out_path");
+	const json_t *rl = json_object_get(c->body, "rate_limiter");
+	uint64_t size = rl ? juint(rl, "size", 0) : 0,
+		 refill = rl ? juint(rl, "refill_time", 0) : 0;
+	if (size && !refill)
+		return api_fail(c,
+				"rate_limiter: refill_time must be more than 0 when size is set");
+	if (refill > RATE_LIMITER_MAX_REFILL_MS)
+		return api_fail(c, "rate_limiter: refill_time must be at most %llu ms",
+				(unsigned long long)RATE_LIMITER_MAX_REFILL_MS);
+	if (path) {
+		struct stat st;
+		if (!*path)
+			return api_fail(c, "serial_out_path must not be empty");
+		if (stat(path, &st) == 0) {
+			if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+				return api_fail(c, "serial_out_path '%s' is not a file or FIFO",
+						path);
+			if (access(path, W_OK) < 0)
+				return api_fail(c, "serial_out_path '%s' cannot be opened: %s",
+						path, strerror(errno));
+		} else {
+			char *dir = strdup(path);
+			if (!dir)
+				return api_fail(c, "out of memory");
+			char *slash = strrchr(dir, '/');
+			const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
+			int ok = access(d, W_OK | X_OK);
+			int e = errno;
+			free(dir);
+			if (ok < 0)
+				return api_fail(c, "serial_out_path '%s' cannot be created: %s",
+						path, strerror(e));
+		}
+	}
+	struct vmm_config *cfg = &c->vmm->cfg;
+	cfg->serial = path ? SERIAL_FILE : SERIAL_STDOUT;
+	config_set_str(&cfg->serial_path, path);
+	cfg->serial_rl_size = size;
+	cfg->serial_rl_burst = rl ? juint(rl, "one_time_burst", 0) : 0;
+	cfg->serial_rl_refill_ms = refill;
+	return 204;
+}

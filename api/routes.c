@@ -427,6 +427,7 @@ static const struct route routes[] = {
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
 	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
 	{ "PUT", "/cpu-config", PRE_BOOT, put_cpu_config },
+	{ "PUT", "/serial", PRE_BOOT, put_serial },
 	{ "PUT", "/logger", PRE_BOOT, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
@@ -440,8 +441,9 @@ static const struct {
 	const char *prefix;
 	const char *what;
 } unserved[] = {
-	{ "/balloon", "the balloon device (ember issue 17)" }, { "/mmds", "MMDS (ember issue 17)" },
-	{ "/serial", "the serial endpoint (ember issue 17)" }, { "/pmem/", "virtio-pmem devices" },
+	{ "/balloon", "the balloon device (ember issue 17)" },
+	{ "/mmds", "MMDS (ember issue 17)" },
+	{ "/pmem/", "virtio-pmem devices" },
 	{ "/hotplug/memory", "memory hotplug (virtio-mem)" },
 };
 

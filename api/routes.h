@@ -50,6 +50,7 @@ unsigned int put_net(struct ctx *c);
 unsigned int patch_net(struct ctx *c);
 unsigned int put_vsock(struct ctx *c);
 unsigned int put_entropy(struct ctx *c);
+unsigned int put_serial(struct ctx *c);
 
 /* Custom CPU templates (cpu_config.c): PUT /cpu-config; the config file's
  * section, which may also be the path of a file holding the template; and

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct jfield token_bucket[] = {
+const struct jfield schema_token_bucket[] = {
 	{ "size", J_UINT, true, NULL, NULL },
 	{ "one_time_burst", J_UINT, false, NULL, NULL },
 	{ "refill_time", J_UINT, true, NULL, NULL },
@@ -13,8 +13,8 @@ static const struct jfield token_bucket[] = {
 };
 
 const struct jfield schema_rate_limiter[] = {
-	{ "bandwidth", J_OBJECT, false, NULL, token_bucket },
-	{ "ops", J_OBJECT, false, NULL, token_bucket },
+	{ "bandwidth", J_OBJECT, false, NULL, schema_token_bucket },
+	{ "ops", J_OBJECT, false, NULL, schema_token_bucket },
 	{ NULL, 0, false, NULL, NULL },
 };
 

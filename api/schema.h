@@ -34,6 +34,8 @@ struct jfield {
 int schema_check(json_t *obj, const struct jfield *fields, const char *what, char *err,
 		 size_t err_len);
 
+/* A TokenBucket object (size, one_time_burst, refill_time), as PUT /serial takes it. */
+extern const struct jfield schema_token_bucket[];
 /* The rate_limiter object shared by drives and network interfaces. */
 extern const struct jfield schema_rate_limiter[];
 

@@ -364,8 +364,11 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 	vmm->i8042 = calloc(1, sizeof(*vmm->i8042));
 	if (!vmm->i8042)
 		return EMBER_EXIT_ERROR;
-	if (serial_init(&vmm->serial, vm, out_fd) < 0 || i8042_init(vmm->i8042, vm) < 0 ||
-	    debug_exit_init(vm) < 0 || (cfg->boot_timer && boot_timer_init(vm) < 0)) {
+	if (serial_init(&vmm->serial, vm, out_fd) < 0 ||
+	    serial_set_out_limit(&vmm->serial, cfg->serial_rl_size, cfg->serial_rl_burst,
+				 cfg->serial_rl_refill_ms) < 0 ||
+	    i8042_init(vmm->i8042, vm) < 0 || debug_exit_init(vm) < 0 ||
+	    (cfg->boot_timer && boot_timer_init(vm) < 0)) {
 		log_err("cannot set up legacy devices");
 		return EMBER_EXIT_ERROR;
 	}

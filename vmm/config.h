@@ -84,6 +84,8 @@ struct vmm_config {
 
 	enum serial_mode serial;
 	char *serial_path;
+	/* PUT /serial's rate_limiter (a TokenBucket on output bytes); size 0: none. */
+	uint64_t serial_rl_size, serial_rl_burst, serial_rl_refill_ms;
 	bool boot_timer;
 	enum boot_protocol protocol;
 	/* The logger (--level, --show-level, --show-log-origin, --module,

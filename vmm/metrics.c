@@ -636,7 +636,13 @@ static json_t *metrics_line(struct vmm *vmm)
 	section(m, line, "i8042", "i8042", i8042_f, N(i8042_f), kv);
 	const struct serial_metrics *u = &vmm->serial.m;
 	uint64_t uv[] = {
-		0, 0, u->missed_read_count, u->missed_write_count, u->read_count, u->write_count, 0,
+		0,
+		0,
+		u->missed_read_count,
+		u->missed_write_count,
+		u->read_count,
+		u->write_count,
+		u->rate_limiter_dropped_bytes,
 	};
 	section(m, line, "uart", "uart", uart_f, N(uart_f), uv);
 

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rate_limiter.h"
+
 struct vm;
 struct event_loop;
 
@@ -29,6 +31,7 @@ struct serial_metrics {
 	uint64_t write_count; /* bytes the guest sent (THR writes outside loopback) */
 	uint64_t missed_read_count; /* reads of a width other than one byte */
 	uint64_t missed_write_count; /* such writes, and bytes the console refused */
+	uint64_t rate_limiter_dropped_bytes; /* output over PUT /serial's rate_limiter */
 };
 
 struct serial {
@@ -47,10 +50,17 @@ struct serial {
 	bool stdin_paused;
 	uint64_t tx_bytes, rx_bytes, rx_dropped;
 	struct serial_metrics m;
+	/* PUT /serial's rate_limiter on output bytes (Firecracker's: bytes
+	 * over the budget are dropped, not delayed). Unlimited when size 0. */
+	struct rate_limiter out_rl;
 };
 
 /* Put COM1 on the PIO bus; output goes to @out_fd (-1 for none). */
 int serial_init(struct serial *s, struct vm *vm, int out_fd) __attribute__((warn_unused_result));
+/* Limit output to @size bytes per @refill_ms (plus a one-time @burst);
+ * size 0 lifts the limit. Before the vCPUs run. 0 or -EINVAL. */
+int serial_set_out_limit(struct serial *s, uint64_t size, uint64_t burst, uint64_t refill_ms)
+    __attribute__((warn_unused_result));
 /* Feed bytes typed by the user; called on the VMM thread. Returns bytes taken. */
 unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned int len);
 /* Read stdin on @loop and feed it to the guest (raw terminal when a tty). */

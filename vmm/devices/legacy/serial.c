@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86_64/layout.h"
+#include "clock.h"
 #include "event_loop.h"
 #include "legacy.h"
 #include "log.h"
@@ -104,6 +105,11 @@ static void serial_tx(struct serial *s, uint8_t c)
 		s->m.write_count++;
 		if (s->out_fd < 0)
 			return;
+		if (rate_limiter_enabled(&s->out_rl) &&
+		    !rate_limiter_consume(&s->out_rl, 0, 1, clock_now_ns())) {
+			s->m.rate_limiter_dropped_bytes++;
+			return;
+		}
 		/* Output is best effort: a closed or full console never stalls the guest. */
 		if (write_full(s->out_fd, &c, 1) < 0)
 			s->m.missed_write_count++;
@@ -231,6 +237,14 @@ unsigned int serial_push_input(struct serial *s, const uint8_t *buf, unsigned in
 	if (irq)
 		serial_raise_irq(s);
 	return n;
+}
+
+int serial_set_out_limit(struct serial *s, uint64_t size, uint64_t burst, uint64_t refill_ms)
+{
+	memset(&s->out_rl, 0, sizeof(s->out_rl));
+	if (!size)
+		return 0;
+	return token_bucket_init(&s->out_rl.bytes, size, burst, refill_ms, clock_now_ns());
 }
 
 int serial_init(struct serial *s, struct vm *vm, int out_fd)
