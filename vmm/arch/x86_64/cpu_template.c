@@ -168,7 +168,8 @@ int cpu_template_static(enum static_template t, enum cpu_vendor host, struct cpu
 	}
 	memcpy(out->cpuid, d->cpuid, d->nr_cpuid * sizeof(d->cpuid[0]));
 	out->nr_cpuid = (uint32_t)d->nr_cpuid;
-	memcpy(out->msr, d->msr, d->nr_msr * sizeof(d->msr[0]));
+	if (d->nr_msr) /* T2, T2A and C3 have none: no memcpy from NULL */
+		memcpy(out->msr, d->msr, d->nr_msr * sizeof(d->msr[0]));
 	out->nr_msr = (uint32_t)d->nr_msr;
 	return 0;
 }
