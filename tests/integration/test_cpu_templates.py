@@ -18,6 +18,7 @@ import json
 import os
 import re
 import struct
+import subprocess
 import zlib
 
 import pytest
@@ -367,3 +368,23 @@ def test_snapshot_records_template_and_refuses_a_host_that_lacks_a_bit(ember, gu
     r = run_ember(ember, "--no-api", "--restore", bad2, "--mem", mem, "--resume", timeout=30)
     assert r.returncode == 75, r.stderr
     assert "CPU vendor mismatched between actual CPU and CPU template" in r.stderr
+
+
+def test_linux_guest_sees_the_template_signature(ember, vmlinux, tmp_path):
+    """Linux names the CPU from leaf 1: with T2 it is family 6, model 0x3f,
+    stepping 2 (the T2 instance's), whatever this host is."""
+    from test_linux import CMDLINE
+    cfg = tmp_path / "linux.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(vmlinux), "boot_args": CMDLINE},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 256, "cpu_template": "T2"}}))
+    p = subprocess.Popen([str(ember), "--no-api", "--config-file", str(cfg)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        m, text = read_until(p, r"smpboot: CPU0: (.*)\n", 120)
+        assert m, text
+        assert "(family: 0x6, model: 0x3f, stepping: 0x2)" in m.group(1), m.group(1)
+    finally:
+        p.kill()
+        p.wait()
