@@ -30,7 +30,7 @@ endif
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
 	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c \
-	vmm/devices/virtio/rng/*.c vmm/acpi/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
+	vmm/devices/virtio/rng/*.c vmm/acpi/*.c vmm/mmds/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))

@@ -210,11 +210,11 @@ json_t *vmm_config_json(const struct vmm *vmm)
 		if (vmm->metrics.properties)
 			json_object_set(metrics, "properties", vmm->metrics.properties);
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
 			 "boot-source", boot, "logger", logger, "machine-config",
 			 api_machine_json(vmm), "cpu-config", api_cpu_config_json(vmm), "metrics",
 			 metrics, "network-interfaces", nets, "vsock", vsock, "entropy",
-			 entropy_json(&cfg->entropy));
+			 entropy_json(&cfg->entropy), "mmds-config", api_mmds_config_json(cfg));
 }
 
 /*
@@ -228,7 +228,6 @@ static const struct unimplemented {
 	const char *missing; /* what ember lacks */
 } unimplemented[] = {
 	{ "balloon", false, "the balloon device" },
-	{ "mmds-config", false, "MMDS (the microVM metadata service)" },
 	{ "pmem", true, "virtio-pmem devices" },
 	{ "memory-hotplug", false, "memory hot-plugging" },
 };
@@ -434,6 +433,10 @@ static const struct route routes[] = {
 	{ "PUT", "/snapshot/create", POST_BOOT, put_snapshot_create },
 	{ "PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load },
 	{ "PUT", "/actions", ANY, put_actions },
+	{ "GET", "/mmds", ANY, get_mmds },
+	{ "PUT", "/mmds", ANY, put_mmds },
+	{ "PATCH", "/mmds", ANY, patch_mmds },
+	{ "PUT", "/mmds/config", PRE_BOOT, put_mmds_config },
 };
 
 /* Firecracker's endpoints ember does not serve yet: a 400 that says so. */
@@ -442,7 +445,6 @@ static const struct {
 	const char *what;
 } unserved[] = {
 	{ "/balloon", "the balloon device (ember issue 17)" },
-	{ "/mmds", "MMDS (ember issue 17)" },
 	{ "/pmem/", "virtio-pmem devices" },
 	{ "/hotplug/memory", "memory hotplug (virtio-mem)" },
 };
@@ -498,15 +500,18 @@ static unsigned int route_call(struct ctx *c, const char *method, const char *pa
 	}
 	if (!r)
 		return no_route(c, method, path);
+	/* The MMDS store takes any JSON value, as Firecracker's does. */
+	bool any_json = r->fn == put_mmds || r->fn == patch_mmds;
 	if (has_body) {
 		json_error_t je;
-		c->body = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
+		c->body = json_loadb(
+		    body, body_len, JSON_REJECT_DUPLICATES | (any_json ? JSON_DECODE_ANY : 0), &je);
 		if (!c->body)
 			return api_fail(c,
 					"An error occurred when deserializing the json body of a "
 					"request: %s at line %d column %d.",
 					je.text, je.line, je.column);
-		if (!json_is_object(c->body))
+		if (!any_json && !json_is_object(c->body))
 			return api_fail(c,
 					"An error occurred when deserializing the json body of "
 					"a request: the body must be a JSON object.");
@@ -555,8 +560,8 @@ void api_dispatch(struct vmm *vmm, struct api_call *call)
 		log_err("The request %s %s failed. Status code: %u %s. Message: %s", call->method,
 			qpath, status, api_status_text(status), c.err);
 	} else {
-		if (c.resp)
-			call->response = json_dumps(c.resp, JSON_COMPACT);
+		if (c.resp) /* GET /mmds may answer any JSON value */
+			call->response = json_dumps(c.resp, JSON_COMPACT | JSON_ENCODE_ANY);
 		log_info("The request %s %s was executed successfully. Status code: %u %s.",
 			 call->method, qpath, status, api_status_text(status));
 	}
@@ -616,6 +621,7 @@ static const struct section {
 	{ "boot-source", put_boot_source, NULL },
 	{ "drives", put_drive, "drive_id" },
 	{ "network-interfaces", put_net, "iface_id" },
+	{ "mmds-config", put_mmds_config, NULL },
 	{ "vsock", put_vsock, NULL },
 	{ "entropy", put_entropy, NULL },
 };

@@ -14,6 +14,7 @@
 #include "schema.h"
 
 struct vmm;
+struct vmm_config;
 
 #define ERR_MAX 512
 
@@ -58,6 +59,14 @@ unsigned int put_serial(struct ctx *c);
 unsigned int put_cpu_config(struct ctx *c);
 unsigned int config_cpu_config(struct ctx *c);
 json_t *api_cpu_config_json(const struct vmm *vmm);
+
+/* MMDS (mmds.c). */
+unsigned int get_mmds(struct ctx *c);
+unsigned int put_mmds(struct ctx *c);
+unsigned int patch_mmds(struct ctx *c);
+unsigned int put_mmds_config(struct ctx *c);
+/* The "mmds-config" section of GET /vm/config, or null. */
+json_t *api_mmds_config_json(const struct vmm_config *cfg);
 
 /* Snapshots (snapshot.c). */
 unsigned int put_snapshot_create(struct ctx *c);

@@ -21,7 +21,7 @@ const struct jfield schema_rate_limiter[] = {
 static const char *const type_names[] = {
 	[J_STRING] = "a string", [J_UINT] = "a non-negative integer",
 	[J_BOOL] = "a boolean",	 [J_OBJECT] = "an object",
-	[J_ENUM] = "a string",
+	[J_ENUM] = "a string",	 [J_STRING_LIST] = "an array of strings",
 };
 
 static void list_names(const struct jfield *fields, char *buf, size_t len)
@@ -44,6 +44,18 @@ static bool type_ok(const json_t *v, const struct jfield *f)
 		return json_is_boolean(v);
 	case J_OBJECT:
 		return json_is_object(v);
+	case J_STRING_LIST: {
+		size_t i;
+		const json_t *item;
+		if (!json_is_array(v))
+			return false;
+		json_array_foreach(v, i, item)
+		{
+			if (!json_is_string(item))
+				return false;
+		}
+		return true;
+	}
 	}
 	return false;
 }

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum jtype { J_STRING, J_UINT, J_BOOL, J_OBJECT, J_ENUM };
+enum jtype { J_STRING, J_UINT, J_BOOL, J_OBJECT, J_ENUM, J_STRING_LIST };
 
 struct jfield {
 	const char *name;

@@ -52,6 +52,9 @@ static const char usage[] =
     "                        paused unless --resume\n"
     "  --http-api-max-payload-size N  largest API request body in bytes (default 51200);\n"
     "                        larger ones get 400, as in Firecracker\n"
+    "  --metadata FILE       fill the MMDS data store with the JSON in FILE\n"
+    "  --mmds-size-limit N   largest MMDS data store, bytes of compact JSON (default:\n"
+    "                        the --http-api-max-payload-size)\n"
     "  --no-seccomp          run without the per-thread seccomp filters\n"
     "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
     "                        of the built-in filters\n"
@@ -218,7 +221,8 @@ void config_free(struct vmm_config *cfg)
 			  &cfg->id,
 			  &cfg->log_path,
 			  &cfg->log_module,
-			  &cfg->metrics_path };
+			  &cfg->metrics_path,
+			  &cfg->metadata_path };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
@@ -491,9 +495,17 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 					   optarg);
 			break;
 		case OPT_METADATA:
+			if (!*optarg)
+				return bad("--metadata needs a file name%s", "");
+			config_set_str(&cfg->metadata_path, optarg);
+			break;
 		case OPT_MMDS_SIZE_LIMIT:
-			return bad("--%s: ember has no MMDS (metadata service) yet",
-				   options[opt - OPT_KERNEL].name);
+			if (parse_u64(optarg, &cfg->mmds_size_limit) < 0 || !cfg->mmds_size_limit)
+				return bad(
+				    "--mmds-size-limit must be a number of bytes from 1, not "
+				    "'%s'",
+				    optarg);
+			break;
 		case OPT_ENABLE_PCI:
 			return bad(
 			    "--enable-pci: ember has no PCI transport; its virtio devices are "

@@ -15,6 +15,7 @@
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
 #include "log.h"
+#include "mmds/mmds.h"
 #include "version.h"
 
 #define VMM_MAX_DRIVES 16
@@ -29,6 +30,15 @@ struct net_config {
 	char *host_dev_name;
 	char *guest_mac;
 	struct net_device_config limits; /* rate limits and mtu (0: not given) only */
+	bool mmds; /* PUT /mmds/config lists it: frames to the MMDS address are answered */
+};
+
+/* PUT /mmds/config (the interfaces are net_config.mmds). */
+struct mmds_config {
+	bool set;
+	enum mmds_version version;
+	uint32_t ipv4; /* host byte order */
+	bool imds_compat;
 };
 
 /* The virtio-vsock device (PUT /vsock). */
@@ -105,6 +115,7 @@ struct vmm_config {
 	unsigned int nr_nets;
 	struct vsock_config vsock;
 	struct entropy_config entropy;
+	struct mmds_config mmds;
 	bool smt, track_dirty_pages, huge_pages_2m;
 	/* The CPU template: machine-config's cpu_template (enum static_template)
 	 * or PUT /cpu-config's custom one (owned; NULL when none). At most one
@@ -129,6 +140,8 @@ struct vmm_config {
 	char *id;
 	char *log_path;
 	char *metrics_path;
+	char *metadata_path; /* --metadata: the MMDS data store's first contents */
+	uint64_t mmds_size_limit; /* --mmds-size-limit; 0: --http-api-max-payload-size */
 };
 
 /* Ids (instance, drive, interface): 1-64 characters of [A-Za-z0-9_-]. */

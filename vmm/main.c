@@ -119,6 +119,34 @@ static void startup_done(struct vmm *vmm)
 	vmm->metrics.startup_cpu_us = total;
 }
 
+/* The MMDS store's limit (--mmds-size-limit, else the API's largest body,
+ * as Firecracker) and its first contents (--metadata). 0, or -1 logged. */
+static int mmds_start(struct vmm *vmm)
+{
+	const struct vmm_config *cfg = &vmm->cfg;
+	vmm->mmds.limit = cfg->mmds_size_limit ? cfg->mmds_size_limit
+	    : cfg->api_max_payload	       ? cfg->api_max_payload
+					       : API_MAX_BODY;
+	if (!cfg->metadata_path)
+		return 0;
+	json_error_t je;
+	json_t *data =
+	    json_load_file(cfg->metadata_path, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	if (!data) {
+		log_err("--metadata: cannot parse '%s': %s (line %d, column %d)",
+			cfg->metadata_path, je.text, je.line, je.column);
+		return -1;
+	}
+	int r = mmds_put(&vmm->mmds, data);
+	json_decref(data);
+	if (r < 0) {
+		log_err("--metadata: '%s' is larger than the MMDS data store limit, %zu bytes",
+			cfg->metadata_path, vmm->mmds.limit);
+		return -1;
+	}
+	return 0;
+}
+
 static int start_now(struct vmm *vmm)
 {
 	char err[600];
@@ -173,6 +201,8 @@ int main(int argc, char **argv)
 		if (vmm_load_config_file(&vmm, cfg->config_file, err, sizeof(err)) < 0)
 			die(EMBER_EXIT_USAGE, "--config-file: %s", err);
 	}
+	if (mmds_start(&vmm) < 0)
+		return EMBER_EXIT_USAGE;
 	if (cfg->api_sock) {
 		if (api_server_start(&vmm.api, cfg->api_sock, cfg->api_max_payload) < 0)
 			return EMBER_EXIT_USAGE;

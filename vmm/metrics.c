@@ -810,6 +810,10 @@ static bool deprecated(const char *method, const char *path, const json_t *body)
 		return has(body, "vsock_id");
 	if (strcmp(path, "/snapshot/load") == 0)
 		return has(body, "mem_file_path") || has(body, "enable_diff_snapshots");
+	if (strcmp(path, "/mmds/config") == 0) { /* MMDS V1, named or by default */
+		const char *v = json_string_value(json_object_get(body, "version"));
+		return !v || strcmp(v, "V1") == 0;
+	}
 	return false;
 }
 

@@ -87,6 +87,7 @@ struct vmm {
 	unsigned int nr_nets;
 	struct virtio_vsock *vsock;
 	struct virtio_rng *rng; /* the entropy device, if configured */
+	struct mmds mmds; /* the metadata store (PUT/PATCH/GET /mmds) */
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;

@@ -68,6 +68,7 @@ static inline int fuzz_vmm_reset(int argc, char **argv)
 	/* A log file an input opened took fuzz_log_fd's number (log_replace_fd). */
 	if (dup3(fuzz_null_fd, fuzz_log_fd, O_CLOEXEC) < 0)
 		abort();
+	mmds_free(&fuzz_vmm.mmds);
 	config_free(&fuzz_vmm.cfg);
 	optind = 0; /* getopt starts afresh, as in a new process */
 	int r = cli_parse(argc, argv, &fuzz_vmm.cfg);

@@ -96,8 +96,8 @@ CASES = [
     (["--kernel", "{hello}", "--id", "a/b"], USAGE, "--id must be"),
     (["--kernel", "{hello}", "--id", "x" * 65], USAGE, "--id must be"),
     # Firecracker's options ember cannot honour yet: refused, naming why.
-    (["--kernel", "{hello}", "--metadata", "{text}"], USAGE, "no MMDS"),
-    (["--kernel", "{hello}", "--mmds-size-limit", "1024"], USAGE, "no MMDS"),
+    (["--kernel", "{hello}", "--metadata", "{text}"], USAGE, "--metadata: cannot parse"),
+    (["--kernel", "{hello}", "--mmds-size-limit", "0"], USAGE, "--mmds-size-limit"),
     (["--kernel", "{hello}", "--enable-pci"], USAGE, "no PCI transport"),
     (["--describe-snapshot", "/nonexistent/state"], USAGE, "cannot open"),
     (["--describe-snapshot", "{text}"], 75, "not an ember snapshot state file"),

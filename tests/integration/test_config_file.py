@@ -71,7 +71,7 @@ def test_nulls_and_empty_sections_at_every_depth_boot(ember, guest, disk, tmp_pa
     cfg["machine-config"].update({"smt": None, "track_dirty_pages": None, "huge_pages": None,
                                   "cpu_template": None})
     cfg["boot-source"]["boot_args"] = None
-    cfg.update({"balloon": {}, "cpu-config": {}, "mmds-config": {}, "memory-hotplug": {},
+    cfg.update({"balloon": {}, "cpu-config": {}, "mmds-config": None, "memory-hotplug": {},
                 "logger": {"log_path": None, "level": None, "show_level": None,
                            "show_log_origin": None, "module": None},
                 "entropy": {"rate_limiter": None}})
@@ -82,7 +82,6 @@ def test_nulls_and_empty_sections_at_every_depth_boot(ember, guest, disk, tmp_pa
 
 @pytest.mark.parametrize("section,value,words", [
     ("balloon", {"amount_mib": 0, "deflate_on_oom": False}, "balloon: ember does not implement the balloon device"),
-    ("mmds-config", {"network_interfaces": ["eth0"], "version": "V2"}, "mmds-config: ember does not implement MMDS"),
     ("pmem", [{"id": "p0", "path_on_host": "/x"}], "pmem: ember does not implement virtio-pmem"),
     ("memory-hotplug", {"total_size_mib": 1024}, "memory-hotplug: ember does not implement memory hot-plugging"),
     ("pmem", [None], "pmem: ember does not implement"),

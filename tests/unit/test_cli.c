@@ -91,8 +91,13 @@ static void garbage(void **state)
 	assert_int_equal(parse("--start-time-us", "18446744073709551615", NULL), EMBER_EXIT_USAGE);
 	assert_int_equal(parse("--id", "a/b", NULL), EMBER_EXIT_USAGE);
 	assert_int_equal(parse("--enable-pci", NULL), EMBER_EXIT_USAGE);
-	assert_int_equal(parse("--metadata", "m.json", NULL), EMBER_EXIT_USAGE);
-	assert_int_equal(parse("--mmds-size-limit", "10", NULL), EMBER_EXIT_USAGE);
+	assert_int_equal(parse("--metadata", "", NULL), EMBER_EXIT_USAGE);
+	assert_int_equal(parse("--mmds-size-limit", "0", NULL), EMBER_EXIT_USAGE);
+	assert_int_equal(parse("--mmds-size-limit", "-1", NULL), EMBER_EXIT_USAGE);
+	assert_int_equal(parse("--mmds-size-limit", "1k", NULL), EMBER_EXIT_USAGE);
+	assert_int_equal(parse("--metadata", "m.json", "--mmds-size-limit", "10", NULL), 0);
+	assert_string_equal(cfg.metadata_path, "m.json");
+	assert_int_equal(cfg.mmds_size_limit, 10);
 	assert_int_equal(parse("--describe-snapshot", "/nonexistent", NULL), EMBER_EXIT_USAGE);
 	assert_int_equal(parse("--describe-snapshot", "/dev/null", NULL), EMBER_EXIT_SNAPSHOT);
 }
