@@ -126,6 +126,8 @@ unsigned int put_mmds_config(struct ctx *c)
 		.imds_compat = jbool(c->body, "imds_compat", false),
 	};
 	c->vmm->mmds.created = true;
+	c->vmm->mmds.version = cfg->mmds.version;
+	c->vmm->mmds.imds_compat = cfg->mmds.imds_compat;
 	return 204;
 }
 

@@ -27,6 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# lwIP's source (Debian's), compiled into ember for the MMDS network stack.
+"$(dirname "$0")/fetch-lwip.sh" >/dev/null
+
 if [ ! -e /dev/kvm ]; then
 	if [ "${CI:-}" = true ]; then
 		echo "setup: /dev/kvm is missing; CI needs it to boot guests" >&2

@@ -292,6 +292,17 @@ static int add_nets(struct vmm *vmm, const struct vmm_config *cfg)
 			return EMBER_EXIT_ERROR;
 		}
 		vmm->nr_mmio_devs++;
+		if (nc->mmds) {
+			struct mmds_net *mn;
+			int r = mmds_net_attach(&mn, &vmm->mmds, cfg->mmds.ipv4, &vmm->loop,
+						virtio_net_mmds_kick, n);
+			if (r < 0) {
+				log_err("network interface '%s': cannot start MMDS: %s",
+					nc->iface_id, strerror(-r));
+				return EMBER_EXIT_ERROR;
+			}
+			virtio_net_set_mmds(n, mn);
+		}
 		log_info("network interface '%s': TAP %s at 0x%llx irq %u", nc->iface_id,
 			 nc->host_dev_name, (unsigned long long)d->base, d->irq);
 	}

@@ -12,6 +12,7 @@
 #include "devices/virtio/iov.h"
 #include "event_loop.h"
 #include "log.h"
+#include "mmds/mmds.h"
 #include "net.h"
 
 #define ETH_HLEN 14
@@ -190,6 +191,23 @@ static void net_signal(struct virtio_net *n, struct virtq *q, bool progress)
 
 /* ---- TX: guest -> TAP, straight from guest memory ------------------------------ */
 
+/* A frame for the MMDS (its address, or ARP for it) goes to lwIP, copied
+ * out of guest memory first; true when it was one. */
+static bool net_tx_mmds(struct virtio_net *n, const struct virtq_chain *chain, uint64_t frame)
+{
+	static __thread uint8_t buf[NET_MAX_GSO_FRAME + VLAN_HLEN];
+	uint8_t head[42];
+	size_t hl = frame < sizeof(head) ? (size_t)frame : sizeof(head);
+	if (!iov_copy_out(chain->iov, chain->nr_out, NET_HDR_LEN, head, hl) ||
+	    !mmds_net_wants(n->mmds, head, hl))
+		return false;
+	if (frame > sizeof(buf) ||
+	    !iov_copy_out(chain->iov, chain->nr_out, NET_HDR_LEN, buf, frame))
+		return true; /* for the MMDS, but no frame lwIP could take: dropped */
+	mmds_net_input(n->mmds, buf, (size_t)frame);
+	return true;
+}
+
 static void net_tx(struct virtio_net *n)
 {
 	static __thread struct virtq_chain chain;
@@ -225,18 +243,22 @@ static void net_tx(struct virtio_net *n)
 				virtq_push(q, chain.head, 0);
 				continue;
 			}
-			if (n->tap_broken) {
-				n->m.tap_errors++;
-				n->m.tap_write_fails++;
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
 			if (rate_limiter_enabled(&n->tx_rl) &&
 			    !rate_limiter_consume(&n->tx_rl, 1, frame, clock_now_ns())) {
 				virtq_unpop(q);
 				net_throttle(n, false, frame);
 				n->m.tx_remaining += virtq_pending(q);
 				break;
+			}
+			if (n->mmds && net_tx_mmds(n, &chain, frame)) {
+				virtq_push(q, chain.head, 0);
+				continue;
+			}
+			if (n->tap_broken) {
+				n->m.tap_errors++;
+				n->m.tap_write_fails++;
+				virtq_push(q, chain.head, 0);
+				continue;
 			}
 			/* The header we checked, not the guest's copy, which it may
 			 * change under us; then the frame from guest memory. */
@@ -272,6 +294,8 @@ static void net_tx(struct virtio_net *n)
 			break;
 	}
 	net_signal(n, q, progress);
+	if (n->mmds && mmds_net_peek(n->mmds, &(size_t){ 0 }))
+		net_rx(n); /* the MMDS answered: into the guest's receive queue */
 }
 
 /* ---- RX: TAP -> guest, straight into the guest's buffers ------------------------ */
@@ -334,11 +358,70 @@ static void rx_unpop(struct virtio_net *n, unsigned int count)
 		virtq_unpop(&n->queues[NET_RX_QUEUE]);
 }
 
+/*
+ * The MMDS's frames, ahead of the TAP's: a virtio-net header with no
+ * offloads, then the frame. False while frames still wait for buffers (the
+ * driver is asked to say when it adds some).
+ */
+static bool net_rx_mmds(struct virtio_net *n, struct rx_batch *b, bool *progress)
+{
+	struct virtq *q = &n->queues[NET_RX_QUEUE];
+	bool mrg = n->acked & F(VIRTIO_NET_F_MRG_RXBUF);
+	size_t len;
+	const uint8_t *f;
+	while ((f = mmds_net_peek(n->mmds, &len))) {
+		uint64_t want = len + NET_HDR_LEN;
+		if (rx_gather(n, b, want, progress) < 0)
+			return false;
+		if (b->cap < want) {
+			uint16_t seen = q->last_avail;
+			rx_unpop(n, b->nr_chains);
+			if (b->nr_chains && !mrg) {
+				/* One chain, too small for any frame: the guest's loss. */
+				n->m.rx_dropped++;
+				mmds_net_pop(n->mmds);
+				continue;
+			}
+			n->m.no_rx_avail_buffer += !b->nr_chains;
+			if (!q->broken && virtq_enable_notify_past(q, seen))
+				continue;
+			return false;
+		}
+		struct virtio_net_hdr_v1 h = { .num_buffers = 0 };
+		uint64_t left = want;
+		uint16_t used = 0;
+		while (left) {
+			uint64_t take = left < b->caps[used] ? left : b->caps[used];
+			left -= take;
+			used++;
+		}
+		h.num_buffers = mrg ? used : 0;
+		iov_copy_in(b->iov, b->nr_iov, 0, &h, NET_HDR_LEN);
+		iov_copy_in(b->iov, b->nr_iov, NET_HDR_LEN, f, len);
+		rx_unpop(n, b->nr_chains - used);
+		left = want;
+		for (uint16_t i = 0; i < used; i++) {
+			uint64_t take = left < b->caps[i] ? left : b->caps[i];
+			virtq_push(q, b->heads[i], (uint32_t)take);
+			left -= take;
+		}
+		mmds_net_pop(n->mmds);
+		*progress = true;
+		n->m.rx_frames++;
+		n->m.rx_bytes += len;
+	}
+	return true;
+}
+
 static void net_rx(struct virtio_net *n)
 {
 	static __thread struct rx_batch b;
 	struct virtq *q = &n->queues[NET_RX_QUEUE];
 	bool progress = false;
+	if (n->mmds && !net_rx_mmds(n, &b, &progress)) {
+		net_signal(n, q, progress);
+		return;
+	}
 	/* Enough room for any frame the guest may get, header included. */
 	uint64_t need = net_max_frame(n->acked, n->cfg.mtu, true, true) + NET_HDR_LEN;
 	while (n->rx_pending && !n->rx_throttled && !n->tap_broken) {
@@ -530,6 +613,20 @@ int virtio_net_restore_limiters(struct virtio_net *n, const struct rate_limiter_
 		n->rx_rl = rx, n->tx_rl = tx;
 	pthread_mutex_unlock(&n->transport.lock);
 	return r;
+}
+
+void virtio_net_set_mmds(struct virtio_net *n, struct mmds_net *mmds)
+{
+	n->mmds = mmds;
+}
+
+void virtio_net_mmds_kick(void *opaque)
+{
+	struct virtio_net *n = opaque;
+	pthread_mutex_lock(&n->transport.lock);
+	if (net_active(n))
+		net_rx(n);
+	pthread_mutex_unlock(&n->transport.lock);
 }
 
 void virtio_net_set_limits(struct virtio_net *n, const struct net_device_config *limits)

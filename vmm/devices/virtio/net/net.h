@@ -59,6 +59,7 @@ struct net_metrics {
 
 struct event_loop;
 struct event_handler;
+struct mmds_net;
 
 struct virtio_net {
 	struct virtio_mmio transport;
@@ -78,6 +79,9 @@ struct virtio_net {
 	struct net_metrics m;
 	uint8_t *overflow; /* where the tail of an oversize RX frame lands, to be dropped */
 	bool warned_short_rx; /* the short-buffers warning is logged once */
+	/* MMDS serves this interface: frames to its address go there, not to
+	 * the TAP, and its answers reach the guest ahead of the TAP's frames. */
+	struct mmds_net *mmds;
 };
 
 /*
@@ -97,6 +101,10 @@ int virtio_net_init(struct virtio_net *n, const struct guest_mem *mem,
     __attribute__((warn_unused_result));
 int virtio_net_add_to_loop(struct virtio_net *n, struct event_loop *loop)
     __attribute__((warn_unused_result));
+/* Serve MMDS (@mmds, from mmds_net_attach()) on this interface; the
+ * callback mmds_net_attach() wants as @kick is virtio_net_mmds_kick. */
+void virtio_net_set_mmds(struct virtio_net *n, struct mmds_net *mmds);
+void virtio_net_mmds_kick(void *opaque);
 /* PATCH /network-interfaces: replace the rate limits. VMM thread. */
 void virtio_net_set_limits(struct virtio_net *n, const struct net_device_config *limits);
 
