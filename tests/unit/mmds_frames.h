@@ -95,7 +95,8 @@ static inline size_t mf_tcp(uint8_t *f, uint16_t port, uint32_t seq, uint32_t ac
 	t[12] = 5 << 4;
 	t[13] = flags;
 	mf_put16(t + 14, 65535);
-	memcpy(t + 20, data, len);
+	if (len)
+		memcpy(t + 20, data, len);
 	return 14 + 40 + len;
 }
 
