@@ -35,25 +35,6 @@ VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o $(BUILD)
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 
-# lwIP, the MMDS network stack: Debian's source (scripts/fetch-lwip.sh, run
-# by make setup) compiled with ember's lwipopts.h (vmm/mmds/lwip/) into one
-# archive. Recursive, like LIBFDT_A: the cache is looked up when a recipe
-# runs, never when the Makefile is parsed.
-LWIP_DIR = $(or $(patsubst %/src/core/tcp.c,%,$(firstword $(wildcard /var/cache/ember/lwip-2.1.3*/src/core/tcp.c))),\
-	$(error lwIP source not found in /var/cache/ember: run make setup))
-LWIP_CORE := core/init.c core/def.c core/inet_chksum.c core/ip.c core/mem.c core/memp.c \
-	core/netif.c core/pbuf.c core/tcp.c core/tcp_in.c core/tcp_out.c core/timeouts.c \
-	core/ipv4/ip4.c core/ipv4/ip4_addr.c core/ipv4/etharp.c core/ipv4/icmp.c netif/ethernet.c
-LWIP_CFLAGS = -Ivmm/mmds/lwip -I$(LWIP_DIR)/src/include
-$(BUILD)/lwip/liblwip.a: vmm/mmds/lwip/lwipopts.h vmm/mmds/lwip/arch/cc.h
-	@mkdir -p $(dir $@)
-	@rm -f $@
-	@set -e; for f in $(LWIP_CORE); do o=$(dir $@)$$(echo $$f | tr / _ | sed 's/\.c$$/.o/'); \
-		echo "  CC lwip/$$f"; \
-		$(CC) $(filter-out -Werror -Wshadow -Wcast-qual -Wextra,$(CFLAGS)) $(LWIP_CFLAGS) -c -o $$o $(LWIP_DIR)/src/$$f; \
-		ar rcs $@ $$o; done
-$(BUILD)/vmm/mmds/%.o: EXTRA_MMDS_CFLAGS = $(LWIP_CFLAGS)
-
 # Test guests: freestanding, static, no libc. The kit is shared by all.
 # Recursive (=), like every variable below that asks the compiler, pkg-config or
 # the file system: it is expanded when a recipe runs, after `make setup` has
@@ -110,6 +91,25 @@ $(BUILD)/ember-fn: $(FN_OBJS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_MMDS_CFLAGS) -c -o $@ $<
+
+# lwIP, the MMDS network stack: Debian's source (scripts/fetch-lwip.sh, run
+# by make setup) compiled with ember's lwipopts.h (vmm/mmds/lwip/) into one
+# archive. Recursive, like LIBFDT_A: the cache is looked up when a recipe
+# runs, never when the Makefile is parsed.
+LWIP_DIR = $(or $(patsubst %/src/core/tcp.c,%,$(firstword $(wildcard /var/cache/ember/lwip-2.1.3*/src/core/tcp.c))),\
+	$(error lwIP source not found in /var/cache/ember: run make setup))
+LWIP_CORE := core/init.c core/def.c core/inet_chksum.c core/ip.c core/mem.c core/memp.c \
+	core/netif.c core/pbuf.c core/tcp.c core/tcp_in.c core/tcp_out.c core/timeouts.c \
+	core/ipv4/ip4.c core/ipv4/ip4_addr.c core/ipv4/etharp.c core/ipv4/icmp.c netif/ethernet.c
+LWIP_CFLAGS = -Ivmm/mmds/lwip -I$(LWIP_DIR)/src/include
+$(BUILD)/lwip/liblwip.a: vmm/mmds/lwip/lwipopts.h vmm/mmds/lwip/arch/cc.h
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	@set -e; for f in $(LWIP_CORE); do o=$(dir $@)$$(echo $$f | tr / _ | sed 's/\.c$$/.o/'); \
+		echo "  CC lwip/$$f"; \
+		$(CC) $(filter-out -Werror -Wshadow -Wcast-qual -Wextra,$(CFLAGS)) $(LWIP_CFLAGS) -c -o $$o $(LWIP_DIR)/src/$$f; \
+		ar rcs $@ $$o; done
+$(BUILD)/vmm/mmds/%.o: EXTRA_MMDS_CFLAGS = $(LWIP_CFLAGS)
 
 # --- guests ---------------------------------------------------------------
 guests: $(GUESTS) $(BUILD)/guest/ring3-checksum-host
