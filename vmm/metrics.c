@@ -653,7 +653,21 @@ static json_t *metrics_line(struct vmm *vmm)
 	section(m, line, "latencies_us", "latencies_us", latencies_f, N(latencies_f), v);
 	uint64_t lg[] = { m->missed_metrics, m->metrics_fails, log_missed_count(), 0 };
 	section(m, line, "logger", "logger", logger_f, N(logger_f), lg);
-	zeros(line, "mmds", mmds_f, N(mmds_f));
+	const struct mmds *md = &vmm->mmds;
+	uint64_t mv[N(mmds_f)] = { md->rx_accepted,
+				   md->rx_bad,
+				   0,
+				   0,
+				   md->rx_invalid_token,
+				   md->rx_no_token,
+				   md->rx_accepted,
+				   0,
+				   md->tx_frames,
+				   md->tx_errors,
+				   md->tx_frames,
+				   md->conn_created,
+				   md->conn_destroyed };
+	section(m, line, "mmds", "mmds", mmds_f, N(mmds_f), mv);
 	devices(m, line, vmm, true);
 	section(m, line, "patch_api_requests", "patch", patch_api_f, N(patch_api_f), patch);
 	section(m, line, "put_api_requests", "put", put_api_f, N(put_api_f), put);

@@ -279,10 +279,10 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	}
 	/* What snapshot_create() writes. A boot-source, logger or metrics
 	 * section would reconfigure this process (open files) on a load. */
-	static const char *const sections[] = { "drives",     "machine-config",
-						"cpu-config", "network-interfaces",
-						"vsock",      "entropy",
-						NULL };
+	static const char *const sections[] = { "drives",      "machine-config",
+						"cpu-config",  "network-interfaces",
+						"vsock",       "entropy",
+						"mmds-config", NULL };
 	const char *key;
 	json_t *v;
 	json_object_foreach(cfg, key, v)
