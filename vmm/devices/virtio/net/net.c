@@ -192,8 +192,8 @@ static void net_signal(struct virtio_net *n, struct virtq *q, bool progress)
 
 static void net_tx(struct virtio_net *n)
 {
-	static __thread struct virtq_chain chain;
-	static __thread struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
+	static struct virtq_chain chain;
+	static struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
 	struct virtq *q = &n->queues[NET_TX_QUEUE];
 	bool progress = false;
 	for (;;) {
@@ -288,7 +288,7 @@ struct rx_batch {
 /* Take RX chains until they hold @want bytes (one chain without MRG_RXBUF). */
 static int rx_gather(struct virtio_net *n, struct rx_batch *b, uint64_t want, bool *progress)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	struct virtq *q = &n->queues[NET_RX_QUEUE];
 	bool mrg = n->acked & F(VIRTIO_NET_F_MRG_RXBUF);
 	b->nr_chains = b->nr_iov = 0;
@@ -336,7 +336,7 @@ static void rx_unpop(struct virtio_net *n, unsigned int count)
 
 static void net_rx(struct virtio_net *n)
 {
-	static __thread struct rx_batch b;
+	static struct rx_batch b;
 	struct virtq *q = &n->queues[NET_RX_QUEUE];
 	bool progress = false;
 	/* Enough room for any frame the guest may get, header included. */
