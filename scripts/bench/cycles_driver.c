@@ -100,7 +100,7 @@ static int slot_start(struct slot *s, char **argv)
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
 	s->t0 = now_us();
-	int r = posix_spawn(&s->pid, argv[0], &fa, NULL, argv, environ);
+	int r = posix_spawnp(&s->pid, argv[0], &fa, NULL, argv, environ);
 	s->t_spawned = now_us();
 	posix_spawn_file_actions_destroy(&fa);
 	close(out[1]);
