@@ -306,12 +306,16 @@ $(BUILD)/bench/kvm-teardown: scripts/bench/kvm_teardown.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+$(BUILD)/bench/cycles-driver: scripts/bench/cycles_driver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
 $(BUILD)/bench/vsock-harness: scripts/bench/vsock_harness.c $(VMM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(VMM_LIB_OBJS) $(LDLIBS)
 
 bench: setup
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness $(BUILD)/bench/kvm-teardown
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/blk-harness $(BUILD)/bench/net-harness $(BUILD)/bench/vsock-harness $(BUILD)/bench/kvm-teardown $(BUILD)/bench/cycles-driver
 	scripts/bench/boot.sh
 	scripts/bench/startup.sh
 	scripts/bench/block.sh

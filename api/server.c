@@ -554,7 +554,7 @@ int api_server_start(struct api_server *s, const char *path, uint64_t max_body)
 		log_err("cannot start the API server: eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	r = -pthread_create(&s->thread, NULL, api_thread, s);
+	r = -thread_start(&s->thread, api_thread, s);
 	if (r < 0) {
 		log_err("cannot start the API server thread: %s", strerror(-r));
 		goto fail;

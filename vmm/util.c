@@ -9,6 +9,19 @@
 
 #include "log.h"
 
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	int r = pthread_attr_init(&a);
+	if (r)
+		return r;
+	r = pthread_attr_setstacksize(&a, THREAD_STACK_BYTES);
+	if (!r)
+		r = pthread_create(t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	return r;
+}
+
 int pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
 	uint8_t *p = buf;

@@ -3,6 +3,7 @@
 #ifndef EMBER_UTIL_H
 #define EMBER_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,6 +23,23 @@ int write_full(int fd, const void *buf, uint64_t len);
 void utf8_sanitize(char *s);
 /* Whether @s is valid UTF-8 (control characters allowed): what a JSON string can hold. */
 bool utf8_valid(const char *s);
+
+/*
+ * Every thread ember starts gets this much stack instead of glibc's default
+ * (RLIMIT_STACK, 8 MiB): vCPU threads run exit dispatch and log
+ * formatting, the HTTP thread parses requests; none recurses. Only touched
+ * pages cost memory, but a small, fixed size keeps each clone's address
+ * space and page tables small and does not depend on the launcher's
+ * ulimit. ASan's redzones and fake stacks need more.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define THREAD_STACK_BYTES (4u << 20)
+#else
+#define THREAD_STACK_BYTES (512u << 10)
+#endif
+/* pthread_create() with a THREAD_STACK_BYTES stack. 0 or a positive errno,
+ * as pthread_create(). */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 struct sockaddr_un;
 /*

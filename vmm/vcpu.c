@@ -14,6 +14,7 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "seccomp/seccomp.h"
+#include "util.h"
 #include "vm.h"
 
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
@@ -253,7 +254,7 @@ int vcpu_start(struct vcpu *vcpu)
 {
 	/* vCPU threads take no signals meant for the process (SIGTERM etc. are
 	 * blocked in the VMM thread before this and the mask is inherited). */
-	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	int r = thread_start(&vcpu->thread, vcpu_thread, vcpu);
 	if (!r)
 		vcpu->started = true;
 	if (r) {

@@ -255,7 +255,7 @@ static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool
 
 void virtio_blk_process(struct virtio_blk *b)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	bool progress = false;
 	for (;;) {
 		while (!b->throttled && b->nr_free && blk_handle_one(b, &chain, &progress))

@@ -210,8 +210,8 @@ static bool net_tx_mmds(struct virtio_net *n, const struct virtq_chain *chain, u
 
 static void net_tx(struct virtio_net *n)
 {
-	static __thread struct virtq_chain chain;
-	static __thread struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
+	static struct virtq_chain chain;
+	static struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
 	struct virtq *q = &n->queues[NET_TX_QUEUE];
 	bool progress = false;
 	for (;;) {
@@ -312,7 +312,7 @@ struct rx_batch {
 /* Take RX chains until they hold @want bytes (one chain without MRG_RXBUF). */
 static int rx_gather(struct virtio_net *n, struct rx_batch *b, uint64_t want, bool *progress)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	struct virtq *q = &n->queues[NET_RX_QUEUE];
 	bool mrg = n->acked & F(VIRTIO_NET_F_MRG_RXBUF);
 	b->nr_chains = b->nr_iov = 0;
@@ -415,7 +415,7 @@ static bool net_rx_mmds(struct virtio_net *n, struct rx_batch *b, bool *progress
 
 static void net_rx(struct virtio_net *n)
 {
-	static __thread struct rx_batch b;
+	static struct rx_batch b;
 	struct virtq *q = &n->queues[NET_RX_QUEUE];
 	bool progress = false;
 	if (n->mmds && !net_rx_mmds(n, &b, &progress)) {

@@ -176,7 +176,7 @@ static bool rng_handle_one(struct virtio_rng *r, struct virtq_chain *chain, bool
 
 void virtio_rng_process(struct virtio_rng *r)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	bool progress = false;
 	for (;;) {
 		while (!r->throttled && rng_handle_one(r, &chain, &progress))

@@ -199,8 +199,8 @@ reset:
 
 static void vsock_tx(struct virtio_vsock *v)
 {
-	static __thread struct virtq_chain chain;
-	static __thread struct iovec payload[VIRTQ_MAX_SIZE];
+	static struct virtq_chain chain;
+	static struct iovec payload[VIRTQ_MAX_SIZE];
 	struct virtq *q = &v->queues[VSOCK_TX_QUEUE];
 	bool progress = false;
 	for (;;) {
@@ -298,7 +298,7 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 		return RX_MORE;
 	}
 	/* Data: read straight into the buffer after the header, within credit. */
-	static __thread struct iovec room[VIRTQ_MAX_SIZE];
+	static struct iovec room[VIRTQ_MAX_SIZE];
 	uint64_t space = chain->in_len - VSOCK_HDR_LEN;
 	uint32_t credit = c->peer_buf_alloc - (c->rx_cnt - c->peer_fwd_cnt);
 	if (space > credit)
@@ -353,7 +353,7 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 
 void vsock_rx(struct virtio_vsock *v)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	struct virtq *q = &v->queues[VSOCK_RX_QUEUE];
 	if (!virtio_mmio_active(&v->transport) || !q->avail)
 		return;
@@ -373,7 +373,7 @@ void vsock_rx(struct virtio_vsock *v)
 
 void virtio_vsock_transport_reset(struct virtio_vsock *v)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	struct virtq *q = &v->queues[VSOCK_EVENT_QUEUE];
 	vsock_reset(v);
 	const char *why = "";
