@@ -96,8 +96,9 @@ $(BUILD)/%.o: %.c
 # by make setup) compiled with ember's lwipopts.h (vmm/mmds/lwip/) into one
 # archive. Recursive, like LIBFDT_A: the cache is looked up when a recipe
 # runs, never when the Makefile is parsed.
-LWIP_DIR = $(or $(patsubst %/src/core/tcp.c,%,$(firstword $(wildcard /var/cache/ember/lwip-2.1.3*/src/core/tcp.c))),\
-	$(error lwIP source not found in /var/cache/ember: run make setup))
+LWIP_CACHE = $(or $(EMBER_CACHE),/var/cache/ember)
+LWIP_DIR = $(or $(patsubst %/src/core/tcp.c,%,$(firstword $(wildcard $(LWIP_CACHE)/lwip-2.1.3*/src/core/tcp.c))),\
+	$(error lwIP source not found in $(LWIP_CACHE): run make setup))
 LWIP_CORE := core/init.c core/def.c core/inet_chksum.c core/ip.c core/mem.c core/memp.c \
 	core/netif.c core/pbuf.c core/tcp.c core/tcp_in.c core/tcp_out.c core/timeouts.c \
 	core/ipv4/ip4.c core/ipv4/ip4_addr.c core/ipv4/etharp.c core/ipv4/icmp.c netif/ethernet.c
