@@ -203,10 +203,11 @@ json_t *vmm_config_json(const struct vmm *vmm)
 		if (vmm->metrics.properties)
 			json_object_set(metrics, "properties", vmm->metrics.properties);
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
 			 "boot-source", boot, "logger", logger, "machine-config",
 			 api_machine_json(vmm), "metrics", metrics, "network-interfaces", nets,
-			 "vsock", vsock, "entropy", entropy_json(&cfg->entropy));
+			 "vsock", vsock, "entropy", entropy_json(&cfg->entropy), "balloon",
+			 balloon_config_json(cfg));
 }
 
 /*
@@ -219,7 +220,6 @@ static const struct unimplemented {
 	bool list;
 	const char *missing; /* what ember lacks */
 } unimplemented[] = {
-	{ "balloon", false, "the balloon device" },
 	{ "cpu-config", false, "custom CPU templates" },
 	{ "mmds-config", false, "MMDS (the microVM metadata service)" },
 	{ "pmem", true, "virtio-pmem devices" },
@@ -419,6 +419,11 @@ static const struct route routes[] = {
 	{ "PATCH", "/network-interfaces/", POST_BOOT, patch_net },
 	{ "PUT", "/vsock", PRE_BOOT, put_vsock },
 	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
+	{ "PUT", "/balloon", PRE_BOOT, put_balloon },
+	{ "GET", "/balloon", ANY, get_balloon },
+	{ "PATCH", "/balloon", POST_BOOT, patch_balloon },
+	{ "GET", "/balloon/statistics", POST_BOOT, get_balloon_stats },
+	{ "PATCH", "/balloon/statistics", POST_BOOT, patch_balloon_stats },
 	{ "PUT", "/logger", PRE_BOOT, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
@@ -432,7 +437,7 @@ static const struct {
 	const char *prefix;
 	const char *what;
 } unserved[] = {
-	{ "/balloon", "the balloon device (ember issue 17)" },
+	{ "/balloon/hinting", "free page hinting (a Firecracker developer preview)" },
 	{ "/mmds", "MMDS (ember issue 17)" },
 	{ "/serial", "the serial endpoint (ember issue 17)" },
 	{ "/cpu-config", "custom CPU templates (ember issue 17)" },
@@ -610,6 +615,7 @@ static const struct section {
 	{ "network-interfaces", put_net, "iface_id" },
 	{ "vsock", put_vsock, NULL },
 	{ "entropy", put_entropy, NULL },
+	{ "balloon", put_balloon, NULL },
 };
 
 #define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))

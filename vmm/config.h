@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "arch/x86_64/boot.h"
+#include "devices/virtio/balloon/balloon.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -41,6 +42,14 @@ struct vsock_config {
 struct entropy_config {
 	bool set;
 	struct rng_config limits;
+};
+
+/* The balloon device (PUT /balloon). amount_mib follows PATCH /balloon and
+ * stats_polling_interval_s PATCH /balloon/statistics, so GET /vm/config and
+ * a snapshot show the values in force. */
+struct balloon_section {
+	bool set;
+	struct balloon_config dev;
 };
 
 /* A drive as the user described it (strings owned by the config). */
@@ -102,6 +111,7 @@ struct vmm_config {
 	unsigned int nr_nets;
 	struct vsock_config vsock;
 	struct entropy_config entropy;
+	struct balloon_section balloon;
 	bool smt, track_dirty_pages, huge_pages_2m;
 	bool huge_pages_thp; /* huge_pages "Transparent": madvise(MADV_HUGEPAGE) */
 	enum acpi_mode acpi;

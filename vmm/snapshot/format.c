@@ -103,7 +103,7 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 	uint32_t version = get32(buf + 12);
 	if (version < SNAP_VERSION_MIN || version > SNAP_VERSION) {
 		*why = "the snapshot has a format version this ember does not read (it reads 1 "
-		       "and 2)";
+		       "to 3)";
 		return -EPROTO;
 	}
 	if (len % 8 || get32(buf + len - 4) != 0 ||
@@ -138,6 +138,10 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 		    (struct snap_section){ get32(p), get32(p + 4), slen, p + SEC_HDR_LEN };
 		if (version < 2 && r->sections[i].tag >= SNAP_RATE_LIMITER) {
 			*why = "a version 1 state file with a section only version 2 has";
+			goto bad;
+		}
+		if (version < 3 && r->sections[i].tag >= SNAP_BALLOON) {
+			*why = "a version 2 state file with a section only version 3 has";
 			goto bad;
 		}
 		off += SEC_HDR_LEN + padded;

@@ -27,9 +27,11 @@
  * Version 2 added the rate limiters' bucket state and the wall-clock time of
  * the snapshot (SNAP_RATE_LIMITER, SNAP_CLOCK). Version 1 files still load:
  * their configuration has no rate limiters, so nothing is lost. An older
- * ember refuses version 2 rather than drop what it cannot read.
+ * ember refuses version 2 rather than drop what it cannot read. Version 3
+ * added optional sections (SNAP_BALLOON) that a VM without the device
+ * does not write.
  */
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
 #define SNAP_VERSION_MIN 1
 #define SNAP_MAX_FILE (16u << 20) /* state files are kilobytes; refuse anything huge */
 #define SNAP_MAX_SECTIONS 1024
@@ -45,6 +47,8 @@ enum snap_tag {
 	/* Version 2 on: */
 	SNAP_RATE_LIMITER, /* struct snap_rate_limiters, instance = its SNAP_VIRTIO's */
 	SNAP_CLOCK, /* struct snap_clock */
+	/* Version 3 on, optional: */
+	SNAP_BALLOON, /* struct balloon_state, when the VM has a balloon */
 };
 
 /*
