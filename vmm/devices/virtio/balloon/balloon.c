@@ -158,7 +158,7 @@ static void report_pages(struct virtio_balloon *b, const struct virtq_chain *c)
 		uint8_t *p = iov[i].iov_base;
 		uint64_t len = iov[i].iov_len;
 		/* virtq_pop checked the range is guest RAM; madvise needs pages. */
-		if (((uintptr_t)p | len) & (PAGE_4K - 1)) {
+		if (!len || (((uintptr_t)p | len) & (PAGE_4K - 1))) {
 			b->m.free_page_report_fails++;
 			continue;
 		}
