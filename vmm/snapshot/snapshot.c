@@ -51,7 +51,8 @@ static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
 
 /*
  * How many rate limiters transport @i (in transports()'s order) has: one per
- * block or entropy device, two per network device (RX, TX), none for vsock.
+ * block or entropy device, two per network device (RX, TX), none for vsock
+ * or the balloon.
  */
 static uint32_t limiter_count(unsigned int nr_blks, unsigned int nr_nets, bool vsock, bool rng,
 			      unsigned int i)
