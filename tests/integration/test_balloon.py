@@ -421,7 +421,8 @@ def test_linux_virtio_balloon_inflates_deflates_and_reports_statistics(ember, vm
             s = vm.api.call("GET", "/balloon/statistics")[1]
         assert 100 << 20 <= s["total_memory"] <= 128 << 20, s
         assert 0 < s["free_memory"] < s["total_memory"], s
-        assert "minor_faults" in s and "available_memory" in s, s
+        # (no swap or fault counts: the test kernel has no VM_EVENT_COUNTERS)
+        assert "available_memory" in s and "disk_caches" in s, s
         assert vm.api.call("PATCH", "/balloon", {"amount_mib": 0})[0] == 204
         wait_actual(0, 180)
         vm.sh("dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null", timeout=120)
