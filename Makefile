@@ -30,7 +30,7 @@ endif
 
 VMM_SRCS := $(wildcard vmm/*.c vmm/arch/x86_64/*.c vmm/devices/legacy/*.c vmm/devices/virtio/*.c \
 	vmm/devices/virtio/block/*.c vmm/devices/virtio/net/*.c vmm/devices/virtio/vsock/*.c \
-	vmm/devices/virtio/rng/*.c vmm/acpi/*.c vmm/mmds/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
+	vmm/devices/virtio/rng/*.c vmm/devices/virtio/balloon/*.c vmm/acpi/*.c vmm/mmds/*.c vmm/snapshot/*.c api/*.c) vmm/seccomp/policy.c vmm/seccomp/seccomp.c
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp_filters.o $(BUILD)/lwip/liblwip.a
 # Everything but main(), for unit tests to link against.
 VMM_LIB_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
@@ -44,7 +44,7 @@ GUEST_CFLAGS = -std=gnu11 -O2 -g $(WARN) -MMD -MP -ffreestanding -fno-pic -fno-p
 	-nostdinc -isystem guest/kit/include -isystem $(shell $(CC) -print-file-name=include) -isystem $(BUILD)/guest/fdt-include -Iguest/kit
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 GUEST_KIT_OBJS := $(addprefix $(BUILD)/guest/kit/,pvh_entry.o kit.o libc.o)
-GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng cpuid
+GUEST_NAMES := hello smp crash ring3 blk net vsock count acpi rng cpuid balloon
 GUESTS := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf) $(BUILD)/guest/bzimage-check.bzImage $(BUILD)/guest/acpi.bzImage
 # Function images (guest/examples/, the function runtime in guest/kit/fn.h).
 FN_EXAMPLES := echo sha256 scribble crash loop big
@@ -142,7 +142,7 @@ FDT_HEADERS := $(BUILD)/guest/fdt-include/libfdt.h $(BUILD)/guest/fdt-include/li
 $(BUILD)/guest/fdt-include/%.h: /usr/include/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/tests/count.o $(BUILD)/guest/tests/rng.o: $(FDT_HEADERS)
+$(BUILD)/guest/kit/virtio.o $(BUILD)/guest/tests/blk.o $(BUILD)/guest/tests/net.o $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/tests/count.o $(BUILD)/guest/tests/rng.o $(BUILD)/guest/tests/balloon.o: $(FDT_HEADERS)
 $(BUILD)/guest/count.elf: $(BUILD)/guest/tests/count.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/vsock.elf: $(BUILD)/guest/tests/vsock.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
@@ -156,6 +156,8 @@ $(BUILD)/guest/acpi.elf: $(GUEST_ACPI_OBJS) $(GUEST_KIT_OBJS) guest/kit/guest.ld
 $(BUILD)/guest/blk.elf: $(BUILD)/guest/tests/blk.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 $(BUILD)/guest/rng.elf: $(BUILD)/guest/tests/rng.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
+$(BUILD)/guest/balloon.elf: $(BUILD)/guest/tests/balloon.o $(BUILD)/guest/kit/virtio.o $(GUEST_KIT_OBJS) guest/kit/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -T guest/kit/guest.ld -o $@ $(sort $(filter %.o,$^)) $(LIBFDT_A)
 
 # A function image: the author's handler, the function runtime (fn.o, fn_cpu.o,

@@ -210,11 +210,12 @@ json_t *vmm_config_json(const struct vmm *vmm)
 		if (vmm->metrics.properties)
 			json_object_set(metrics, "properties", vmm->metrics.properties);
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives", drives,
-			 "boot-source", boot, "logger", logger, "machine-config",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "drives",
+			 drives, "boot-source", boot, "logger", logger, "machine-config",
 			 api_machine_json(vmm), "cpu-config", api_cpu_config_json(vmm), "metrics",
 			 metrics, "network-interfaces", nets, "vsock", vsock, "entropy",
-			 entropy_json(&cfg->entropy), "mmds-config", api_mmds_config_json(cfg));
+			 entropy_json(&cfg->entropy), "mmds-config", api_mmds_config_json(cfg),
+			 "balloon", balloon_config_json(cfg));
 }
 
 /*
@@ -227,7 +228,6 @@ static const struct unimplemented {
 	bool list;
 	const char *missing; /* what ember lacks */
 } unimplemented[] = {
-	{ "balloon", false, "the balloon device" },
 	{ "pmem", true, "virtio-pmem devices" },
 	{ "memory-hotplug", false, "memory hot-plugging" },
 };
@@ -427,6 +427,11 @@ static const struct route routes[] = {
 	{ "PUT", "/entropy", PRE_BOOT, put_entropy },
 	{ "PUT", "/cpu-config", PRE_BOOT, put_cpu_config },
 	{ "PUT", "/serial", PRE_BOOT, put_serial },
+	{ "PUT", "/balloon", PRE_BOOT, put_balloon },
+	{ "GET", "/balloon", ANY, get_balloon },
+	{ "PATCH", "/balloon", POST_BOOT, patch_balloon },
+	{ "GET", "/balloon/statistics", POST_BOOT, get_balloon_stats },
+	{ "PATCH", "/balloon/statistics", POST_BOOT, patch_balloon_stats },
 	{ "PUT", "/logger", PRE_BOOT, put_logger },
 	{ "PUT", "/metrics", ANY, put_metrics },
 	{ "PATCH", "/vm", POST_BOOT, patch_vm },
@@ -444,7 +449,7 @@ static const struct {
 	const char *prefix;
 	const char *what;
 } unserved[] = {
-	{ "/balloon", "the balloon device (ember issue 17)" },
+	{ "/balloon/hinting", "free page hinting (a Firecracker developer preview)" },
 	{ "/pmem/", "virtio-pmem devices" },
 	{ "/hotplug/memory", "memory hotplug (virtio-mem)" },
 };
@@ -624,6 +629,7 @@ static const struct section {
 	{ "mmds-config", put_mmds_config, NULL },
 	{ "vsock", put_vsock, NULL },
 	{ "entropy", put_entropy, NULL },
+	{ "balloon", put_balloon, NULL },
 };
 
 #define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))

@@ -68,6 +68,16 @@ unsigned int put_mmds_config(struct ctx *c);
 /* The "mmds-config" section of GET /vm/config, or null. */
 json_t *api_mmds_config_json(const struct vmm_config *cfg);
 
+/* The balloon (balloon.c). */
+unsigned int put_balloon(struct ctx *c);
+unsigned int get_balloon(struct ctx *c);
+unsigned int patch_balloon(struct ctx *c);
+unsigned int get_balloon_stats(struct ctx *c);
+unsigned int patch_balloon_stats(struct ctx *c);
+struct vmm_config;
+/* The balloon as PUT /balloon takes it, or null (GET /vm/config). */
+json_t *balloon_config_json(const struct vmm_config *cfg);
+
 /* Snapshots (snapshot.c). */
 unsigned int put_snapshot_create(struct ctx *c);
 unsigned int put_snapshot_load(struct ctx *c);

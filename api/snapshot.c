@@ -64,7 +64,7 @@ static bool configured(const struct vmm *vmm)
 {
 	const struct vmm_config *cfg = &vmm->cfg;
 	return cfg->kernel_path || cfg->nr_drives || cfg->nr_nets || cfg->vsock.set ||
-	    cfg->entropy.set;
+	    cfg->entropy.set || cfg->balloon.set;
 }
 
 unsigned int put_snapshot_load(struct ctx *c)

@@ -366,6 +366,36 @@ static int add_entropy(struct vmm *vmm, const struct vmm_config *cfg)
 	return 0;
 }
 
+static int add_balloon(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	if (!cfg->balloon.set)
+		return 0;
+	char err[200] = "";
+	struct fdt_mmio_device *d = next_mmio_slot(vmm);
+	if (!d)
+		return EMBER_EXIT_USAGE;
+	vmm->balloon = calloc(1, sizeof(*vmm->balloon));
+	if (!vmm->balloon)
+		return EMBER_EXIT_ERROR;
+	if (virtio_balloon_init(vmm->balloon, &vmm->vm.mem, &cfg->balloon.dev, err, sizeof(err)) <
+	    0) {
+		log_err("balloon: %s", err);
+		free(vmm->balloon);
+		vmm->balloon = NULL;
+		return EMBER_EXIT_ERROR;
+	}
+	if (virtio_balloon_add_to_loop(vmm->balloon, &vmm->loop) < 0 ||
+	    virtio_mmio_attach(&vmm->balloon->transport, &vmm->vm, &vmm->loop, d->base, d->irq) <
+		0) {
+		log_err("balloon: cannot attach the device");
+		return EMBER_EXIT_ERROR;
+	}
+	vmm->nr_mmio_devs++;
+	log_info("balloon: virtio-balloon at 0x%llx irq %u, target %u MiB",
+		 (unsigned long long)d->base, d->irq, cfg->balloon.dev.amount_mib);
+	return 0;
+}
+
 static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	struct vm *vm = &vmm->vm;
@@ -388,7 +418,9 @@ static int add_devices(struct vmm *vmm, const struct vmm_config *cfg)
 		r = add_nets(vmm, cfg);
 	if (!r)
 		r = add_vsock(vmm, cfg);
-	return r ? r : add_entropy(vmm, cfg);
+	if (!r)
+		r = add_entropy(vmm, cfg);
+	return r ? r : add_balloon(vmm, cfg);
 }
 
 /* The VM and its devices, memory anonymous or from a snapshot's file. */

@@ -11,6 +11,7 @@
 
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu_template.h"
+#include "devices/virtio/balloon/balloon.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -52,6 +53,14 @@ struct vsock_config {
 struct entropy_config {
 	bool set;
 	struct rng_config limits;
+};
+
+/* The balloon device (PUT /balloon). amount_mib follows PATCH /balloon and
+ * stats_polling_interval_s PATCH /balloon/statistics, so GET /vm/config and
+ * a snapshot show the values in force. */
+struct balloon_section {
+	bool set;
+	struct balloon_config dev;
 };
 
 /* A drive as the user described it (strings owned by the config). */
@@ -116,6 +125,7 @@ struct vmm_config {
 	struct vsock_config vsock;
 	struct entropy_config entropy;
 	struct mmds_config mmds;
+	struct balloon_section balloon;
 	bool smt, track_dirty_pages, huge_pages_2m;
 	/* The CPU template: machine-config's cpu_template (enum static_template)
 	 * or PUT /cpu-config's custom one (owned; NULL when none). At most one

@@ -268,6 +268,11 @@ static const struct field ember_vsock_f[] = {
 	{ "bad_chains", false },      { "resets_to_guest", false }, { "needs_reset", false },
 };
 static const struct field ember_entropy_f[] = { { "needs_reset", false } };
+static const struct field ember_balloon_f[] = {
+	{ "needs_reset", false },
+	{ "inflated_pages", false },
+	{ "bad_pfns", false },
+};
 static const struct field ember_vcpu_f[] = {
 	{ "exit_hlt", false },
 	{ "exit_shutdown", false },
@@ -576,6 +581,11 @@ static json_t *ember_section(struct vmm_metrics *m, const struct vmm *vmm)
 	uint64_t rng[] = { vmm->rng ? vmm->rng->transport.needs_reset_events : 0 };
 	section(m, e, "entropy", "ember.entropy", ember_entropy_f, N(ember_entropy_f), rng);
 
+	const struct virtio_balloon *b = vmm->balloon;
+	uint64_t bl[] = { b ? b->transport.needs_reset_events : 0, b ? b->m.inflated_pages : 0,
+			  b ? b->m.bad_pfns : 0 };
+	section(m, e, "balloon", "ember.balloon", ember_balloon_f, N(ember_balloon_f), bl);
+
 	uint64_t vc[] = { vcpu_exits(vmm, VCPU_EXIT_HLT),
 			  vcpu_exits(vmm, VCPU_EXIT_SHUTDOWN),
 			  vcpu_exits(vmm, VCPU_EXIT_INTERNAL_ERROR),
@@ -606,7 +616,21 @@ static json_t *metrics_line(struct vmm *vmm)
 
 	uint64_t v[FIELDS_MAX] = { m->startup_us, m->startup_cpu_us };
 	section(m, line, "api_server", "api_server", api_server_f, N(api_server_f), v);
-	zeros(line, "balloon", balloon_f, N(balloon_f));
+	static const struct balloon_metrics no_balloon;
+	const struct balloon_metrics *bm = vmm->balloon ? &vmm->balloon->m : &no_balloon;
+	uint64_t bv[] = { bm->activate_fails,
+			  bm->inflate_count,
+			  bm->stats_updates_count,
+			  bm->stats_update_fails,
+			  bm->deflate_count,
+			  bm->event_fails,
+			  bm->free_page_report_count,
+			  bm->free_page_report_freed,
+			  bm->free_page_report_fails,
+			  0,
+			  0,
+			  0 };
+	section(m, line, "balloon", "balloon", balloon_f, N(balloon_f), bv);
 	devices(m, line, vmm, false);
 	v[0] = m->deprecated_api_calls;
 	section(m, line, "deprecated_api", "deprecated_api", deprecated_api_f, 1, v);
@@ -705,6 +729,10 @@ static json_t *metrics_line(struct vmm *vmm)
 	if (vmm->rng) {
 		irq[0] += vmm->rng->transport.irq_triggers;
 		irq[1] += vmm->rng->transport.config_updates;
+	}
+	if (vmm->balloon) {
+		irq[0] += vmm->balloon->transport.irq_triggers;
+		irq[1] += vmm->balloon->transport.config_updates;
 	}
 	section(m, line, "interrupts", "interrupts", interrupts_f, N(interrupts_f), irq);
 	zeros(line, "memory_hotplug", memory_hotplug_f, N(memory_hotplug_f));

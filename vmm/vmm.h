@@ -18,6 +18,7 @@
 #include "arch/x86_64/layout.h"
 #include "config.h"
 #include "devices/legacy/legacy.h"
+#include "devices/virtio/balloon/balloon.h"
 #include "devices/virtio/block/block.h"
 #include "devices/virtio/net/net.h"
 #include "devices/virtio/rng/rng.h"
@@ -88,6 +89,7 @@ struct vmm {
 	struct virtio_vsock *vsock;
 	struct virtio_rng *rng; /* the entropy device, if configured */
 	struct mmds mmds; /* the metadata store (PUT/PATCH/GET /mmds) */
+	struct virtio_balloon *balloon; /* the balloon, if configured */
 	/* Every virtio-mmio device, in the order the guest is told about them. */
 	struct fdt_mmio_device mmio_devs[VIRTIO_MAX_DEVICES];
 	unsigned int nr_mmio_devs;

@@ -71,7 +71,9 @@ def test_nulls_and_empty_sections_at_every_depth_boot(ember, guest, disk, tmp_pa
     cfg["machine-config"].update({"smt": None, "track_dirty_pages": None, "huge_pages": None,
                                   "cpu_template": None})
     cfg["boot-source"]["boot_args"] = None
-    cfg.update({"balloon": {}, "cpu-config": {}, "mmds-config": None, "memory-hotplug": {},
+    cfg.update({"balloon": {"amount_mib": 0, "deflate_on_oom": False,
+                            "stats_polling_interval_s": None, "free_page_reporting": None},
+                "cpu-config": {}, "mmds-config": None, "memory-hotplug": {},
                 "logger": {"log_path": None, "level": None, "show_level": None,
                            "show_log_origin": None, "module": None},
                 "entropy": {"rate_limiter": None}})
@@ -81,11 +83,9 @@ def test_nulls_and_empty_sections_at_every_depth_boot(ember, guest, disk, tmp_pa
 
 
 @pytest.mark.parametrize("section,value,words", [
-    ("balloon", {"amount_mib": 0, "deflate_on_oom": False}, "balloon: ember does not implement the balloon device"),
     ("pmem", [{"id": "p0", "path_on_host": "/x"}], "pmem: ember does not implement virtio-pmem"),
     ("memory-hotplug", {"total_size_mib": 1024}, "memory-hotplug: ember does not implement memory hot-plugging"),
     ("pmem", [None], "pmem: ember does not implement"),
-    ("balloon", 0, "balloon: ember does not implement"),
 ])
 def test_unimplemented_sections_that_ask_for_something_are_refused(ember, guest, disk, tmp_path,
                                                                     section, value, words):
@@ -206,7 +206,9 @@ def test_vm_config_round_trips_through_a_config_file(ember, guest, disk, netns, 
                                 "rx_rate_limiter": limiter, "tx_rate_limiter": ops_only}],
         "vsock": {"guest_cid": 3, "uds_path": str(tmp_path / "v.sock")},
         "entropy": {"rate_limiter": ops_only},
-        "balloon": None, "mmds-config": None, "cpu-config": None, "pmem": [],
+        "balloon": {"amount_mib": 4, "deflate_on_oom": True, "stats_polling_interval_s": 2,
+                    "free_page_hinting": False, "free_page_reporting": True},
+        "mmds-config": None, "cpu-config": None, "pmem": [],
     }
     # The limits changed after boot are the ones shown (and carried over).
     patched = {"bandwidth": None, "ops": {"size": 77, "one_time_burst": 0, "refill_time": 7}}
@@ -225,6 +227,7 @@ def test_vm_config_round_trips_through_a_config_file(ember, guest, disk, netns, 
     assert first["network-interfaces"][0]["tx_rate_limiter"] == patched
     assert first["network-interfaces"][0]["mtu"] == 9000
     assert first["entropy"] == {"rate_limiter": ops_only}
+    assert first["balloon"] == cfg["balloon"]
     assert first["boot-source"] == cfg["boot-source"]
     assert first["machine-config"]["track_dirty_pages"] is True
     # That answer, unchanged, is the next ember's config file.

@@ -125,6 +125,20 @@ static void header_errors_say_what(void **state)
 	reseal(w.buf, w.len);
 	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -EINVAL);
 	assert_non_null(strstr(why, "only version 2 has"));
+	snap_writer_free(&w);
+	/* Nor version 2 with a section only version 3 writes. */
+	build(&w);
+	const uint8_t balloon[40] = { 0 };
+	w.len -= 8;
+	snap_writer_add(&w, SNAP_BALLOON, 0, balloon, sizeof(balloon));
+	assert_int_equal(snap_writer_finish(&w), 0);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), 0);
+	snap_reader_free(&r);
+	v = 2;
+	memcpy(w.buf + 12, &v, 4);
+	reseal(w.buf, w.len);
+	assert_int_equal(snap_reader_init(&r, w.buf, w.len, &why), -EINVAL);
+	assert_non_null(strstr(why, "only version 3 has"));
 	v = SNAP_VERSION;
 	memcpy(w.buf + 12, &v, 4);
 	assert_int_equal(snap_reader_init(&r, w.buf, SNAP_MAX_FILE + 1, &why), -EFBIG);

@@ -103,7 +103,7 @@ int snap_reader_init(struct snap_reader *r, const uint8_t *buf, size_t len, cons
 	uint32_t version = get32(buf + 12);
 	if (version < SNAP_VERSION_MIN || version > SNAP_VERSION) {
 		*why = "the snapshot has a format version this ember does not read (it reads 1 "
-		       "and 2)";
+		       "to 3)";
 		return -EPROTO;
 	}
 	if (len % 8 || get32(buf + len - 4) != 0 ||

@@ -27,7 +27,9 @@
  * Version 2 added the rate limiters' bucket state and the wall-clock time of
  * the snapshot (SNAP_RATE_LIMITER, SNAP_CLOCK). Version 1 files still load:
  * their configuration has no rate limiters, so nothing is lost. An older
- * ember refuses version 2 rather than drop what it cannot read.
+ * ember refuses version 2 rather than drop what it cannot read. Version 3
+ * added optional sections (SNAP_BALLOON) that a VM without the device
+ * does not write.
  */
 /*
  * Version 3 added the guest's CPUID (SNAP_CPUID), so that a restore on a
@@ -51,6 +53,7 @@ enum snap_tag {
 	SNAP_CLOCK, /* struct snap_clock */
 	/* Version 3 on: */
 	SNAP_CPUID, /* vCPU 0's CPUID: struct kvm_cpuid_entry2[], at most SNAP_MAX_CPUID */
+	SNAP_BALLOON, /* struct balloon_state, when the VM has a balloon (optional) */
 };
 
 #define SNAP_MAX_CPUID 256

@@ -45,27 +45,31 @@ static unsigned int transports(struct vmm *vmm, struct virtio_mmio **out)
 		out[n++] = &vmm->vsock->transport;
 	if (vmm->rng)
 		out[n++] = &vmm->rng->transport;
+	if (vmm->balloon)
+		out[n++] = &vmm->balloon->transport;
 	return n;
 }
 
 /*
  * How many rate limiters transport @i (in transports()'s order) has: one per
- * block or entropy device, two per network device (RX, TX), none for vsock.
+ * block or entropy device, two per network device (RX, TX), none for vsock
+ * or the balloon.
  */
-static uint32_t limiter_count(unsigned int nr_blks, unsigned int nr_nets, bool vsock,
+static uint32_t limiter_count(unsigned int nr_blks, unsigned int nr_nets, bool vsock, bool rng,
 			      unsigned int i)
 {
 	if (i < nr_blks)
 		return 1;
 	if (i < nr_blks + nr_nets)
 		return 2;
-	return vsock && i == nr_blks + nr_nets ? 0 : 1;
+	i -= nr_blks + nr_nets + (vsock ? 1 : 0);
+	return rng && i == 0 ? 1 : 0; /* then the balloon, which has none */
 }
 
 static void limiters_save(struct vmm *vmm, unsigned int i, struct snap_rate_limiters *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->count = limiter_count(vmm->nr_blks, vmm->nr_nets, vmm->vsock, i);
+	s->count = limiter_count(vmm->nr_blks, vmm->nr_nets, vmm->vsock, vmm->rng, i);
 	if (i < vmm->nr_blks)
 		virtio_blk_save_limiter(&vmm->blks[i], &s->rl[0]);
 	else if (i < vmm->nr_blks + vmm->nr_nets)
@@ -173,6 +177,11 @@ int snapshot_create(struct vmm *vmm, const char *state_path, const char *mem_pat
 		limiters_save(vmm, i, &rl);
 		if (rl.count)
 			snap_writer_add(&w, SNAP_RATE_LIMITER, i, &rl, sizeof(rl));
+	}
+	if (vmm->balloon) {
+		struct balloon_state bs;
+		virtio_balloon_save(vmm->balloon, &bs);
+		snap_writer_add(&w, SNAP_BALLOON, 0, &bs, sizeof(bs));
 	}
 	if (snap_writer_finish(&w) < 0) {
 		snap_writer_free(&w);
@@ -282,7 +291,8 @@ static json_t *load_config(const struct snap_reader *rd, const struct snapshot_l
 	static const char *const sections[] = { "drives",      "machine-config",
 						"cpu-config",  "network-interfaces",
 						"vsock",       "entropy",
-						"mmds-config", NULL };
+						"mmds-config", "balloon",
+						NULL };
 	const char *key;
 	json_t *v;
 	json_object_foreach(cfg, key, v)
@@ -354,8 +364,9 @@ static int check_v2(struct vmm *vmm, const struct snap_reader *rd, unsigned int 
 				 "the snapshot's clock section is missing or invalid");
 	const struct vmm_config *cfg = &vmm->cfg;
 	for (unsigned int i = 0; i <= ndev; i++) {
-		uint32_t want =
-		    i < ndev ? limiter_count(cfg->nr_drives, cfg->nr_nets, cfg->vsock.set, i) : 0;
+		uint32_t want = i < ndev ? limiter_count(cfg->nr_drives, cfg->nr_nets,
+							 cfg->vsock.set, cfg->entropy.set, i)
+					 : 0;
 		const struct snap_section *s = snap_find(rd, SNAP_RATE_LIMITER, i);
 		if (!want && !s)
 			continue;
@@ -444,7 +455,7 @@ static int check_state(struct vmm *vmm, const struct snap_reader *rd, char *err,
 		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 				 "the VM or serial state is missing or invalid");
 	unsigned int ndev = vmm->cfg.nr_drives + vmm->cfg.nr_nets + (vmm->cfg.vsock.set ? 1 : 0) +
-	    (vmm->cfg.entropy.set ? 1 : 0);
+	    (vmm->cfg.entropy.set ? 1 : 0) + (vmm->cfg.balloon.set ? 1 : 0);
 	for (unsigned int i = 0; i <= ndev; i++) {
 		s = snap_find(rd, SNAP_VIRTIO, i);
 		if ((i < ndev) != (s && s->len == sizeof(struct virtio_mmio_state)))
@@ -513,6 +524,19 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 		    limiters_restore(vmm, i, &rl, &why) < 0)
 			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
 					 "device %s: rate limiter: %s", ts[i]->name, why);
+	}
+	/* The balloon's target and the guest's count before its transport
+	 * (which may serve the statistics buffer at once). */
+	if (vmm->balloon) {
+		struct balloon_state bs;
+		if (snap_get(rd, SNAP_BALLOON, 0, &bs, sizeof(bs)) < 0 ||
+		    virtio_balloon_restore(vmm->balloon, &bs, &why) < 0)
+			return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT, "device balloon: %s",
+					 snap_find(rd, SNAP_BALLOON, 0) ? why
+									: "its state is missing");
+	} else if (snap_find(rd, SNAP_BALLOON, 0)) {
+		return snap_fail(err, err_len, EMBER_EXIT_SNAPSHOT,
+				 "the snapshot has balloon state but no balloon device");
 	}
 	for (unsigned int i = 0; i < nt; i++) {
 		struct virtio_mmio_state st;
