@@ -230,6 +230,11 @@ static void *vcpu_thread(void *arg)
 			if (vcpu->id == 0)
 				log_info("first KVM_RUN %llu us after process start",
 					 (unsigned long long)vcpu->first_run_us);
+			if (vcpu->id == 0 && vcpu->vm->load_start_ns)
+				log_debug("first KVM_RUN %llu us after the snapshot load began",
+					  (unsigned long long)((clock_now_ns() -
+								vcpu->vm->load_start_ns) /
+							       1000));
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -96,6 +96,14 @@ static int vm_create_irqchip(struct vm *vm)
 	return 0;
 }
 
+/* Charge the time since @t0 to @phase; returns now for the next phase. */
+static uint64_t phase_end(struct vm *vm, enum vm_phase phase, uint64_t t0)
+{
+	uint64_t now = clock_now_ns();
+	vm->phase_ns[phase] = now - t0;
+	return now;
+}
+
 int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const struct vm_mem_opts *o)
 {
 	int r;
@@ -111,6 +119,7 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 	vm->cpu_template = o->cpu_template;
 	vm->threads_per_core = o->smt && nr_vcpus % 2 == 0 ? 2 : 1;
 
+	uint64_t t = clock_now_ns();
 	vm->kvm_fd = o->cpu_template ? kvm_open(o->cpu_template->caps, o->cpu_template->nr_caps)
 				     : kvm_open(NULL, 0);
 	if (vm->kvm_fd < 0)
@@ -131,6 +140,8 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 		return -errno;
 	}
 
+	t = phase_end(vm, VM_PHASE_KVM, t);
+
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		log_err("KVM_CREATE_VM: %s", strerror(errno));
@@ -143,13 +154,16 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 	/* Memory before the irqchip: the API allows either order, and adding a
 	 * slot after KVM_CREATE_IRQCHIP/KVM_SET_TSS_ADDR costs ~5 ms more on some
 	 * hosts (measured on this project's nested hypervisor). */
+	t = phase_end(vm, VM_PHASE_CREATE, t);
 	vm->track_dirty = o->track_dirty;
 	r = vm_map_memory(vm, mem_bytes, o);
 	if (r < 0)
 		return r;
+	t = phase_end(vm, VM_PHASE_MEMORY, t);
 	r = vm_create_irqchip(vm);
 	if (r < 0)
 		return r;
+	t = phase_end(vm, VM_PHASE_IRQCHIP, t);
 
 	vm->vcpus = calloc(nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -159,6 +173,7 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 		if (r < 0)
 			return r;
 	}
+	phase_end(vm, VM_PHASE_VCPUS, t);
 	return 0;
 }
 

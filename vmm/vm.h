@@ -24,6 +24,16 @@
 struct vcpu;
 struct cpu_template;
 
+/* vm_create's steps, timed one by one. */
+enum vm_phase {
+	VM_PHASE_KVM, /* /dev/kvm open, capability checks, supported CPUID */
+	VM_PHASE_CREATE, /* KVM_CREATE_VM and the stop eventfd */
+	VM_PHASE_MEMORY, /* mmap of guest memory and its KVM memory slots */
+	VM_PHASE_IRQCHIP, /* TSS, identity map, in-kernel irqchip and PIT */
+	VM_PHASE_VCPUS, /* KVM_CREATE_VCPU, kvm_run mapping, CPUID and MSRs */
+	VM_NR_PHASES
+};
+
 struct vm {
 	int kvm_fd;
 	int vm_fd;
@@ -47,6 +57,12 @@ struct vm {
 	int exit_status;
 
 	uint64_t setup_start_us; /* clock_now_us() when vm_create began */
+	/* Where vm_create's time went, in ns (restore profiling, logged at
+	 * Debug). */
+	uint64_t phase_ns[VM_NR_PHASES];
+	/* clock_now_ns() of the request that built this VM from a snapshot (0
+	 * for a boot): the boot vCPU logs its first KVM_RUN relative to it. */
+	uint64_t load_start_ns;
 	bool track_dirty; /* slots log dirty pages */
 
 	/* Pause: vCPUs park outside KVM_RUN while pause_requested is set. */

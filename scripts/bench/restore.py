@@ -22,6 +22,7 @@ Runs alternate between contenders so drift hits all alike.
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -121,11 +122,17 @@ class Ember:
         dt = first_dot(p, t0)
         return p, dt
 
-    def restore_api(self, st, mem):
+    def restore_api(self, st, mem, breakdown=None):
+        """Load request -> first '.'; with @breakdown (a dict of lists), also
+        ember's own Debug breakdown of the load, in microseconds per step."""
         sock = os.path.join(self.work, "load.sock")
         if os.path.exists(sock):  # left by the last run's SIGKILL
             os.unlink(sock)
-        p = self.spawn("--api-sock", sock)
+        log = os.path.join(self.work, "load.log")
+        extra = ["--level", "Debug", "--log-path", log] if breakdown is not None else []
+        if extra:
+            open(log, "w").close()
+        p = self.spawn("--api-sock", sock, *extra)
         wait_path(sock)
         api = Api(sock)
         t0 = time.monotonic()
@@ -136,6 +143,8 @@ class Ember:
             sys.exit(f"snapshot load failed: {r}")
         dt = first_dot(p, t0)
         kill(p)
+        if breakdown is not None:
+            parse_breakdown(log, breakdown)
         return dt
 
     def cold_boot(self):
@@ -185,6 +194,21 @@ class Qemu:
         dt = first_dot(p, t0)
         kill(p)
         return dt
+
+
+def parse_breakdown(log, into):
+    """Add the steps of ember's 'snapshot load breakdown' and 'first KVM_RUN
+    ... after the snapshot load began' Debug lines in @log to @into."""
+    with open(log) as f:
+        text = f.read()
+    m = re.search(r"snapshot load breakdown \(us\): (.*)", text)
+    if not m:
+        sys.exit(f"no load breakdown in ember's log: {text[-2000:]}")
+    for name, us in re.findall(r"([a-z+ ]+?) (\d+)", m.group(1).replace("(", ",").replace(")", "")):
+        into.setdefault(name.strip(" ,"), []).append(int(us) / 1000)
+    m = re.search(r"first KVM_RUN (\d+) us after the snapshot load began", text)
+    if m:
+        into.setdefault("first KVM_RUN (from load start)", []).append(int(m.group(1)) / 1000)
 
 
 def rss_split(pid, mem_path):
@@ -249,6 +273,7 @@ def main():
             qemu = Qemu(a.qemu, os.path.abspath(a.guest), work, mib)
             qemu.snapshot()
             res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "cold": [], "qemu": []}
+            steps = {}
             ws = os.path.join(work, "ws")
             kill(emb.restore_cli(st, mem, "--uffd", "--ws-record", ws)[0])
             for _ in range(2):  # warm the page cache
@@ -265,6 +290,7 @@ def main():
                 kill(p)
                 res["prefetch"].append(dt * 1000)
                 res["api"].append(emb.restore_api(st, mem) * 1000)
+                emb.restore_api(st, mem, steps)
                 res["cold"].append(emb.cold_boot() * 1000)
                 res["qemu"].append(qemu.restore() * 1000)
             p, _ = emb.restore_cli(st, mem)
@@ -275,6 +301,9 @@ def main():
             print(f"restore benchmark: {mib} MiB guest, 1 vCPU, {a.runs} runs (ms)")
             print(f"  {'':<50} {'min':>9} {'median':>9} {'p95':>9}")
             print(row("ember: load request -> first guest port write", res["api"]))
+            print("  where a load's time goes (ember's Debug log, a separate run):")
+            for name, v in steps.items():
+                print(row("    " + name, v))
             print(row("ember: process start (--restore) -> first write", res["cli"]))
             print(row("  same, memory by userfaultfd", res["uffd"]))
             print(row("  same, userfaultfd + working-set prefetch", res["prefetch"]))

@@ -570,13 +570,59 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 	return restore_vmgenid(vmm, rd, err, err_len);
 }
 
+/* snapshot_load's steps, timed for the Debug breakdown. */
+enum load_step {
+	LOAD_READ,
+	LOAD_CONFIG,
+	LOAD_MEMFILE,
+	LOAD_BUILD,
+	LOAD_RESTORE,
+	LOAD_THREADS,
+	LOAD_NR
+};
+
+static void load_stamp(uint64_t *ns, enum load_step step, uint64_t *t)
+{
+	uint64_t now = clock_now_ns();
+	ns[step] = now - *t;
+	*t = now;
+}
+
+/* One Debug line with where the load's time went, in microseconds. */
+static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
+{
+	const uint64_t *p = vm->phase_ns;
+	uint64_t vm_ns = 0;
+	for (unsigned int i = 0; i < VM_NR_PHASES; i++)
+		vm_ns += p[i];
+	log_debug(
+	    "snapshot load breakdown (us): read %llu, parse+config %llu, memory file "
+	    "%llu, build %llu (kvm %llu, vm %llu, memory %llu, irqchip+pit %llu, vcpus "
+	    "%llu, devices %llu), state restore %llu, vcpu threads %llu",
+	    (unsigned long long)(ns[LOAD_READ] / 1000),
+	    (unsigned long long)(ns[LOAD_CONFIG] / 1000),
+	    (unsigned long long)(ns[LOAD_MEMFILE] / 1000),
+	    (unsigned long long)(ns[LOAD_BUILD] / 1000),
+	    (unsigned long long)(p[VM_PHASE_KVM] / 1000),
+	    (unsigned long long)(p[VM_PHASE_CREATE] / 1000),
+	    (unsigned long long)(p[VM_PHASE_MEMORY] / 1000),
+	    (unsigned long long)(p[VM_PHASE_IRQCHIP] / 1000),
+	    (unsigned long long)(p[VM_PHASE_VCPUS] / 1000),
+	    (unsigned long long)((ns[LOAD_BUILD] > vm_ns ? ns[LOAD_BUILD] - vm_ns : 0) / 1000),
+	    (unsigned long long)(ns[LOAD_RESTORE] / 1000),
+	    (unsigned long long)(ns[LOAD_THREADS] / 1000));
+}
+
 int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, size_t err_len)
 {
 	uint64_t t0 = clock_now_us();
+	uint64_t t_ns = clock_now_ns(), load_ns = t_ns;
+	uint64_t steps[LOAD_NR] = { 0 };
 	size_t len = 0;
 	uint8_t *buf = read_state(a->state_path, &len, err, err_len);
 	if (!buf)
 		return EMBER_EXIT_SNAPSHOT;
+	load_stamp(steps, LOAD_READ, &t_ns);
 	struct snap_reader rd;
 	const char *why = "";
 	int r = snap_reader_init(&rd, buf, len, &why);
@@ -614,6 +660,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	}
 	if (check_state(vmm, &rd, err, err_len))
 		goto out;
+	load_stamp(steps, LOAD_CONFIG, &t_ns);
 	mem_fd = external ? -1 : open(a->mem_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (!external && (mem_fd < 0 || fstat(mem_fd, &st) < 0)) {
 		snap_fail(err, err_len, 0, "cannot open mem_backend path '%s': %s", a->mem_path,
@@ -626,6 +673,7 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 			  (long long)st.st_size, (unsigned long long)(vmm->cfg.mem_mib << 20));
 		goto out;
 	}
+	load_stamp(steps, LOAD_MEMFILE, &t_ns);
 	/* From here KVM objects exist: a failure means this process is spent. */
 	r = vmm_build_restored(vmm, a->uffd ? -1 : mem_fd);
 	if (r) {
@@ -650,17 +698,22 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 		}
 		mem_fd = -1; /* the handler keeps it */
 	}
+	load_stamp(steps, LOAD_BUILD, &t_ns);
 	r = check_cpuid(vmm, &rd, err, err_len);
 	if (!r)
 		r = restore_all(vmm, &rd, a->clock_realtime, err, err_len);
 	if (r)
 		goto failed;
+	load_stamp(steps, LOAD_RESTORE, &t_ns);
+	vmm->vm.load_start_ns = load_ns;
 	if (!a->resume)
 		atomic_store(&vmm->vm.pause_requested, true);
 	if (vm_start_vcpus(&vmm->vm) < 0) {
 		r = snap_fail(err, err_len, EMBER_EXIT_ERROR, "cannot start the vCPUs");
 		goto failed;
 	}
+	load_stamp(steps, LOAD_THREADS, &t_ns);
+	load_log_breakdown(&vmm->vm, steps);
 	vmm->state = a->resume ? VMM_RUNNING : VMM_PAUSED;
 	vmm->has_snapshot_base = true;
 	vmm->metrics.build_us = clock_now_us() - t0;
