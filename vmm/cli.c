@@ -56,6 +56,7 @@ static const char usage[] =
     "  --mmds-size-limit N   largest MMDS data store, bytes of compact JSON (default:\n"
     "                        the --http-api-max-payload-size)\n"
     "  --no-seccomp          run without the per-thread seccomp filters\n"
+    "  --no-prewarm          with --api-sock: do not prepare a KVM VM while waiting\n"
     "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
     "                        of the built-in filters\n"
     "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
@@ -92,6 +93,7 @@ enum {
 	OPT_WS_RECORD,
 	OPT_WS_PREFETCH,
 	OPT_NO_SECCOMP,
+	OPT_NO_PREWARM,
 	OPT_SECCOMP_FILTER,
 	OPT_NO_ACPI,
 	OPT_ACPI_ONLY,
@@ -135,6 +137,7 @@ static const struct option options[] = {
 	{ "ws-record", required_argument, NULL, OPT_WS_RECORD },
 	{ "ws-prefetch", required_argument, NULL, OPT_WS_PREFETCH },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "no-prewarm", no_argument, NULL, OPT_NO_PREWARM },
 	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 	{ "acpi-only", no_argument, NULL, OPT_ACPI_ONLY },
@@ -399,6 +402,9 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_NO_SECCOMP:
 			cfg->no_seccomp = true;
+			break;
+		case OPT_NO_PREWARM:
+			cfg->no_prewarm = true;
 			break;
 		case OPT_NO_ACPI:
 		case OPT_ACPI_ONLY: {

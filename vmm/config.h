@@ -145,6 +145,7 @@ struct vmm_config {
 	char *restore_path, *restore_mem; /* --restore STATE --mem FILE */
 	bool restore_resume, restore_uffd;
 	bool no_seccomp; /* --no-seccomp */
+	bool no_prewarm; /* --no-prewarm: no KVM VM prepared while the API waits */
 	char *seccomp_filter; /* --seccomp-filter FILE */
 	char *ws_record, *ws_prefetch; /* --ws-record / --ws-prefetch */
 	char *id;

@@ -61,15 +61,23 @@ int kvm_open(const struct kvm_cap_modifier *caps, unsigned int nr_caps)
 			return -ENOTSUP;
 		}
 	}
+	if (kvm_check_template_caps(fd, caps, nr_caps) < 0) {
+		close(fd);
+		return -ENOTSUP;
+	}
+	return fd;
+}
+
+int kvm_check_template_caps(int fd, const struct kvm_cap_modifier *caps, unsigned int nr_caps)
+{
 	for (unsigned int i = 0; i < nr_caps; i++) {
 		if (!caps[i].remove && !kvm_check_cap(fd, (int)caps[i].cap)) {
 			log_err("KVM lacks capability %u, which the CPU template requires",
 				caps[i].cap);
-			close(fd);
 			return -ENOTSUP;
 		}
 	}
-	return fd;
+	return 0;
 }
 
 struct kvm_cpuid2 *kvm_get_supported_cpuid(int kvm_fd)

@@ -60,6 +60,7 @@ struct vm {
 	/* Where vm_create's time went, in ns (restore profiling, logged at
 	 * Debug). */
 	uint64_t phase_ns[VM_NR_PHASES];
+	bool prewarmed; /* built on what vm_prewarm() prepared */
 	/* clock_now_ns() of the request that built this VM from a snapshot (0
 	 * for a boot): the boot vCPU logs its first KVM_RUN relative to it. */
 	uint64_t load_start_ns;
@@ -92,6 +93,16 @@ struct vm_mem_opts {
  */
 int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const struct vm_mem_opts *o)
     __attribute__((warn_unused_result));
+
+/*
+ * Prepare, before anyone asks for a VM, what does not depend on it: the
+ * /dev/kvm fd, its supported CPUID and an empty KVM VM (no memory, irqchip
+ * or vCPUs: memory slots added after the irqchip cost more, see vm_create).
+ * The next vm_create() takes them instead of making its own; unused, they
+ * live until the process exits. Returns 0 or a negative errno; on failure
+ * nothing is kept and vm_create() works as without it. VMM thread only.
+ */
+int vm_prewarm(void) __attribute__((warn_unused_result));
 
 /* Start one thread per vCPU. The boot vCPU's registers must be set first. */
 int vm_start_vcpus(struct vm *vm) __attribute__((warn_unused_result));

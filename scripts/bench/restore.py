@@ -122,16 +122,19 @@ class Ember:
         dt = first_dot(p, t0)
         return p, dt
 
-    def restore_api(self, st, mem, breakdown=None):
+    def restore_api(self, st, mem, breakdown=None, prewarm=True):
         """Load request -> first '.'; with @breakdown (a dict of lists), also
-        ember's own Debug breakdown of the load, in microseconds per step."""
+        ember's own Debug breakdown of the load, in milliseconds per step.
+        prewarm=False: the waiting ember prepares no KVM VM beforehand."""
         sock = os.path.join(self.work, "load.sock")
         if os.path.exists(sock):  # left by the last run's SIGKILL
             os.unlink(sock)
         log = os.path.join(self.work, "load.log")
         extra = ["--level", "Debug", "--log-path", log] if breakdown is not None else []
-        if extra:
+        if breakdown is not None:
             open(log, "w").close()
+        if not prewarm:
+            extra.append("--no-prewarm")
         p = self.spawn("--api-sock", sock, *extra)
         wait_path(sock)
         api = Api(sock)
@@ -204,7 +207,8 @@ def parse_breakdown(log, into):
     m = re.search(r"snapshot load breakdown \(us\): (.*)", text)
     if not m:
         sys.exit(f"no load breakdown in ember's log: {text[-2000:]}")
-    for name, us in re.findall(r"([a-z+ ]+?) (\d+)", m.group(1).replace("(", ",").replace(")", "")):
+    steps = re.sub(r"\((pre-warmed|new) VM, ", "(", m.group(1))
+    for name, us in re.findall(r"([a-z+ ]+?) (\d+)", steps.replace("(", ",").replace(")", "")):
         into.setdefault(name.strip(" ,"), []).append(int(us) / 1000)
     m = re.search(r"first KVM_RUN (\d+) us after the snapshot load began", text)
     if m:
@@ -272,8 +276,9 @@ def main():
             st, mem, full, diff = emb.snapshot()
             qemu = Qemu(a.qemu, os.path.abspath(a.guest), work, mib)
             qemu.snapshot()
-            res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "cold": [], "qemu": []}
-            steps = {}
+            res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "api_cold": [], "cold": [],
+                   "qemu": []}
+            steps, steps_cold = {}, {}
             ws = os.path.join(work, "ws")
             kill(emb.restore_cli(st, mem, "--uffd", "--ws-record", ws)[0])
             for _ in range(2):  # warm the page cache
@@ -290,7 +295,9 @@ def main():
                 kill(p)
                 res["prefetch"].append(dt * 1000)
                 res["api"].append(emb.restore_api(st, mem) * 1000)
+                res["api_cold"].append(emb.restore_api(st, mem, prewarm=False) * 1000)
                 emb.restore_api(st, mem, steps)
+                emb.restore_api(st, mem, steps_cold, prewarm=False)
                 res["cold"].append(emb.cold_boot() * 1000)
                 res["qemu"].append(qemu.restore() * 1000)
             p, _ = emb.restore_cli(st, mem)
@@ -301,9 +308,11 @@ def main():
             print(f"restore benchmark: {mib} MiB guest, 1 vCPU, {a.runs} runs (ms)")
             print(f"  {'':<50} {'min':>9} {'median':>9} {'p95':>9}")
             print(row("ember: load request -> first guest port write", res["api"]))
-            print("  where a load's time goes (ember's Debug log, a separate run):")
-            for name, v in steps.items():
-                print(row("    " + name, v))
+            print(row("  same, no pre-warmed KVM VM (--no-prewarm)", res["api_cold"]))
+            for title, st_ in (("pre-warmed", steps), ("no pre-warm", steps_cold)):
+                print(f"  where a load's time goes, {title} (ember's Debug log, separate runs):")
+                for name, v in st_.items():
+                    print(row("    " + name, v))
             print(row("ember: process start (--restore) -> first write", res["cli"]))
             print(row("  same, memory by userfaultfd", res["uffd"]))
             print(row("  same, userfaultfd + working-set prefetch", res["prefetch"]))

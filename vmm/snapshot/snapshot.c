@@ -597,12 +597,12 @@ static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
 		vm_ns += p[i];
 	log_debug(
 	    "snapshot load breakdown (us): read %llu, parse+config %llu, memory file "
-	    "%llu, build %llu (kvm %llu, vm %llu, memory %llu, irqchip+pit %llu, vcpus "
+	    "%llu, build %llu (%s, kvm %llu, vm %llu, memory %llu, irqchip+pit %llu, vcpus "
 	    "%llu, devices %llu), state restore %llu, vcpu threads %llu",
 	    (unsigned long long)(ns[LOAD_READ] / 1000),
 	    (unsigned long long)(ns[LOAD_CONFIG] / 1000),
 	    (unsigned long long)(ns[LOAD_MEMFILE] / 1000),
-	    (unsigned long long)(ns[LOAD_BUILD] / 1000),
+	    (unsigned long long)(ns[LOAD_BUILD] / 1000), vm->prewarmed ? "pre-warmed VM" : "new VM",
 	    (unsigned long long)(p[VM_PHASE_KVM] / 1000),
 	    (unsigned long long)(p[VM_PHASE_CREATE] / 1000),
 	    (unsigned long long)(p[VM_PHASE_MEMORY] / 1000),

@@ -1,0 +1,136 @@
+"""The pre-warmed KVM VM of a waiting `ember --api-sock`: a snapshot load or
+an InstanceStart takes it, whatever the snapshot's vCPU count and memory
+size; a failed load leaves it for the next one; --no-prewarm turns it off.
+The guest is hello with tick=N: it prints '.' every N TSC cycles once it
+runs at ring 3, so a '.' after the load means the restored guest runs."""
+import json
+import os
+import re
+
+import pytest
+
+from api_client import Api, start_ember
+from conftest import ember_pid, read_until, run_ember
+
+TICK = 30000
+PREPARED = "KVM VM prepared in"
+
+
+def snapshot(ember, guest, tmp_path, vcpus, mib):
+    """A Full snapshot of a ticking hello guest: (state path, memory path)."""
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(guest("hello.elf")), "boot_args": f"tick={TICK}"},
+        "machine-config": {"vcpu_count": vcpus, "mem_size_mib": mib}}))
+    sock = str(tmp_path / "snap.sock")
+    p = start_ember(ember, sock, "--config-file", cfg)
+    try:
+        m, text = read_until(p, r"\.", 30)
+        assert m, text
+        api = Api(sock)
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        st, mem = tmp_path / "snap.state", tmp_path / "snap.mem"
+        r = api.call("PUT", "/snapshot/create", {"snapshot_path": str(st), "mem_file_path": str(mem)})
+        assert r[0] == 204, r
+    finally:
+        p.kill()
+        p.wait()
+    return st, mem
+
+
+def load_body(st, mem):
+    return {"snapshot_path": str(st), "resume_vm": True,
+            "mem_backend": {"backend_type": "File", "backend_path": str(mem)}}
+
+
+def ticks_after_load(ember, tmp_path, st, mem, *args):
+    """Load the snapshot on a waiting ember; returns its stderr once the
+    restored guest has ticked."""
+    sock = str(tmp_path / "load.sock")
+    p = start_ember(ember, sock, "--level", "Debug", *args)
+    try:
+        r = Api(sock).call("PUT", "/snapshot/load", load_body(st, mem))
+        assert r[0] == 204, r
+        m, text = read_until(p, r"\.", 30)
+        assert m, text
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    return err.decode(errors="replace")
+
+
+@pytest.mark.parametrize("vcpus,mib", [(1, 128), (2, 256)])
+def test_load_takes_the_prewarmed_vm_whatever_the_snapshot(ember, guest, tmp_path, vcpus, mib):
+    st, mem = snapshot(ember, guest, tmp_path, vcpus, mib)
+    err = ticks_after_load(ember, tmp_path, st, mem)
+    assert PREPARED in err, err
+    assert "snapshot load breakdown" in err and "(pre-warmed VM, kvm" in err, err
+
+
+def test_no_prewarm_loads_the_same(ember, guest, tmp_path):
+    st, mem = snapshot(ember, guest, tmp_path, 1, 128)
+    err = ticks_after_load(ember, tmp_path, st, mem, "--no-prewarm")
+    assert PREPARED not in err, err
+    assert "snapshot load breakdown" in err and "(new VM, kvm" in err, err
+
+
+def test_load_after_a_failed_load(ember, guest, tmp_path):
+    st, mem = snapshot(ember, guest, tmp_path, 1, 128)
+    sock = str(tmp_path / "load.sock")
+    p = start_ember(ember, sock, "--level", "Debug")
+    try:
+        api = Api(sock)
+        code, resp = api.call("PUT", "/snapshot/load", load_body(st, tmp_path / "missing.mem"))
+        assert code == 400 and "missing.mem" in resp["fault_message"], resp
+        code, resp = api.call("PUT", "/snapshot/load", load_body(tmp_path / "missing.state", mem))
+        assert code == 400 and "missing.state" in resp["fault_message"], resp
+        # The pre-warmed VM survived both and serves this one.
+        assert api.call("PUT", "/snapshot/load", load_body(st, mem))[0] == 204
+        m, text = read_until(p, r"\.", 30)
+        assert m, text
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    err = err.decode(errors="replace")
+    assert err.count(PREPARED) == 1 and "(pre-warmed VM, kvm" in err, err
+
+
+def fds_after_boot(ember, guest, tmp_path, name, *args):
+    """Boot hello through the API on a waiting ember; its open fds once the
+    guest runs, and its stderr."""
+    sock = str(tmp_path / f"{name}.sock")
+    p = start_ember(ember, sock, "--level", "Debug", *args)
+    try:
+        api = Api(sock)
+        assert api.call("PUT", "/boot-source", {"kernel_image_path": str(guest("hello.elf")),
+                                                 "boot_args": "cad=1"})[0] == 204
+        assert api.call("PUT", "/actions", {"action_type": "InstanceStart"})[0] == 204
+        m, text = read_until(p, r"waiting for ctrl-alt-del\n", 20)
+        assert m, text
+        assert api.call("GET", "/")[1]["state"] == "Running"
+        fds = sorted(os.readlink(f"/proc/{ember_pid(p)}/fd/{fd}")
+                     for fd in os.listdir(f"/proc/{ember_pid(p)}/fd"))
+        api.close()
+        assert Api(sock).call("PUT", "/actions", {"action_type": "SendCtrlAltDel"})[0] == 204
+        assert p.wait(timeout=20) == 0
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    return fds, err.decode(errors="replace")
+
+
+def test_instance_start_on_a_prewarmed_ember(ember, guest, tmp_path):
+    warm, err = fds_after_boot(ember, guest, tmp_path, "warm")
+    assert PREPARED in err, err
+    cold, err = fds_after_boot(ember, guest, tmp_path, "cold", "--no-prewarm")
+    assert PREPARED not in err, err
+    # The same objects, none kept twice or lost: only inode numbers and the
+    # socket paths (named after each run) may differ.
+    def kinds(fds):
+        return sorted(re.sub(r"\d+", "", f.replace("warm", "cold")) for f in fds)
+    assert kinds(warm) == kinds(cold), (warm, cold)
+
+
+def test_no_prewarm_takes_no_value(ember):
+    r = run_ember(ember, "--api-sock", "/tmp/unused.sock", "--no-prewarm=yes")
+    assert r.returncode == 64 and "--no-prewarm" in r.stderr, r.stderr
