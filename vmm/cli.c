@@ -57,6 +57,10 @@ static const char usage[] =
     "                        the --http-api-max-payload-size)\n"
     "  --no-seccomp          run without the per-thread seccomp filters\n"
     "  --no-prewarm          with --api-sock: do not prepare a KVM VM while waiting\n"
+    "  --prewarm-shape V,M   the VM a waiting --api-sock ember prepares: memory slots\n"
+    "                        for M MiB, irqchip, PIT and V vCPU fds (default 1,128,\n"
+    "                        Firecracker's default machine); 'none': an empty KVM VM.\n"
+    "                        A snapshot or boot of another shape builds its own VM\n"
     "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
     "                        of the built-in filters\n"
     "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
@@ -94,6 +98,7 @@ enum {
 	OPT_WS_PREFETCH,
 	OPT_NO_SECCOMP,
 	OPT_NO_PREWARM,
+	OPT_PREWARM_SHAPE,
 	OPT_SECCOMP_FILTER,
 	OPT_NO_ACPI,
 	OPT_ACPI_ONLY,
@@ -138,6 +143,7 @@ static const struct option options[] = {
 	{ "ws-prefetch", required_argument, NULL, OPT_WS_PREFETCH },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "no-prewarm", no_argument, NULL, OPT_NO_PREWARM },
+	{ "prewarm-shape", required_argument, NULL, OPT_PREWARM_SHAPE },
 	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 	{ "acpi-only", no_argument, NULL, OPT_ACPI_ONLY },
@@ -173,6 +179,29 @@ static int parse_u64(const char *s, uint64_t *out)
 	if (errno)
 		return -ERANGE;
 	*out = v;
+	return 0;
+}
+
+/* --prewarm-shape: "none", or "VCPUS,MEM_MIB". */
+static int parse_prewarm_shape(const char *s, struct vmm_config *cfg)
+{
+	char buf[48];
+	uint64_t v, m;
+	if (strcmp(s, "none") == 0) {
+		cfg->prewarm_vcpus = 0;
+		cfg->prewarm_mem_mib = 0;
+		return 0;
+	}
+	const char *comma = strchr(s, ',');
+	if (!comma || (size_t)(comma - s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, (size_t)(comma - s));
+	buf[comma - s] = 0;
+	if (parse_u64(buf, &v) < 0 || v < 1 || v > VM_MAX_VCPUS || parse_u64(comma + 1, &m) < 0 ||
+	    m < EMBER_MIN_MEM_MIB || m > (UINT64_MAX >> 20))
+		return -EINVAL;
+	cfg->prewarm_vcpus = (unsigned int)v;
+	cfg->prewarm_mem_mib = m;
 	return 0;
 }
 
@@ -333,12 +362,15 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 	*cfg = (struct vmm_config){
 		.vcpus = 1,
 		.mem_mib = 128,
+		.prewarm_vcpus = 1,
+		.prewarm_mem_mib = 128,
 		.serial = SERIAL_STDOUT,
 		.protocol = BOOT_PROTOCOL_AUTO,
 		.log_level = LOG_INFO, /* Firecracker's default */
 	};
 	opterr = 0;
 	int opt;
+	bool prewarm_shape_set = false;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_KERNEL:
@@ -405,6 +437,14 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_NO_PREWARM:
 			cfg->no_prewarm = true;
+			break;
+		case OPT_PREWARM_SHAPE:
+			if (parse_prewarm_shape(optarg, cfg) < 0)
+				return bad(
+				    "--prewarm-shape must be 'none' or VCPUS,MEM_MIB (1 to 32 "
+				    "vCPUs, at least 2 MiB), not '%s'",
+				    optarg);
+			prewarm_shape_set = true;
 			break;
 		case OPT_NO_ACPI:
 		case OPT_ACPI_ONLY: {
@@ -602,7 +642,15 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 			return bad("--drive: path= must be UTF-8 text%s", "");
 	if (!cfg->id)
 		config_set_str(&cfg->id, "anonymous-instance");
+	if (prewarm_shape_set && cfg->no_prewarm)
+		return bad("--no-prewarm and --prewarm-shape exclude each other%s", "");
 	uint64_t host = host_mem_mib();
+	if (host && cfg->prewarm_mem_mib > host) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "%llu MiB exceeds the host's %llu MiB",
+			 (unsigned long long)cfg->prewarm_mem_mib, (unsigned long long)host);
+		return bad("--prewarm-shape: %s", msg);
+	}
 	if (host && cfg->mem_mib > host) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "%llu MiB exceeds the host's %llu MiB",

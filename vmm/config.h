@@ -146,6 +146,9 @@ struct vmm_config {
 	bool restore_resume, restore_uffd;
 	bool no_seccomp; /* --no-seccomp */
 	bool no_prewarm; /* --no-prewarm: no KVM VM prepared while the API waits */
+	/* --prewarm-shape: the VM prepared while the API waits (0 MiB: empty) */
+	unsigned int prewarm_vcpus;
+	uint64_t prewarm_mem_mib;
 	char *seccomp_filter; /* --seccomp-filter FILE */
 	char *ws_record, *ws_prefetch; /* --ws-record / --ws-prefetch */
 	char *id;

@@ -236,9 +236,13 @@ int main(int argc, char **argv)
 	 * --no-prewarm turns it off (benchmarks compare the two). */
 	if (vmm.api_on && !cfg->kernel_path && !cfg->restore_path && !cfg->no_prewarm) {
 		uint64_t t = clock_now_us();
-		if (vm_prewarm() == 0)
-			log_debug("KVM VM prepared in %llu us",
-				  (unsigned long long)(clock_now_us() - t));
+		r = vm_prewarm(cfg->prewarm_mem_mib << 20, cfg->prewarm_vcpus);
+		if (r == 0)
+			log_debug("KVM VM prepared in %llu us (%u vCPUs, %llu MiB)",
+				  (unsigned long long)(clock_now_us() - t), cfg->prewarm_vcpus,
+				  (unsigned long long)cfg->prewarm_mem_mib);
+		else
+			log_warn("cannot prepare a KVM VM while waiting: %s", strerror(-r));
 	}
 	/* Start-up is over: from here the VMM thread runs under its filter. */
 	if (seccomp_apply(SECCOMP_VMM) < 0)

@@ -17,22 +17,45 @@
 #include "util.h"
 #include "vm.h"
 
-int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
+int vcpu_open(int vm_fd, unsigned int id, int run_mmap_size, int *fd, struct kvm_run **run)
+{
+	*fd = ioctl(vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (*fd < 0) {
+		int r = -errno;
+		log_err("KVM_CREATE_VCPU %u: %s", id, strerror(-r));
+		return r;
+	}
+	*run = mmap(NULL, (size_t)run_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (*run == MAP_FAILED) {
+		int r = -errno;
+		log_err("mmap of kvm_run for vCPU %u: %s", id, strerror(-r));
+		*run = NULL;
+		return r;
+	}
+	return 0;
+}
+
+int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run, struct vcpu *vcpu)
 {
 	vcpu->vm = vm;
 	vcpu->id = id;
-	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
-	if (vcpu->fd < 0) {
-		log_err("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
-		return -errno;
-	}
-	vcpu->run =
-	    mmap(NULL, (size_t)vm->run_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
-	if (vcpu->run == MAP_FAILED) {
-		log_err("mmap of kvm_run for vCPU %u: %s", id, strerror(errno));
-		return -errno;
-	}
+	vcpu->fd = fd;
+	vcpu->run = run;
 	return cpu_init(vm, vcpu);
+}
+
+int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
+{
+	int fd;
+	struct kvm_run *run;
+	vcpu->fd = -1;
+	int r = vcpu_open(vm->vm_fd, id, vm->run_mmap_size, &fd, &run);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return vcpu_adopt(vm, id, fd, run, vcpu);
 }
 
 static void vcpu_exit_timed(struct vcpu *vcpu, enum vcpu_exit_kind k, uint64_t t0)

@@ -51,6 +51,19 @@ struct vcpu {
 	bool started;
 };
 
+/*
+ * KVM_CREATE_VCPU @id on @vm_fd and map its kvm_run (@run_mmap_size bytes):
+ * the part of a vCPU that depends on nothing but its id. 0 or a negative
+ * errno (logged); *@fd is -1 when KVM_CREATE_VCPU failed.
+ */
+int vcpu_open(int vm_fd, unsigned int id, int run_mmap_size, int *fd, struct kvm_run **run)
+    __attribute__((warn_unused_result));
+
+/* Make vCPU @id of @vm from what vcpu_open() gave (the vcpu owns them from
+ * here) and give it its CPUID, MSRs, FPU and LAPIC set-up. */
+int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run, struct vcpu *vcpu)
+    __attribute__((warn_unused_result));
+
 /* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
     __attribute__((warn_unused_result));

@@ -34,6 +34,14 @@ enum vm_phase {
 	VM_NR_PHASES
 };
 
+/* How much of a VM vm_prewarm() had ready when vm_create() took it. */
+enum vm_warm {
+	VM_WARM_NONE, /* nothing: built from /dev/kvm up */
+	VM_WARM_KVM, /* /dev/kvm and its CPUID (a shaped VM that did not fit) */
+	VM_WARM_EMPTY, /* those and an empty KVM VM */
+	VM_WARM_SHAPED, /* those, memory slots, irqchip, PIT and vCPU fds */
+};
+
 struct vm {
 	int kvm_fd;
 	int vm_fd;
@@ -60,7 +68,7 @@ struct vm {
 	/* Where vm_create's time went, in ns (restore profiling, logged at
 	 * Debug). */
 	uint64_t phase_ns[VM_NR_PHASES];
-	bool prewarmed; /* built on what vm_prewarm() prepared */
+	enum vm_warm prewarmed; /* what of vm_prewarm()'s work it took */
 	/* clock_now_ns() of the request that built this VM from a snapshot (0
 	 * for a boot): the boot vCPU logs its first KVM_RUN relative to it. */
 	uint64_t load_start_ns;
@@ -96,13 +104,24 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 
 /*
  * Prepare, before anyone asks for a VM, what does not depend on it: the
- * /dev/kvm fd, its supported CPUID and an empty KVM VM (no memory, irqchip
- * or vCPUs: memory slots added after the irqchip cost more, see vm_create).
- * The next vm_create() takes them instead of making its own; unused, they
- * live until the process exits. Returns 0 or a negative errno; on failure
- * nothing is kept and vm_create() works as without it. VMM thread only.
+ * /dev/kvm fd, its supported CPUID and an empty KVM VM. With @mem_bytes
+ * (else 0), also the VM's shape: host address space for that much guest
+ * memory reserved and registered as KVM memory slots, the irqchip and PIT,
+ * and @nr_vcpus vCPU fds (KVM_CREATE_VCPU and kvm_run; their CPUID, MSRs
+ * and LAPIC are set when they are taken, from the configuration then).
+ *
+ * The next vm_create() takes them instead of making its own. A shaped VM is
+ * taken only if its memory size is the new VM's and it has no more vCPUs
+ * (missing ones are added); otherwise the new VM is built from the /dev/kvm
+ * fd up, said at Info, and the unfit VM closes after the new one's vCPUs
+ * start (vm_start_vcpus). Unused, they live until the process exits.
+ * Returns 0 or a negative errno; on failure only what works is kept (at
+ * worst nothing) and vm_create() works as without it. VMM thread only.
  */
-int vm_prewarm(void) __attribute__((warn_unused_result));
+int vm_prewarm(uint64_t mem_bytes, unsigned int nr_vcpus) __attribute__((warn_unused_result));
+
+/* Close a pre-warmed VM that vm_create() could not use; no-op without one. */
+void vm_prewarm_release(void);
 
 /* Start one thread per vCPU. The boot vCPU's registers must be set first. */
 int vm_start_vcpus(struct vm *vm) __attribute__((warn_unused_result));

@@ -122,10 +122,13 @@ class Ember:
         dt = first_dot(p, t0)
         return p, dt
 
-    def restore_api(self, st, mem, breakdown=None, prewarm=True):
+    def restore_api(self, st, mem, breakdown=None, prewarm="shaped"):
         """Load request -> first '.'; with @breakdown (a dict of lists), also
         ember's own Debug breakdown of the load, in milliseconds per step.
-        prewarm=False: the waiting ember prepares no KVM VM beforehand."""
+        prewarm: "shaped", the waiting ember prepares a VM of the snapshot's
+        shape (memory slots, irqchip, vCPU); "empty", an empty KVM VM (the
+        last step's pre-warm); None, nothing (--no-prewarm); "default", no
+        flag at all (an ember that has none)."""
         sock = os.path.join(self.work, "load.sock")
         if os.path.exists(sock):  # left by the last run's SIGKILL
             os.unlink(sock)
@@ -133,7 +136,11 @@ class Ember:
         extra = ["--level", "Debug", "--log-path", log] if breakdown is not None else []
         if breakdown is not None:
             open(log, "w").close()
-        if not prewarm:
+        if prewarm == "shaped":
+            extra += ["--prewarm-shape", f"1,{self.mib}"]
+        elif prewarm == "empty":
+            extra += ["--prewarm-shape", "none"]
+        elif prewarm is None:
             extra.append("--no-prewarm")
         p = self.spawn("--api-sock", sock, *extra)
         wait_path(sock)

@@ -1,6 +1,9 @@
 """The pre-warmed KVM VM of a waiting `ember --api-sock`: a snapshot load or
-an InstanceStart takes it, whatever the snapshot's vCPU count and memory
-size; a failed load leaves it for the next one; --no-prewarm turns it off.
+an InstanceStart takes it. Shaped (--prewarm-shape V,M, default 1,128) it
+has memory slots, irqchip, PIT and vCPU fds, taken when the memory size is
+the snapshot's and it has no more vCPUs; any other snapshot still loads, on
+a VM built anew. A failed load leaves it for the next one; --no-prewarm
+turns it off.
 The guest is hello with tick=N: it prints '.' every N TSC cycles once it
 runs at ring 3, so a '.' after the load means the restored guest runs."""
 import json
@@ -14,6 +17,9 @@ from conftest import ember_pid, read_until, run_ember
 
 TICK = 30000
 PREPARED = "KVM VM prepared in"
+SHAPED = "(pre-warmed VM with slots, irqchip and vCPUs, kvm"
+EMPTY = "(pre-warmed VM, kvm"
+UNFIT = "(pre-warmed /dev/kvm, new VM, kvm"
 
 
 def snapshot(ember, guest, tmp_path, vcpus, mib):
@@ -53,18 +59,90 @@ def ticks_after_load(ember, tmp_path, st, mem, *args):
         assert r[0] == 204, r
         m, text = read_until(p, r"\.", 30)
         assert m, text
+        # Exactly one KVM VM once the guest runs: an unfit pre-warmed one
+        # is closed by then.
+        pid = ember_pid(p)
+        vms = [fd for fd in os.listdir(f"/proc/{pid}/fd")
+               if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:kvm-vm"]
+        assert len(vms) == 1, vms
     finally:
         p.kill()
         _, err = p.communicate(timeout=10)
     return err.decode(errors="replace")
 
 
-@pytest.mark.parametrize("vcpus,mib", [(1, 128), (2, 256)])
-def test_load_takes_the_prewarmed_vm_whatever_the_snapshot(ember, guest, tmp_path, vcpus, mib):
+@pytest.mark.parametrize("vcpus,mib,args,used", [
+    (1, 128, (), SHAPED),  # the default shape
+    (2, 256, ("--prewarm-shape", "2,256"), SHAPED),
+    (2, 128, (), SHAPED),  # vCPU 1 is added to the pre-warmed vCPU 0
+    (1, 256, (), UNFIT),  # memory size differs
+    (1, 128, ("--prewarm-shape", "2,128"), UNFIT),  # a vCPU too many
+    (2, 256, ("--prewarm-shape", "none"), EMPTY),
+])
+def test_load_takes_what_fits(ember, guest, tmp_path, vcpus, mib, args, used):
     st, mem = snapshot(ember, guest, tmp_path, vcpus, mib)
-    err = ticks_after_load(ember, tmp_path, st, mem)
+    err = ticks_after_load(ember, tmp_path, st, mem, *args)
     assert PREPARED in err, err
-    assert "snapshot load breakdown" in err and "(pre-warmed VM, kvm" in err, err
+    assert "snapshot load breakdown" in err and used in err, err
+    assert ("does not fit this one" in err) == (used == UNFIT), err
+    if used == UNFIT:
+        assert f"({vcpus} vCPUs, {mib} MiB): building a new one" in err, err
+
+
+def test_shaped_prewarm_with_dirty_tracking_and_a_diff_snapshot(ember, guest, tmp_path):
+    """The pre-registered slot gains KVM's dirty log in place: a Diff
+    snapshot of the loaded VM works."""
+    st, mem = snapshot(ember, guest, tmp_path, 1, 128)
+    sock = str(tmp_path / "load.sock")
+    p = start_ember(ember, sock, "--level", "Debug")
+    try:
+        api = Api(sock)
+        body = load_body(st, mem)
+        body["track_dirty_pages"] = True
+        assert api.call("PUT", "/snapshot/load", body)[0] == 204
+        m, text = read_until(p, r"\.", 30)
+        assert m, text
+        assert api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        r = api.call("PUT", "/snapshot/create", {"snapshot_path": str(tmp_path / "d.state"),
+                                                 "mem_file_path": str(tmp_path / "d.mem"),
+                                                 "snapshot_type": "Diff"})
+        assert r[0] == 204, r
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    assert SHAPED in err.decode(errors="replace")
+
+
+def test_shaped_prewarm_with_userfaultfd(ember, guest, tmp_path):
+    """Memory by ember's userfaultfd handler sits on the reserved range."""
+    st, mem = snapshot(ember, guest, tmp_path, 1, 128)
+    sock = str(tmp_path / "load.sock")
+    p = start_ember(ember, sock, "--level", "Debug")
+    try:
+        body = load_body(st, mem)
+        body["mem_backend"]["backend_type"] = "Uffd"
+        r = Api(sock).call("PUT", "/snapshot/load", body)
+        assert r[0] == 204, r
+        m, text = read_until(p, r"\.", 30)
+        assert m, text
+    finally:
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    assert SHAPED in err.decode(errors="replace")
+
+
+@pytest.mark.parametrize("bad", ["", "1", "0,128", "33,128", "1,1", "1,", ",128", "a,b",
+                                 "1,128,3", "-1,128", "1,-5", "1, 128", "none,128", "NONE",
+                                 "1,99999999999999999999", "1,9999999999999"])
+def test_prewarm_shape_garbage(ember, bad):
+    r = run_ember(ember, "--api-sock", "/tmp/unused.sock", "--prewarm-shape", bad)
+    assert r.returncode == 64 and "--prewarm-shape" in r.stderr, (bad, r.stderr)
+
+
+def test_prewarm_shape_and_no_prewarm_exclude_each_other(ember):
+    r = run_ember(ember, "--api-sock", "/tmp/unused.sock", "--no-prewarm",
+                  "--prewarm-shape", "1,128")
+    assert r.returncode == 64 and "exclude each other" in r.stderr, r.stderr
 
 
 def test_no_prewarm_loads_the_same(ember, guest, tmp_path):
@@ -92,7 +170,7 @@ def test_load_after_a_failed_load(ember, guest, tmp_path):
         p.kill()
         _, err = p.communicate(timeout=10)
     err = err.decode(errors="replace")
-    assert err.count(PREPARED) == 1 and "(pre-warmed VM, kvm" in err, err
+    assert err.count(PREPARED) == 1 and SHAPED in err, err
 
 
 def fds_after_boot(ember, guest, tmp_path, name, *args):

@@ -588,6 +588,20 @@ static void load_stamp(uint64_t *ns, enum load_step step, uint64_t *t)
 	*t = now;
 }
 
+static const char *vm_warm_name(enum vm_warm w)
+{
+	switch (w) {
+	case VM_WARM_SHAPED:
+		return "pre-warmed VM with slots, irqchip and vCPUs";
+	case VM_WARM_EMPTY:
+		return "pre-warmed VM";
+	case VM_WARM_KVM:
+		return "pre-warmed /dev/kvm, new VM";
+	default:
+		return "new VM";
+	}
+}
+
 /* One Debug line with where the load's time went, in microseconds. */
 static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
 {
@@ -602,7 +616,7 @@ static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
 	    (unsigned long long)(ns[LOAD_READ] / 1000),
 	    (unsigned long long)(ns[LOAD_CONFIG] / 1000),
 	    (unsigned long long)(ns[LOAD_MEMFILE] / 1000),
-	    (unsigned long long)(ns[LOAD_BUILD] / 1000), vm->prewarmed ? "pre-warmed VM" : "new VM",
+	    (unsigned long long)(ns[LOAD_BUILD] / 1000), vm_warm_name(vm->prewarmed),
 	    (unsigned long long)(p[VM_PHASE_KVM] / 1000),
 	    (unsigned long long)(p[VM_PHASE_CREATE] / 1000),
 	    (unsigned long long)(p[VM_PHASE_MEMORY] / 1000),
