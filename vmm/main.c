@@ -247,6 +247,9 @@ int main(int argc, char **argv)
 	/* Start-up is over: from here the VMM thread runs under its filter. */
 	if (seccomp_apply(SECCOMP_VMM) < 0)
 		die(EMBER_EXIT_ERROR, "cannot install the seccomp filter");
+	/* Under that filter, as threads started later would be. */
+	if (vmm.api_on && !cfg->kernel_path && !cfg->restore_path && !cfg->no_prewarm)
+		vcpu_prestart(cfg->prewarm_vcpus);
 	if (event_loop_run(&vmm.loop) < 0)
 		log_err("event loop failed: %s", strerror(errno));
 	r = vmm.state == VMM_RUNNING || vmm.state == VMM_PAUSED ? vmm.vm.exit_status

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -228,14 +229,60 @@ static void vcpu_exited(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+/* A vCPU thread's start: its name, then its filter. 0 or a negative errno. */
+static int vcpu_thread_init(unsigned int id)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", id);
+	log_set_thread_name(name);
+	pthread_setname_np(pthread_self(), name);
+	return seccomp_apply(SECCOMP_VCPU);
+}
+
+/* vCPU threads started before their vCPU exists (vcpu_prestart): each waits,
+ * named and under its filter, until vcpu_start() hands it its vCPU. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int nr;
+	pthread_t thread[VM_MAX_VCPUS];
+	struct vcpu *given[VM_MAX_VCPUS];
+} waiting = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *vcpu_run_thread(struct vcpu *vcpu, int init);
+
+static void *vcpu_waiting_thread(void *arg)
+{
+	unsigned int id = (unsigned int)(uintptr_t)arg;
+	int init = vcpu_thread_init(id);
+	pthread_mutex_lock(&waiting.lock);
+	while (!waiting.given[id])
+		pthread_cond_wait(&waiting.cond, &waiting.lock);
+	struct vcpu *vcpu = waiting.given[id];
+	pthread_mutex_unlock(&waiting.lock);
+	return vcpu_run_thread(vcpu, init);
+}
+
+void vcpu_prestart(unsigned int nr)
+{
+	pthread_mutex_lock(&waiting.lock);
+	while (waiting.nr < nr && waiting.nr < VM_MAX_VCPUS &&
+	       thread_start(&waiting.thread[waiting.nr], vcpu_waiting_thread,
+			    (void *)(uintptr_t)waiting.nr) == 0)
+		waiting.nr++;
+	pthread_mutex_unlock(&waiting.lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	char name[16];
-	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
-	log_set_thread_name(name);
-	pthread_setname_np(pthread_self(), name);
-	if (seccomp_apply(SECCOMP_VCPU) < 0) {
+	return vcpu_run_thread(vcpu, vcpu_thread_init(vcpu->id));
+}
+
+/* The vCPU's run loop, on its own thread; @init is vcpu_thread_init's result. */
+static void *vcpu_run_thread(struct vcpu *vcpu, int init)
+{
+	if (init < 0) {
 		vm_request_stop(vcpu->vm, EMBER_EXIT_ERROR, "seccomp filter");
 		vcpu_exited(vcpu);
 		return NULL;
@@ -282,6 +329,19 @@ int vcpu_start(struct vcpu *vcpu)
 {
 	/* vCPU threads take no signals meant for the process (SIGTERM etc. are
 	 * blocked in the VMM thread before this and the mask is inherited). */
+	pthread_mutex_lock(&waiting.lock);
+	bool handed = vcpu->id < waiting.nr && !waiting.given[vcpu->id];
+	if (handed) {
+		/* Its thread already waits: wake it instead of starting one. */
+		vcpu->thread = waiting.thread[vcpu->id];
+		waiting.given[vcpu->id] = vcpu;
+		pthread_cond_broadcast(&waiting.cond);
+	}
+	pthread_mutex_unlock(&waiting.lock);
+	if (handed) {
+		vcpu->started = true;
+		return 0;
+	}
 	int r = thread_start(&vcpu->thread, vcpu_thread, vcpu);
 	if (!r)
 		vcpu->started = true;

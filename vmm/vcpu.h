@@ -67,7 +67,17 @@ int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run, stru
 /* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
     __attribute__((warn_unused_result));
-/* Start the vCPU thread. */
+/*
+ * Start @nr vCPU threads (ids 0..nr-1) ahead of their vCPUs: each names
+ * itself and installs its seccomp filter, then waits until vcpu_start() of
+ * that id hands it its vCPU, so starting one costs a wake-up instead of a
+ * thread creation and a filter. Unused, they wait until the process exits.
+ * Call from the VMM thread once its own filter is on (a thread starts under
+ * its creator's filter); threads that cannot start are simply not there.
+ */
+void vcpu_prestart(unsigned int nr);
+
+/* Start the vCPU thread (or wake the one vcpu_prestart made for its id). */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 /* Make the vCPU leave KVM_RUN soon (signal + immediate_exit). Any thread. */
 void vcpu_kick(struct vcpu *vcpu);

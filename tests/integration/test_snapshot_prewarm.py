@@ -9,6 +9,7 @@ runs at ring 3, so a '.' after the load means the restored guest runs."""
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -212,3 +213,32 @@ def test_instance_start_on_a_prewarmed_ember(ember, guest, tmp_path):
 def test_no_prewarm_takes_no_value(ember):
     r = run_ember(ember, "--api-sock", "/tmp/unused.sock", "--no-prewarm=yes")
     assert r.returncode == 64 and "--no-prewarm" in r.stderr, r.stderr
+
+
+def thread_names(p):
+    pid = ember_pid(p)
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return sorted(names)
+
+
+@pytest.mark.parametrize("args,want", [((), ["vcpu0"]), (("--prewarm-shape", "2,128"), ["vcpu0", "vcpu1"]),
+                                       (("--prewarm-shape", "none"), []), (("--no-prewarm",), [])])
+def test_vcpu_threads_wait_before_the_load(ember, tmp_path, args, want):
+    """A shaped pre-warm starts its vCPU threads ahead; they wait for a
+    vCPU (and a waiting ember with them still answers and exits cleanly)."""
+    sock = str(tmp_path / "w.sock")
+    p = start_ember(ember, sock, *args)
+    try:
+        assert Api(sock).call("GET", "/")[0] == 200
+        for _ in range(200):  # each thread names itself once it runs
+            got = [n for n in thread_names(p) if n.startswith("vcpu")]
+            if got == want:
+                break
+            time.sleep(0.01)
+        assert got == want
+    finally:
+        p.terminate()
+        assert p.wait(timeout=10) == 0
