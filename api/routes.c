@@ -549,7 +549,7 @@ static void log_request(const struct api_call *call, char *qpath, size_t qpath_l
 
 void api_dispatch(struct vmm *vmm, struct api_call *call)
 {
-	struct ctx c = { .vmm = vmm };
+	struct ctx c = { .vmm = vmm, .start_ns = call->start_ns };
 	char qpath[256];
 	log_request(call, qpath, sizeof(qpath));
 	uint64_t t0 = clock_now_ns();

@@ -24,6 +24,7 @@ struct ctx {
 	json_t *body; /* parsed body (object) or NULL */
 	json_t *resp; /* 200 body, if any */
 	char err[ERR_MAX];
+	uint64_t start_ns; /* clock_now_ns() when the request arrived */
 };
 
 typedef unsigned int (*handler_fn)(struct ctx *c);

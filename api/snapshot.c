@@ -92,6 +92,7 @@ unsigned int put_snapshot_load(struct ctx *c)
 		    jbool(c->body, "enable_diff_snapshots", false),
 		.resume = jbool(c->body, "resume_vm", false),
 		.clock_realtime = jbool(c->body, "clock_realtime", false),
+		.request_ns = c->start_ns,
 	};
 	json_t *backend = json_object_get(c->body, "mem_backend");
 	const char *mem_file = jstr(c->body, "mem_file_path");

@@ -208,7 +208,7 @@ class Qemu:
 
 def parse_breakdown(log, into):
     """Add the steps of ember's 'snapshot load breakdown' and 'first KVM_RUN
-    ... after the snapshot load began' Debug lines in @log to @into."""
+    ... after the snapshot load request' Debug lines in @log to @into."""
     with open(log) as f:
         text = f.read()
     m = re.search(r"snapshot load breakdown \(us\): (.*)", text)
@@ -217,9 +217,10 @@ def parse_breakdown(log, into):
     steps = re.sub(r"\((pre-warmed|new) VM, ", "(", m.group(1))
     for name, us in re.findall(r"([a-z+ ]+?) (\d+)", steps.replace("(", ",").replace(")", "")):
         into.setdefault(name.strip(" ,"), []).append(int(us) / 1000)
-    m = re.search(r"first KVM_RUN (\d+) us after the snapshot load began", text)
+    m = re.search(r"first KVM_RUN (\d+) us after the snapshot load request", text)
     if m:
-        into.setdefault("first KVM_RUN (from load start)", []).append(int(m.group(1)) / 1000)
+        into.setdefault("first KVM_RUN (from the request's arrival)", []).append(
+            int(m.group(1)) / 1000)
 
 
 def rss_split(pid, mem_path):

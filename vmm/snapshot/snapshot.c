@@ -572,6 +572,7 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 
 /* snapshot_load's steps, timed for the Debug breakdown. */
 enum load_step {
+	LOAD_QUEUE, /* request arrival to the VMM thread's snapshot_load() */
 	LOAD_READ,
 	LOAD_CONFIG,
 	LOAD_MEMFILE,
@@ -610,10 +611,11 @@ static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
 	for (unsigned int i = 0; i < VM_NR_PHASES; i++)
 		vm_ns += p[i];
 	log_debug(
-	    "snapshot load breakdown (us): read %llu, parse+config %llu, memory file "
+	    "snapshot load breakdown (us): request queue %llu, read %llu, parse+config %llu, "
+	    "memory file "
 	    "%llu, build %llu (%s, kvm %llu, vm %llu, memory %llu, irqchip+pit %llu, vcpus "
 	    "%llu, devices %llu), state restore %llu, vcpu threads %llu",
-	    (unsigned long long)(ns[LOAD_READ] / 1000),
+	    (unsigned long long)(ns[LOAD_QUEUE] / 1000), (unsigned long long)(ns[LOAD_READ] / 1000),
 	    (unsigned long long)(ns[LOAD_CONFIG] / 1000),
 	    (unsigned long long)(ns[LOAD_MEMFILE] / 1000),
 	    (unsigned long long)(ns[LOAD_BUILD] / 1000), vm_warm_name(vm->prewarmed),
@@ -632,6 +634,10 @@ int snapshot_load(struct vmm *vmm, const struct snapshot_load *a, char *err, siz
 	uint64_t t0 = clock_now_us();
 	uint64_t t_ns = clock_now_ns(), load_ns = t_ns;
 	uint64_t steps[LOAD_NR] = { 0 };
+	if (a->request_ns && a->request_ns <= load_ns) {
+		steps[LOAD_QUEUE] = load_ns - a->request_ns;
+		load_ns = a->request_ns;
+	}
 	size_t len = 0;
 	uint8_t *buf = read_state(a->state_path, &len, err, err_len);
 	if (!buf)

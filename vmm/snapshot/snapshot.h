@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vmm;
 
@@ -55,6 +56,9 @@ struct snapshot_load {
 	unsigned int nr_net_overrides;
 	const char *net_iface[SNAPSHOT_MAX_OVERRIDES], *net_host_dev[SNAPSHOT_MAX_OVERRIDES];
 	const char *vsock_uds_path; /* NULL: keep the snapshot's */
+	/* clock_now_ns() when the API request arrived; 0 for --restore. The
+	 * Debug breakdown counts from it. */
+	uint64_t request_ns;
 };
 
 /*
