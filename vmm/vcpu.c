@@ -36,13 +36,14 @@ int vcpu_open(int vm_fd, unsigned int id, int run_mmap_size, int *fd, struct kvm
 	return 0;
 }
 
-int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run, struct vcpu *vcpu)
+int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run,
+	       const struct kvm_cpuid2 *cpuid, struct vcpu *vcpu)
 {
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->fd = fd;
 	vcpu->run = run;
-	return cpu_init(vm, vcpu);
+	return cpu_init(vm, vcpu, cpuid);
 }
 
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
@@ -56,7 +57,7 @@ int vcpu_create(struct vm *vm, unsigned int id, struct vcpu *vcpu)
 			close(fd);
 		return r;
 	}
-	return vcpu_adopt(vm, id, fd, run, vcpu);
+	return vcpu_adopt(vm, id, fd, run, NULL, vcpu);
 }
 
 static void vcpu_exit_timed(struct vcpu *vcpu, enum vcpu_exit_kind k, uint64_t t0)

@@ -60,8 +60,10 @@ int vcpu_open(int vm_fd, unsigned int id, int run_mmap_size, int *fd, struct kvm
     __attribute__((warn_unused_result));
 
 /* Make vCPU @id of @vm from what vcpu_open() gave (the vcpu owns them from
- * here) and give it its CPUID, MSRs, FPU and LAPIC set-up. */
-int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run, struct vcpu *vcpu)
+ * here) and give it its CPUID, MSRs, FPU and LAPIC set-up; @cpuid is the
+ * CPUID table already set on it, or NULL (see cpu_init). */
+int vcpu_adopt(struct vm *vm, unsigned int id, int fd, struct kvm_run *run,
+	       const struct kvm_cpuid2 *cpuid, struct vcpu *vcpu)
     __attribute__((warn_unused_result));
 
 /* Create vCPU @id and give it its CPUID, MSRs, FPU and LAPIC set-up. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "arch/x86_64/cpu_template.h"
+#include "arch/x86_64/cpu.h"
 #include "arch/x86_64/layout.h"
 #include "clock.h"
 #include "kvm.h"
@@ -31,6 +32,7 @@ static struct {
 	unsigned int nr_vcpus;
 	int vcpu_fd[VM_MAX_VCPUS];
 	struct kvm_run *vcpu_run[VM_MAX_VCPUS];
+	struct kvm_cpuid2 *vcpu_cpuid[VM_MAX_VCPUS]; /* set on it; checked when taken */
 	/* A shaped VM that did not fit: closed once the new VM runs. */
 	int spare_vm_fd;
 	struct guest_mem spare_mem;
@@ -203,8 +205,16 @@ static int vm_prewarm_shape(uint64_t mem_bytes, unsigned int nr_vcpus)
 			      &warm.vcpu_run[i]);
 		if (warm.vcpu_fd[i] >= 0 && !warm.vcpu_run[i])
 			close(warm.vcpu_fd[i]);
-		if (r == 0)
-			warm.nr_vcpus = i + 1;
+		if (r < 0)
+			break;
+		warm.nr_vcpus = i + 1;
+		/* The CPUID this vCPU would get in a VM of this shape; the load
+		 * compares and sets another if the snapshot's VM wants another. */
+		struct kvm_cpuid2 *c = cpu_cpuid(warm.cpuid, NULL, i, nr_vcpus, 1);
+		if (c && ioctl(warm.vcpu_fd[i], KVM_SET_CPUID2, c) == 0)
+			warm.vcpu_cpuid[i] = c;
+		else
+			free(c);
 	}
 	return r;
 }
@@ -215,6 +225,8 @@ static void vm_drop_warm_vcpus(void)
 	for (unsigned int i = 0; i < warm.nr_vcpus; i++) {
 		munmap(warm.vcpu_run[i], (size_t)warm.run_mmap_size);
 		close(warm.vcpu_fd[i]);
+		free(warm.vcpu_cpuid[i]);
+		warm.vcpu_cpuid[i] = NULL;
 	}
 	warm.nr_vcpus = 0;
 }
@@ -366,9 +378,13 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, unsigned int nr_vcpus, const st
 	if (!vm->vcpus)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < nr_vcpus; i++) {
-		r = i < nr_ready
-		    ? vcpu_adopt(vm, i, warm.vcpu_fd[i], warm.vcpu_run[i], &vm->vcpus[i])
-		    : vcpu_create(vm, i, &vm->vcpus[i]);
+		r = i < nr_ready ? vcpu_adopt(vm, i, warm.vcpu_fd[i], warm.vcpu_run[i],
+					      warm.vcpu_cpuid[i], &vm->vcpus[i])
+				 : vcpu_create(vm, i, &vm->vcpus[i]);
+		if (i < nr_ready) {
+			free(warm.vcpu_cpuid[i]);
+			warm.vcpu_cpuid[i] = NULL;
+		}
 		if (r < 0)
 			return r;
 	}

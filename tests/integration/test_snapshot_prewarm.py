@@ -88,6 +88,10 @@ def test_load_takes_what_fits(ember, guest, tmp_path, vcpus, mib, args, used):
     assert ("does not fit this one" in err) == (used == UNFIT), err
     if used == UNFIT:
         assert f"({vcpus} vCPUs, {mib} MiB): building a new one" in err, err
+    # A pre-warmed vCPU's CPUID was made for the shape's vCPU count: with
+    # another count its topology differs and the load sets the VM's own.
+    reset = "vCPU 0: its pre-warmed CPUID is not this VM's" in err
+    assert reset == (used == SHAPED and args == () and vcpus == 2), err
 
 
 def test_shaped_prewarm_with_dirty_tracking_and_a_diff_snapshot(ember, guest, tmp_path):

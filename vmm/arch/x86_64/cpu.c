@@ -47,22 +47,45 @@
 #define GDT_CODE32 5
 #define GDT_ENTRIES 6
 
-static int cpu_set_cpuid(struct vm *vm, struct vcpu *vcpu)
+struct kvm_cpuid2 *cpu_cpuid(const struct kvm_cpuid2 *tmpl, const struct cpu_template *tpl,
+			     unsigned int id, unsigned int nr, unsigned int threads_per_core)
 {
-	const struct kvm_cpuid2 *tmpl = vm->supported_cpuid;
 	unsigned int capacity = tmpl->nent + CPUID_EXTRA_ENTRIES;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + capacity * sizeof(c->entries[0]));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	memcpy(c, tmpl, sizeof(*tmpl) + tmpl->nent * sizeof(tmpl->entries[0]));
 	char err[160];
-	if (vm->cpu_template && cpu_template_apply_cpuid(vm->cpu_template, c, err, sizeof(err))) {
+	if (tpl && cpu_template_apply_cpuid(tpl, c, err, sizeof(err))) {
 		log_err("CPU template: %s", err);
 		free(c);
-		return -ENOENT;
+		errno = ENOENT;
+		return NULL;
 	}
-	cpuid_filter(c, capacity, vcpu->id, vm->nr_vcpus, vm->threads_per_core);
-	int r = ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	cpuid_filter(c, capacity, id, nr, threads_per_core);
+	return c;
+}
+
+static bool cpuid_same(const struct kvm_cpuid2 *a, const struct kvm_cpuid2 *b)
+{
+	return a && b && a->nent == b->nent &&
+	    memcmp(a->entries, b->entries, a->nent * sizeof(a->entries[0])) == 0;
+}
+
+static int cpu_set_cpuid(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *preset)
+{
+	struct kvm_cpuid2 *c = cpu_cpuid(vm->supported_cpuid, vm->cpu_template, vcpu->id,
+					 vm->nr_vcpus, vm->threads_per_core);
+	if (!c)
+		return -errno;
+	/* KVM_SET_CPUID2 costs ~150 us here: skip it when the vCPU already
+	 * has exactly this table (a pre-warmed vCPU of the same shape; the
+	 * table compared is this VM's, template and SMT applied). */
+	bool same = cpuid_same(c, preset);
+	if (preset && !same)
+		log_debug("vCPU %u: its pre-warmed CPUID is not this VM's; setting this VM's",
+			  vcpu->id);
+	int r = same || ioctl(vcpu->fd, KVM_SET_CPUID2, c) == 0 ? 0 : -errno;
 	free(c);
 	if (r < 0)
 		log_err("KVM_SET_CPUID2 on vCPU %u: %s", vcpu->id, strerror(-r));
@@ -170,9 +193,9 @@ fail:
 	return -errno;
 }
 
-int cpu_init(struct vm *vm, struct vcpu *vcpu)
+int cpu_init(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *preset)
 {
-	int r = cpu_set_cpuid(vm, vcpu);
+	int r = cpu_set_cpuid(vm, vcpu, preset);
 	if (!r)
 		r = cpu_set_msrs(vcpu);
 	if (!r)

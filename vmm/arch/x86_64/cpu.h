@@ -13,9 +13,21 @@
 
 struct vm;
 struct vcpu;
+struct cpu_template;
 
-/* CPUID, MSRs, FPU and LAPIC LINT set-up for a new vCPU. */
-int cpu_init(struct vm *vm, struct vcpu *vcpu) __attribute__((warn_unused_result));
+/*
+ * CPUID, MSRs, FPU and LAPIC LINT set-up for a new vCPU. @preset: the CPUID
+ * table the vCPU already has (set by a pre-warm), or NULL; when it is the
+ * table this VM wants, KVM_SET_CPUID2 is skipped.
+ */
+int cpu_init(struct vm *vm, struct vcpu *vcpu, const struct kvm_cpuid2 *preset)
+    __attribute__((warn_unused_result));
+
+/* The CPUID table for vCPU @id of @nr, from KVM's supported @tmpl with
+ * the CPU template @tpl (or NULL) and @threads_per_core applied
+ * (malloc'd; NULL with errno ENOMEM, or ENOENT when @tpl does not apply). */
+struct kvm_cpuid2 *cpu_cpuid(const struct kvm_cpuid2 *tmpl, const struct cpu_template *tpl,
+			     unsigned int id, unsigned int nr, unsigned int threads_per_core);
 
 /* Entries cpuid_filter() may add to a copy of KVM_GET_SUPPORTED_CPUID. */
 #define CPUID_EXTRA_ENTRIES 6
