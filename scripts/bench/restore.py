@@ -145,6 +145,13 @@ class Ember:
         p = self.spawn("--api-sock", sock, *extra)
         wait_path(sock)
         api = Api(sock)
+        # A pooled ember has long been waiting when a load comes: GET /
+        # passes through the VMM thread, so once it is answered the
+        # pre-warm (done before that thread's loop) is over; the pause
+        # lets the pre-started vCPU threads reach their wait.
+        if api.call("GET", "/")[0] != 200:
+            sys.exit("GET / failed on the waiting ember")
+        time.sleep(0.01)
         t0 = time.monotonic()
         r = api.call("PUT", "/snapshot/load", {"snapshot_path": st, "resume_vm": True,
                                                "mem_backend": {"backend_type": "File",
