@@ -157,7 +157,10 @@ static int start_now(struct vmm *vmm)
 					   .resume = vmm->cfg.restore_resume,
 					   .uffd = vmm->cfg.restore_uffd,
 					   .ws_record = vmm->cfg.ws_record,
-					   .ws_prefetch = vmm->cfg.ws_prefetch };
+					   .ws_prefetch = vmm->cfg.ws_prefetch,
+					   /* The breakdown counts from the process start. */
+					   .request_ns =
+					       (clock_now_us() - clock_us_since_start()) * 1000 };
 		r = snapshot_load(vmm, &a, err, sizeof(err));
 		if (r)
 			log_err("--restore: %s", err);

@@ -302,10 +302,11 @@ static void *vcpu_run_thread(struct vcpu *vcpu, int init)
 				log_info("first KVM_RUN %llu us after process start",
 					 (unsigned long long)vcpu->first_run_us);
 			if (vcpu->id == 0 && vcpu->vm->load_start_ns)
-				log_debug("first KVM_RUN %llu us after the snapshot load request",
-					  (unsigned long long)((clock_now_ns() -
-								vcpu->vm->load_start_ns) /
-							       1000));
+				log_debug(
+				    "first KVM_RUN %llu us after the snapshot load was asked for",
+				    (unsigned long long)((clock_now_ns() -
+							  vcpu->vm->load_start_ns) /
+							 1000));
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -70,7 +70,7 @@ struct vm {
 	uint64_t phase_ns[VM_NR_PHASES];
 	enum vm_warm prewarmed; /* what of vm_prewarm()'s work it took */
 	/* clock_now_ns() when the request that built this VM from a snapshot
-	 * arrived (or its load began, for --restore; 0 for a boot): the boot
+	 * arrived (the process start for --restore; 0 for a boot): the boot
 	 * vCPU logs its first KVM_RUN relative to it. */
 	uint64_t load_start_ns;
 	bool track_dirty; /* slots log dirty pages */

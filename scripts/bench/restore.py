@@ -10,7 +10,10 @@ For 128 MiB and 1 GiB guests, in one run:
   - ember restore: from process start (--restore --resume; memory File,
     Uffd, Uffd with the working set a first Uffd restore recorded
     prefetched) and from the PUT /snapshot/load request (process already
-    up, File) to the first '.';
+    up and waiting, File; pre-warmed to the snapshot's shape, pre-warmed
+    empty, not pre-warmed) to the first '.';
+  - where each load's time goes (ember's Debug breakdown, from the
+    request's arrival or the process start to the first KVM_RUN);
   - ember cold boot of the same guest to its first '.';
   - QEMU -M microvm restore (-incoming from a file its own migrate wrote)
     of the same guest, from process start to the first '.';
@@ -116,10 +119,19 @@ class Ember:
         kill(p)
         return st, mem, full, diff
 
-    def restore_cli(self, st, mem, *extra):
+    def restore_cli(self, st, mem, *extra, breakdown=None):
+        """Process start (--restore) -> first '.'; with @breakdown, also
+        ember's Debug breakdown of the load (from the process start)."""
+        log = os.path.join(self.work, "cli.log")
+        if breakdown is not None:
+            open(log, "w").close()
+            extra = (*extra, "--level", "Debug", "--log-path", log)
         t0 = time.monotonic()
         p = self.spawn("--no-api", "--restore", st, "--mem", mem, "--resume", *extra)
         dt = first_dot(p, t0)
+        if breakdown is not None:
+            kill(p)
+            parse_breakdown(log, breakdown)
         return p, dt
 
     def restore_api(self, st, mem, breakdown=None, prewarm="shaped"):
@@ -215,7 +227,7 @@ class Qemu:
 
 def parse_breakdown(log, into):
     """Add the steps of ember's 'snapshot load breakdown' and 'first KVM_RUN
-    ... after the snapshot load request' Debug lines in @log to @into."""
+    ... after the snapshot load was asked for' Debug lines in @log to @into."""
     with open(log) as f:
         text = f.read()
     m = re.search(r"snapshot load breakdown \(us\): (.*)", text)
@@ -224,9 +236,9 @@ def parse_breakdown(log, into):
     steps = re.sub(r"\((pre-warmed|new) VM, ", "(", m.group(1))
     for name, us in re.findall(r"([a-z+ ]+?) (\d+)", steps.replace("(", ",").replace(")", "")):
         into.setdefault(name.strip(" ,"), []).append(int(us) / 1000)
-    m = re.search(r"first KVM_RUN (\d+) us after the snapshot load request", text)
+    m = re.search(r"first KVM_RUN (\d+) us after the snapshot load was asked for", text)
     if m:
-        into.setdefault("first KVM_RUN (from the request's arrival)", []).append(
+        into.setdefault("first KVM_RUN, from request / process start", []).append(
             int(m.group(1)) / 1000)
 
 
@@ -291,9 +303,9 @@ def main():
             st, mem, full, diff = emb.snapshot()
             qemu = Qemu(a.qemu, os.path.abspath(a.guest), work, mib)
             qemu.snapshot()
-            res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "api_cold": [], "cold": [],
-                   "qemu": []}
-            steps, steps_cold = {}, {}
+            res = {"cli": [], "uffd": [], "prefetch": [], "api": [], "api_empty": [],
+                   "api_cold": [], "cold": [], "qemu": []}
+            steps, steps_empty, steps_cold, steps_cli = {}, {}, {}, {}
             ws = os.path.join(work, "ws")
             kill(emb.restore_cli(st, mem, "--uffd", "--ws-record", ws)[0])
             for _ in range(2):  # warm the page cache
@@ -310,9 +322,12 @@ def main():
                 kill(p)
                 res["prefetch"].append(dt * 1000)
                 res["api"].append(emb.restore_api(st, mem) * 1000)
-                res["api_cold"].append(emb.restore_api(st, mem, prewarm=False) * 1000)
+                res["api_empty"].append(emb.restore_api(st, mem, prewarm="empty") * 1000)
+                res["api_cold"].append(emb.restore_api(st, mem, prewarm=None) * 1000)
                 emb.restore_api(st, mem, steps)
-                emb.restore_api(st, mem, steps_cold, prewarm=False)
+                emb.restore_api(st, mem, steps_empty, prewarm="empty")
+                emb.restore_api(st, mem, steps_cold, prewarm=None)
+                emb.restore_cli(st, mem, breakdown=steps_cli)
                 res["cold"].append(emb.cold_boot() * 1000)
                 res["qemu"].append(qemu.restore() * 1000)
             p, _ = emb.restore_cli(st, mem)
@@ -323,8 +338,10 @@ def main():
             print(f"restore benchmark: {mib} MiB guest, 1 vCPU, {a.runs} runs (ms)")
             print(f"  {'':<50} {'min':>9} {'median':>9} {'p95':>9}")
             print(row("ember: load request -> first guest port write", res["api"]))
-            print(row("  same, no pre-warmed KVM VM (--no-prewarm)", res["api_cold"]))
-            for title, st_ in (("pre-warmed", steps), ("no pre-warm", steps_cold)):
+            print(row("  same, pre-warm of an empty KVM VM (--prewarm-shape none)", res["api_empty"]))
+            print(row("  same, no pre-warm (--no-prewarm)", res["api_cold"]))
+            for title, st_ in (("shaped pre-warm", steps), ("empty pre-warm", steps_empty),
+                               ("no pre-warm", steps_cold), ("--restore", steps_cli)):
                 print(f"  where a load's time goes, {title} (ember's Debug log, separate runs):")
                 for name, v in st_.items():
                     print(row("    " + name, v))

@@ -572,7 +572,7 @@ static int restore_all(struct vmm *vmm, const struct snap_reader *rd, bool clock
 
 /* snapshot_load's steps, timed for the Debug breakdown. */
 enum load_step {
-	LOAD_QUEUE, /* request arrival to the VMM thread's snapshot_load() */
+	LOAD_QUEUE, /* request arrival (or process start) to snapshot_load() */
 	LOAD_READ,
 	LOAD_CONFIG,
 	LOAD_MEMFILE,
@@ -611,7 +611,7 @@ static void load_log_breakdown(const struct vm *vm, const uint64_t *ns)
 	for (unsigned int i = 0; i < VM_NR_PHASES; i++)
 		vm_ns += p[i];
 	log_debug(
-	    "snapshot load breakdown (us): request queue %llu, read %llu, parse+config %llu, "
+	    "snapshot load breakdown (us): before load %llu, read %llu, parse+config %llu, "
 	    "memory file "
 	    "%llu, build %llu (%s, kvm %llu, vm %llu, memory %llu, irqchip+pit %llu, vcpus "
 	    "%llu, devices %llu), state restore %llu, vcpu threads %llu",

@@ -56,8 +56,9 @@ struct snapshot_load {
 	unsigned int nr_net_overrides;
 	const char *net_iface[SNAPSHOT_MAX_OVERRIDES], *net_host_dev[SNAPSHOT_MAX_OVERRIDES];
 	const char *vsock_uds_path; /* NULL: keep the snapshot's */
-	/* clock_now_ns() when the API request arrived; 0 for --restore. The
-	 * Debug breakdown counts from it. */
+	/* clock_now_ns() when the API request arrived, or when the process
+	 * started for --restore; the Debug breakdown counts from it (0: from
+	 * the load's start). */
 	uint64_t request_ns;
 };
 
