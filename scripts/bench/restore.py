@@ -338,7 +338,7 @@ def main():
             print(f"restore benchmark: {mib} MiB guest, 1 vCPU, {a.runs} runs (ms)")
             print(f"  {'':<50} {'min':>9} {'median':>9} {'p95':>9}")
             print(row("ember: load request -> first guest port write", res["api"]))
-            print(row("  same, pre-warm of an empty KVM VM (--prewarm-shape none)", res["api_empty"]))
+            print(row("  same, empty VM pre-warmed (--prewarm-shape none)", res["api_empty"]))
             print(row("  same, no pre-warm (--no-prewarm)", res["api_cold"]))
             for title, st_ in (("shaped pre-warm", steps), ("empty pre-warm", steps_empty),
                                ("no pre-warm", steps_cold), ("--restore", steps_cli)):
