@@ -57,10 +57,10 @@ static const char usage[] =
     "                        the --http-api-max-payload-size)\n"
     "  --no-seccomp          run without the per-thread seccomp filters\n"
     "  --no-prewarm          with --api-sock: do not prepare a KVM VM while waiting\n"
-    "  --prewarm-shape V,M   the VM a waiting --api-sock ember prepares: memory slots\n"
-    "                        for M MiB, irqchip, PIT and V vCPU fds (default 1,128,\n"
-    "                        Firecracker's default machine); 'none': an empty KVM VM.\n"
-    "                        A snapshot or boot of another shape builds its own VM\n"
+    "  --prewarm-shape V,M   with --api-sock: prepare, while waiting, a VM of V vCPUs\n"
+    "                        and M MiB (memory slots, irqchip, PIT, vCPUs and their\n"
+    "                        threads); a load or boot of that shape takes it, another\n"
+    "                        builds its own. Default 'none': an empty KVM VM only\n"
     "  --seccomp-filter FILE use the policy in FILE (resources/seccomp format) instead\n"
     "                        of the built-in filters\n"
     "  --uffd                with --restore: memory through ember's userfaultfd handler\n"
@@ -362,8 +362,6 @@ int cli_parse(int argc, char **argv, struct vmm_config *cfg)
 	*cfg = (struct vmm_config){
 		.vcpus = 1,
 		.mem_mib = 128,
-		.prewarm_vcpus = 1,
-		.prewarm_mem_mib = 128,
 		.serial = SERIAL_STDOUT,
 		.protocol = BOOT_PROTOCOL_AUTO,
 		.log_level = LOG_INFO, /* Firecracker's default */

@@ -1,8 +1,8 @@
 """The pre-warmed KVM VM of a waiting `ember --api-sock`: a snapshot load or
-an InstanceStart takes it. Shaped (--prewarm-shape V,M, default 1,128) it
-has memory slots, irqchip, PIT and vCPU fds, taken when the memory size is
-the snapshot's and it has no more vCPUs; any other snapshot still loads, on
-a VM built anew. A failed load leaves it for the next one; --no-prewarm
+an InstanceStart takes it. By default it is an empty KVM VM; shaped
+(--prewarm-shape V,M) it has memory slots, irqchip, PIT, vCPU fds and
+threads, taken when the memory size is the snapshot's and it has no more
+vCPUs; any other snapshot still loads, on a VM built anew. A failed load leaves it for the next one; --no-prewarm
 turns it off.
 The guest is hello with tick=N: it prints '.' every N TSC cycles once it
 runs at ring 3, so a '.' after the load means the restored guest runs."""
@@ -73,12 +73,13 @@ def ticks_after_load(ember, tmp_path, st, mem, *args):
 
 
 @pytest.mark.parametrize("vcpus,mib,args,used", [
-    (1, 128, (), SHAPED),  # the default shape
+    (1, 128, ("--prewarm-shape", "1,128"), SHAPED),
     (2, 256, ("--prewarm-shape", "2,256"), SHAPED),
-    (2, 128, (), SHAPED),  # vCPU 1 is added to the pre-warmed vCPU 0
-    (1, 256, (), UNFIT),  # memory size differs
+    (2, 128, ("--prewarm-shape", "1,128"), SHAPED),  # vCPU 1 is added to vCPU 0
+    (1, 256, ("--prewarm-shape", "1,128"), UNFIT),  # memory size differs
     (1, 128, ("--prewarm-shape", "2,128"), UNFIT),  # a vCPU too many
     (2, 256, ("--prewarm-shape", "none"), EMPTY),
+    (1, 128, (), EMPTY),  # the default
 ])
 def test_load_takes_what_fits(ember, guest, tmp_path, vcpus, mib, args, used):
     st, mem = snapshot(ember, guest, tmp_path, vcpus, mib)
@@ -91,7 +92,7 @@ def test_load_takes_what_fits(ember, guest, tmp_path, vcpus, mib, args, used):
     # A pre-warmed vCPU's CPUID was made for the shape's vCPU count: with
     # another count its topology differs and the load sets the VM's own.
     reset = "vCPU 0: its pre-warmed CPUID is not this VM's" in err
-    assert reset == (used == SHAPED and args == () and vcpus == 2), err
+    assert reset == (used == SHAPED and args == ("--prewarm-shape", "1,128") and vcpus == 2), err
 
 
 def test_shaped_prewarm_with_dirty_tracking_and_a_diff_snapshot(ember, guest, tmp_path):
@@ -99,7 +100,7 @@ def test_shaped_prewarm_with_dirty_tracking_and_a_diff_snapshot(ember, guest, tm
     snapshot of the loaded VM works."""
     st, mem = snapshot(ember, guest, tmp_path, 1, 128)
     sock = str(tmp_path / "load.sock")
-    p = start_ember(ember, sock, "--level", "Debug")
+    p = start_ember(ember, sock, "--level", "Debug", "--prewarm-shape", "1,128")
     try:
         api = Api(sock)
         body = load_body(st, mem)
@@ -122,7 +123,7 @@ def test_shaped_prewarm_with_userfaultfd(ember, guest, tmp_path):
     """Memory by ember's userfaultfd handler sits on the reserved range."""
     st, mem = snapshot(ember, guest, tmp_path, 1, 128)
     sock = str(tmp_path / "load.sock")
-    p = start_ember(ember, sock, "--level", "Debug")
+    p = start_ember(ember, sock, "--level", "Debug", "--prewarm-shape", "1,128")
     try:
         body = load_body(st, mem)
         body["mem_backend"]["backend_type"] = "Uffd"
@@ -160,7 +161,7 @@ def test_no_prewarm_loads_the_same(ember, guest, tmp_path):
 def test_load_after_a_failed_load(ember, guest, tmp_path):
     st, mem = snapshot(ember, guest, tmp_path, 1, 128)
     sock = str(tmp_path / "load.sock")
-    p = start_ember(ember, sock, "--level", "Debug")
+    p = start_ember(ember, sock, "--level", "Debug", "--prewarm-shape", "1,128")
     try:
         api = Api(sock)
         code, resp = api.call("PUT", "/snapshot/load", load_body(st, tmp_path / "missing.mem"))
@@ -202,8 +203,9 @@ def fds_after_boot(ember, guest, tmp_path, name, *args):
     return fds, err.decode(errors="replace")
 
 
-def test_instance_start_on_a_prewarmed_ember(ember, guest, tmp_path):
-    warm, err = fds_after_boot(ember, guest, tmp_path, "warm")
+@pytest.mark.parametrize("args", [(), ("--prewarm-shape", "1,128")])
+def test_instance_start_on_a_prewarmed_ember(ember, guest, tmp_path, args):
+    warm, err = fds_after_boot(ember, guest, tmp_path, "warm", *args)
     assert PREPARED in err, err
     cold, err = fds_after_boot(ember, guest, tmp_path, "cold", "--no-prewarm")
     assert PREPARED not in err, err
@@ -228,8 +230,10 @@ def thread_names(p):
     return sorted(names)
 
 
-@pytest.mark.parametrize("args,want", [((), ["vcpu0"]), (("--prewarm-shape", "2,128"), ["vcpu0", "vcpu1"]),
-                                       (("--prewarm-shape", "none"), []), (("--no-prewarm",), [])])
+@pytest.mark.parametrize("args,want", [(("--prewarm-shape", "1,128"), ["vcpu0"]),
+                                       (("--prewarm-shape", "2,128"), ["vcpu0", "vcpu1"]),
+                                       (("--prewarm-shape", "none"), []), ((), []),
+                                       (("--no-prewarm",), [])])
 def test_vcpu_threads_wait_before_the_load(ember, tmp_path, args, want):
     """A shaped pre-warm starts its vCPU threads ahead; they wait for a
     vCPU (and a waiting ember with them still answers and exits cleanly)."""
