@@ -63,8 +63,13 @@ def ticks_after_load(ember, tmp_path, st, mem, *args):
         # Exactly one KVM VM once the guest runs: an unfit pre-warmed one
         # is closed by then.
         pid = ember_pid(p)
-        vms = [fd for fd in os.listdir(f"/proc/{pid}/fd")
-               if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:kvm-vm"]
+        vms = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:  # an fd may close between the listing and the look
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:kvm-vm":
+                    vms.append(fd)
+            except FileNotFoundError:
+                pass
         assert len(vms) == 1, vms
     finally:
         p.kill()
