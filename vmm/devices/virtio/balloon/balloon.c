@@ -203,7 +203,7 @@ static void stats_parse(struct virtio_balloon *b, const struct virtq_chain *c)
  */
 static void stats_read(struct virtio_balloon *b, struct virtq *q)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	const char *why = "";
 	int r = virtq_pop(q, &chain, &why);
 	if (r == -EIO) {
@@ -228,7 +228,7 @@ static void stats_read(struct virtio_balloon *b, struct virtq *q)
 
 static void stats_tick_locked(struct virtio_balloon *b)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	for (unsigned int i = 0; i < 4; i++) {
 		struct virtq *q = &b->queues[i];
 		if (b->role[i] != BQ_STATS || !q->avail)
@@ -254,7 +254,7 @@ static void stats_tick_locked(struct virtio_balloon *b)
 
 static void pfn_queue(struct virtio_balloon *b, struct virtq *q, bool inflate)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	bool progress = false;
 	for (;;) {
 		for (;;) {
@@ -290,7 +290,7 @@ static void pfn_queue(struct virtio_balloon *b, struct virtq *q, bool inflate)
 
 static void reporting_queue(struct virtio_balloon *b, struct virtq *q)
 {
-	static __thread struct virtq_chain chain;
+	static struct virtq_chain chain;
 	bool progress = false;
 	for (;;) {
 		for (;;) {

@@ -195,7 +195,7 @@ static void net_signal(struct virtio_net *n, struct virtq *q, bool progress)
  * out of guest memory first; true when it was one. */
 static bool net_tx_mmds(struct virtio_net *n, const struct virtq_chain *chain, uint64_t frame)
 {
-	static __thread uint8_t buf[NET_MAX_GSO_FRAME + VLAN_HLEN];
+	static uint8_t buf[NET_MAX_GSO_FRAME + VLAN_HLEN];
 	uint8_t head[42];
 	size_t hl = frame < sizeof(head) ? (size_t)frame : sizeof(head);
 	if (!iov_copy_out(chain->iov, chain->nr_out, NET_HDR_LEN, head, hl) ||
