@@ -2,6 +2,9 @@
 /mmds), PUT /mmds/config, the config-file section, --metadata and
 --mmds-size-limit, with Firecracker's status codes and messages."""
 import json
+import os
+import subprocess
+import time
 
 import pytest
 
@@ -333,3 +336,199 @@ def test_config_file_bad_section(ember, guest, tmp_path, mmds, words):
     r = run_ember(ember, "--no-api", "--config-file", config_file(tmp_path, guest, mmds))
     assert r.returncode == USAGE and words in r.stderr, r.stderr
 
+
+# ---- the guest-facing service, from a Linux guest ------------------------------
+
+SNIFF = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("tap0", 0))
+s.settimeout(0.2)
+mmds = socket.inet_aton(sys.argv[1])
+seen = 0
+print("sniffing", flush=True)
+while True:
+    try:
+        f = s.recv(65535)
+    except socket.timeout:
+        continue
+    t = f[12:14]
+    if (t == b"\x08\x06" and f[38:42] == mmds) or (t == b"\x08\x00" and f[30:34] == mmds):
+        seen += 1
+        print("leak", seen, flush=True)
+"""
+
+
+def http(vm, method, path, headers=(), addr="169.254.169.254", timeout=20):
+    """One request from the guest with busybox nc; returns (status, headers, body)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {addr}", *headers, "Connection: close"]
+    req = "\\r\\n".join(lines) + "\\r\\n\\r\\n"
+    # From a file: busybox's nc fed by a pipe (or given -w) can close before
+    # it sends anything.
+    _, out = vm.sh(f"printf '{req}' >/tmp/req && nc {addr} 80 </tmp/req; echo", timeout=timeout)
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    status = int(head.split("\n")[0].split()[1])
+    return status, head, body.rstrip("\n")
+
+
+def test_linux_guest_reads_metadata_v2(ember, vmlinux, tmp_path):
+    """A Linux guest on an MMDS V2 interface: tokens, JSON and IMDS answers,
+    Firecracker's errors; nothing for the MMDS address reaches the TAP; the
+    configuration survives a snapshot restore and the store does not."""
+    from test_linux_e2e import boot
+    from linux_vm import READY, GUEST_IP, LinuxVM
+
+    def with_mmds(cfg, rootfs):
+        cfg["mmds-config"] = {"version": "V2", "network_interfaces": ["eth0"]}
+
+    vm = boot(ember, vmlinux, tmp_path, with_mmds)
+    sniff = None
+    try:
+        sniff = vm.netns.popen(["/usr/bin/python3", "-c", SNIFF, "169.254.169.254"],
+                               stdout=subprocess.PIPE, text=True)
+        assert sniff.stdout.readline().strip() == "sniffing"
+        doc = {"latest": {"meta-data": {"ami-id": "ami-42", "tags": {"a": "b"}, "n": 7}}}
+        assert vm.api.call("PUT", "/mmds", doc) == (204, None)
+        vm.expect(READY, 900)  # a loaded machine boots Linux slowly
+        vm.sh(f"ip addr add {GUEST_IP}/24 dev eth0 && ip link set eth0 up && "
+              "ip route add 169.254.169.254 dev eth0")
+        # V2: no token, a bad one, then the session.
+        st, _, body = http(vm, "GET", "/latest/meta-data/ami-id")
+        assert st == 401 and "No MMDS token provided" in body, body
+        st, _, body = http(vm, "GET", "/latest", ["X-metadata-token: nope"])
+        assert (st, body) == (401, "MMDS token not valid."), body
+        st, head, token = http(vm, "PUT", "/latest/api/token",
+                               ["X-metadata-token-ttl-seconds: 60"])
+        assert st == 200 and len(token) == 64, (head, token)
+        auth = [f"X-metadata-token: {token}"]
+        assert http(vm, "GET", "/latest/meta-data/ami-id", auth)[::2] == (200, "ami-42")
+        assert http(vm, "GET", "/latest/meta-data/", auth)[::2] == (200, "ami-id\nn\ntags/")
+        st, head, body = http(vm, "GET", "/latest/meta-data", auth + ["Accept: application/json"])
+        assert st == 200 and json.loads(body) == doc["latest"]["meta-data"], body
+        assert "application/json" in head
+        st, _, body = http(vm, "GET", "/latest/meta-data/n", auth)
+        assert (st, body) == (501, "Cannot retrieve value. The value has an unsupported type.")
+        st, _, body = http(vm, "GET", "/nope", auth)
+        assert (st, body) == (404, "Resource not found: /nope."), body
+        # The aws header names work too.
+        assert http(vm, "GET", "/latest/meta-data/ami-id",
+                    [f"X-aws-ec2-metadata-token: {token}"])[0] == 200
+        # Token requests Firecracker refuses.
+        for hdrs, want in [([], "Token time to live value not found"),
+                           (["X-metadata-token-ttl-seconds: 0"], "Invalid time to live value"),
+                           (["X-metadata-token-ttl-seconds: 21601"], "Invalid time to live"),
+                           (["X-metadata-token-ttl-seconds: abc"], "Invalid header"),
+                           (["X-metadata-token-ttl-seconds: 5", "X-Forwarded-For: 1.2.3.4"],
+                            "X-Forwarded-For")]:
+            st, _, body = http(vm, "PUT", "/latest/api/token", hdrs)
+            assert st == 400 and want in body, (hdrs, body)
+        st, head, _ = http(vm, "POST", "/latest", auth)
+        assert st == 405 and "Allow: GET, PUT" in head, head
+        # A token expires.
+        # A token expires: a 5 s token used at once, then after 6 s, all in
+        # the guest (a loaded machine's serial round trip can take seconds).
+        rq = "HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n"
+        _, out = vm.sh(
+            f"printf 'PUT /latest/api/token {rq}X-metadata-token-ttl-seconds: 5\\r\\n\\r\\n'"
+            " >/tmp/put && T=$(nc 169.254.169.254 80 </tmp/put | tail -n 1) && "
+            f"printf \"GET /latest {rq}X-metadata-token: $T\\r\\n\\r\\n\" >/tmp/get && "
+            "echo \"[$T]\"; nc 169.254.169.254 80 </tmp/get | head -n 1; sleep 6; "
+            "nc 169.254.169.254 80 </tmp/get | head -n 1")
+        assert [line.split()[1] for line in out.splitlines()[1:]] == ["200", "401"], out
+        # The host changes the store; the guest sees it at once.
+        assert vm.api.call("PATCH", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-43"}}})[0] == 204
+        assert http(vm, "GET", "/latest/meta-data/ami-id", auth)[::2] == (200, "ami-43")
+        # Garbage over TCP gets a 400 and the service goes on.
+        _, out = vm.sh("printf 'garbage\\r\\n\\r\\n' >/tmp/req && nc 169.254.169.254 80 </tmp/req; echo")
+        assert "400" in out.split("\n")[0], out
+        assert http(vm, "GET", "/latest/meta-data/ami-id", auth)[::2] == (200, "ami-43")
+        # Other traffic still reaches the TAP (the host answers ping).
+        vm.sh("ping -c 1 -W 5 10.0.2.1 >/dev/null")
+        # Snapshot: the configuration is kept, the store is not (as Firecracker).
+        assert vm.api.call("PATCH", "/vm", {"state": "Paused"})[0] == 204
+        state, mem = tmp_path / "mmds.state", tmp_path / "mmds.mem"
+        st, r = vm.api.call("PUT", "/snapshot/create",
+                            {"snapshot_path": str(state), "mem_file_path": str(mem)})
+        assert st == 204, r
+        os.chmod(state, 0o644)
+        os.chmod(mem, 0o644)
+    finally:
+        if sniff:
+            sniff.kill()
+            leaks = sniff.stdout.read()
+        vm.close()
+    assert "leak" not in leaks, leaks
+    vm2 = LinuxVM.start(ember, tmp_path, [])
+    try:
+        st, r = vm2.api.call("PUT", "/snapshot/load",
+                             {"snapshot_path": str(state), "mem_file_path": str(mem),
+                              "resume_vm": True})
+        assert st == 204, r
+        assert vm2.api.call("GET", "/vm/config")[1]["mmds-config"] == {
+            "version": "V2", "network_interfaces": ["eth0"], "ipv4_address": "169.254.169.254",
+            "imds_compat": False}
+        assert vm2.api.call("GET", "/mmds") == (200, {})
+        vm2.sh("true", timeout=30)
+        st, _, token = http(vm2, "PUT", "/latest/api/token", ["X-metadata-token-ttl-seconds: 60"])
+        assert st == 200, token
+        auth = [f"X-metadata-token: {token}"]
+        assert http(vm2, "GET", "/latest", auth)[0] == 404
+        assert vm2.api.call("PUT", "/mmds", {"latest": {"k": "v"}})[0] == 204
+        assert http(vm2, "GET", "/latest/k", auth)[::2] == (200, "v")
+    finally:
+        vm2.close()
+
+
+def test_linux_guest_reads_metadata_v1_on_its_own_address(ember, vmlinux, tmp_path):
+    """V1 on a configured address, as Firecracker's guide has it (curl of the
+    path, here busybox wget): no token needed, a bad one still answered and
+    counted; sixteen connections at once all answered, and every connection
+    ember opened is closed again."""
+    from test_linux_e2e import boot
+    from linux_vm import READY, GUEST_IP
+
+    addr = "169.254.170.2"
+    metrics = tmp_path / "metrics.json"
+    metrics.touch()
+    os.chmod(metrics, 0o666)
+    os.chmod(tmp_path, 0o777)
+
+    def with_mmds(cfg, rootfs):
+        cfg["mmds-config"] = {"version": "V1", "network_interfaces": ["eth0"],
+                              "ipv4_address": addr}
+        cfg["metrics"] = {"metrics_path": str(metrics)}
+
+    vm = boot(ember, vmlinux, tmp_path, with_mmds)
+    try:
+        doc = {"latest": {"meta-data": {"ami-id": "ami-1", "hostname": "fn-7"}}}
+        assert vm.api.call("PUT", "/mmds", doc) == (204, None)
+        vm.expect(READY, 900)
+        vm.sh(f"ip addr add {GUEST_IP}/24 dev eth0 && ip link set eth0 up && "
+              f"ip route add {addr} dev eth0")
+        url = f"http://{addr}/latest/meta-data"
+        assert vm.sh(f"wget -q -O - {url}/hostname")[1].strip() == "fn-7"
+        _, out = vm.sh(f"wget -q -O - --header 'Accept: application/json' {url}")
+        assert json.loads(out) == doc["latest"]["meta-data"], out
+        # V1 answers a GET with a bad token (Firecracker's "not to break
+        # existing workloads") and counts it.
+        assert http(vm, "GET", "/latest/meta-data/ami-id", ["X-metadata-token: bad"],
+                    addr=addr)[::2] == (200, "ami-1")
+        st, head, _ = http(vm, "DELETE", "/latest", addr=addr)
+        assert st == 405 and "Allow: GET" in head, head
+        # Nothing answers on the default address.
+        _, out = vm.sh("wget -q -T 3 -O - http://169.254.169.254/latest; echo rc=$?",
+                       timeout=30)
+        assert "rc=1" in out, out
+        _, out = vm.sh(f"for i in $(seq 16); do wget -q -O /tmp/o$i {url}/ami-id & done; "
+                       "wait; for i in $(seq 16); do cat /tmp/o$i; echo; done", timeout=120)
+        assert out.split() == ["ami-1"] * 16, out
+        assert vm.api.call("PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
+        # Counters are per flush (as Firecracker's): add up every line.
+        m = {}
+        for line in metrics.read_text().splitlines():
+            for k, v in json.loads(line)["mmds"].items():
+                m[k] = m.get(k, 0) + v
+        assert m["rx_invalid_token"] == 1 and m["rx_no_token"] >= 18, m
+        assert m["connections_created"] == m["connections_destroyed"] == 20, m
+    finally:
+        vm.close()
