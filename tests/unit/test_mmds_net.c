@@ -19,13 +19,14 @@ static uint8_t frame[2048];
 
 /* Feed a frame the guest sent; gather the TCP payload lwIP sends back to
  * @port into @out (NUL-terminated), and the last segment's seq/ack/flags. */
-static size_t feed(size_t len, uint16_t port, char *out, size_t cap, struct mf_seg *last)
+static size_t feed_on(struct mmds_net *n, size_t len, uint16_t port, char *out, size_t cap,
+		      struct mf_seg *last)
 {
-	if (mmds_net_wants(net, frame, len))
-		mmds_net_input(net, frame, len);
+	if (mmds_net_wants(n, frame, len))
+		mmds_net_input(n, frame, len);
 	size_t got = 0, flen;
 	const uint8_t *f;
-	while ((f = mmds_net_peek(net, &flen))) {
+	while ((f = mmds_net_peek(n, &flen))) {
 		struct mf_seg s;
 		if (mf_parse_tcp(f, flen, &s) && s.port == port) {
 			if (out && got + s.len < cap) {
@@ -35,11 +36,22 @@ static size_t feed(size_t len, uint16_t port, char *out, size_t cap, struct mf_s
 			if (last)
 				*last = s;
 		}
-		mmds_net_pop(net);
+		mmds_net_pop(n);
 	}
 	if (out)
 		out[got] = 0;
 	return got;
+}
+
+static size_t feed(size_t len, uint16_t port, char *out, size_t cap, struct mf_seg *last)
+{
+	return feed_on(net, len, port, out, cap, last);
+}
+
+/* The TCP window a segment built by mf_tcp() advertises. */
+static void set_window(uint16_t win)
+{
+	mf_put16(frame + 14 + 20 + 14, win);
 }
 
 struct tcp_conn {
@@ -47,30 +59,53 @@ struct tcp_conn {
 	uint32_t seq, ack; /* ours, and what we acknowledge */
 };
 
-static void tcp_open(struct tcp_conn *c, uint16_t port)
+/* The handshake on @n; returns the flags of the last segment lwIP sent
+ * back to the final ACK (MF_RST when the connection was refused). */
+static uint8_t tcp_open_on(struct mmds_net *n, struct tcp_conn *c, uint16_t port)
 {
 	struct mf_seg s = { 0 };
 	c->port = port;
 	c->seq = 1000;
-	feed(mf_tcp(frame, port, c->seq, 0, MF_SYN, NULL, 0), port, NULL, 0, &s);
+	feed_on(n, mf_tcp(frame, port, c->seq, 0, MF_SYN, NULL, 0), port, NULL, 0, &s);
 	assert_int_equal(s.flags & (MF_SYN | MF_ACK), MF_SYN | MF_ACK);
 	assert_int_equal(s.ack, c->seq + 1);
 	c->seq++;
 	c->ack = s.seq + 1;
-	feed(mf_tcp(frame, port, c->seq, c->ack, MF_ACK, NULL, 0), port, NULL, 0, NULL);
+	s.flags = 0;
+	feed_on(n, mf_tcp(frame, port, c->seq, c->ack, MF_ACK, NULL, 0), port, NULL, 0, &s);
+	return s.flags;
+}
+
+static void tcp_open(struct tcp_conn *c, uint16_t port)
+{
+	assert_int_equal(tcp_open_on(net, c, port), 0);
+}
+
+/* The guest resets its side. */
+static void tcp_reset_on(struct mmds_net *n, struct tcp_conn *c)
+{
+	feed_on(n, mf_tcp(frame, c->port, c->seq, c->ack, MF_RST | MF_ACK, NULL, 0), c->port, NULL,
+		0, NULL);
 }
 
 /* Send @req; returns what came back (acknowledging it as it comes). */
-static char *tcp_ask(struct tcp_conn *c, const char *req)
+static char *tcp_ask_on(struct mmds_net *nt, struct tcp_conn *c, const char *req)
 {
 	static char out[65536];
 	struct mf_seg s = { 0 };
-	size_t n = feed(mf_tcp(frame, c->port, c->seq, c->ack, MF_ACK | MF_PSH, req, strlen(req)),
-			c->port, out, sizeof(out), &s);
+	size_t n =
+	    feed_on(nt, mf_tcp(frame, c->port, c->seq, c->ack, MF_ACK | MF_PSH, req, strlen(req)),
+		    c->port, out, sizeof(out), &s);
 	c->seq += (uint32_t)strlen(req);
 	c->ack += (uint32_t)n + ((s.flags & MF_FIN) ? 1 : 0);
-	feed(mf_tcp(frame, c->port, c->seq, c->ack, MF_ACK, NULL, 0), c->port, NULL, 0, NULL);
+	feed_on(nt, mf_tcp(frame, c->port, c->seq, c->ack, MF_ACK, NULL, 0), c->port, NULL, 0,
+		NULL);
 	return out;
+}
+
+static char *tcp_ask(struct tcp_conn *c, const char *req)
+{
+	return tcp_ask_on(net, c, req);
 }
 
 static int setup(void **state)
@@ -174,12 +209,78 @@ static void many_syns_do_not_break_it(void **state)
 	assert_non_null(strstr(r, "Connection: close"));
 }
 
+/* One interface's abuse leaves another alone: a SYN flood, then every
+ * connection one interface may hold (the next is reset), while a second
+ * interface, same guest addresses, is answered throughout. */
+static void abuse_of_one_interface_spares_another(void **state)
+{
+	(void)state;
+	struct mmds_net *other;
+	assert_int_equal(mmds_net_attach(&other, &store, MMDS_DEFAULT_IPV4, NULL, NULL, NULL), 0);
+	size_t len;
+	while (mmds_net_peek(other, &len))
+		mmds_net_pop(other);
+	/* The guest asks the new interface for the MMDS's address first. */
+	feed_on(other, mf_arp_request(frame), 0, NULL, 0, NULL);
+	for (uint16_t p = 1; p <= 200; p++)
+		feed(mf_tcp(frame, (uint16_t)(52000 + p), 7, 0, MF_SYN, NULL, 0), 0, NULL, 0, NULL);
+	struct tcp_conn held[8], extra, calm;
+	assert_int_equal(tcp_open_on(other, &calm, 43000), 0);
+	for (uint16_t i = 0; i < 8; i++)
+		assert_int_equal(tcp_open_on(net, &held[i], (uint16_t)(43100 + i)), 0);
+	assert_true(tcp_open_on(net, &extra, 43200) & MF_RST);
+	char *r = tcp_ask_on(other, &calm, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.1 200"));
+	/* The held ones still work; once they go, the interface takes more. */
+	r = tcp_ask_on(net, &held[7], "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n");
+	assert_non_null(strstr(r, "\r\n\r\nami-1"));
+	for (int i = 0; i < 8; i++)
+		tcp_reset_on(net, &held[i]);
+	tcp_reset_on(other, &calm);
+	assert_int_equal(tcp_open_on(net, &extra, 43201), 0);
+	tcp_reset_on(net, &extra);
+	mmds_net_detach(other);
+}
+
+/* A guest that closes its window gets no data past it; the answer comes
+ * once it opens again, and the stack serves others meanwhile. (A window
+ * shrinks only on a newer segment, RFC 793's rule, hence two pieces.) */
+static void closed_window_holds_the_answer(void **state)
+{
+	(void)state;
+	struct tcp_conn c, other;
+	tcp_open(&c, 44000);
+	const char *head = "GET /latest/meta-data/ami-id HTTP/1.1\r\n", *end = "\r\n";
+	char out[4096];
+	feed(mf_tcp(frame, c.port, c.seq, c.ack, MF_ACK, head, strlen(head)), c.port, out,
+	     sizeof(out), NULL);
+	c.seq += (uint32_t)strlen(head);
+	size_t len = mf_tcp(frame, c.port, c.seq, c.ack, MF_ACK | MF_PSH, end, strlen(end));
+	set_window(0);
+	assert_int_equal(feed(len, c.port, out, sizeof(out), NULL), 0);
+	c.seq += (uint32_t)strlen(end);
+	tcp_open(&other, 44001);
+	char *r = tcp_ask(&other, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n");
+	assert_non_null(strstr(r, "\r\n\r\nami-1"));
+	/* The window opens: the whole answer. */
+	size_t got = feed(mf_tcp(frame, c.port, c.seq, c.ack, MF_ACK, NULL, 0), c.port, out,
+			  sizeof(out), NULL);
+	assert_true(got > 0);
+	assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(out, "\r\n\r\nami-1"));
+	c.ack += (uint32_t)got;
+	tcp_reset_on(net, &c);
+	tcp_reset_on(net, &other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(arp),
 		cmocka_unit_test(http_v1_and_v2),
 		cmocka_unit_test(many_syns_do_not_break_it),
+		cmocka_unit_test(abuse_of_one_interface_spares_another),
+		cmocka_unit_test(closed_window_holds_the_answer),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
