@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "seccomp/seccomp.h"
+#include "util.h"
 
 #define PAGE 4096ull
 
@@ -246,7 +247,7 @@ int uffd_server_start(struct uffd_server *s, const struct guest_mem *mem, int me
 			return -errno;
 		}
 	}
-	int r = pthread_create(&s->thread, NULL, uffd_thread, s);
+	int r = thread_start(&s->thread, uffd_thread, s);
 	if (r) {
 		*why = "cannot start the userfaultfd handler thread";
 		return -r;
