@@ -378,3 +378,4 @@ clean:
 .SECONDARY:
 -include $(patsubst %.o,%.d,$(filter %.o,$(VMM_OBJS)))
 -include $(wildcard $(BUILD)/guest/kit/*.d $(BUILD)/guest/tests/*.d $(BUILD)/guest/examples/*.d $(BUILD)/tests/fuzz/*.d)
+-include $(wildcard $(BUILD)/api/fn/*.d $(BUILD)/tests/unit/*.d $(BUILD)/test-hooks/*.d)

@@ -65,6 +65,7 @@ struct fn_reply {
 	uint32_t status;
 	uint32_t len;
 	uint8_t *data;
+	bool sent; /* the request reached the guest: it may have acted on it */
 	char msg[256];
 };
 

@@ -140,6 +140,7 @@ uint32_t fn_invoke_vm(const struct fn_vm *vm, const struct fn_opts *o, const uin
 			    strerror(-fd));
 	uint8_t hdr[8] = { (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
 			   (uint8_t)(len >> 24) };
+	r->sent = true;
 	int e = fn_write_full(fd, hdr, 4, deadline);
 	if (e == 0)
 		e = fn_write_full(fd, req, len, deadline);

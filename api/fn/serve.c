@@ -158,21 +158,32 @@ static int reply(int fd, uint32_t status, const void *data, uint32_t len)
 	return e ? e : fn_write_full(fd, data, len, deadline);
 }
 
-/* One request: a fresh VM, the answer, the VM to the reaper. */
+/*
+ * One request: a fresh VM, the answer, the VM to the reaper. A pooled VM
+ * that fails before the request reaches its guest (its ember died while
+ * waiting, its restore failed) cannot have acted on it: the request goes
+ * to the next VM, once.
+ */
 static int serve_one(int fd, const uint8_t *req, uint32_t len)
 {
-	struct vm_node *n = take();
-	if (!n) {
-		static const char m[] = "no VM available (see ember-fn serve's log)";
-		return reply(fd, FN_VM_FAILED, m, sizeof(m) - 1);
-	}
 	struct fn_reply r;
-	fn_invoke_vm(&n->vm, S.o, req, len, &r);
-	fn_vm_kill(&n->vm);
-	pthread_mutex_lock(&S.lock);
-	S.busy--;
-	dying_push(n);
-	pthread_mutex_unlock(&S.lock);
+	for (int attempt = 0;; attempt++) {
+		struct vm_node *n = take();
+		if (!n) {
+			static const char m[] = "no VM available (see ember-fn serve's log)";
+			return reply(fd, FN_VM_FAILED, m, sizeof(m) - 1);
+		}
+		fn_invoke_vm(&n->vm, S.o, req, len, &r);
+		fn_vm_kill(&n->vm);
+		pthread_mutex_lock(&S.lock);
+		S.busy--;
+		dying_push(n);
+		pthread_mutex_unlock(&S.lock);
+		if (r.status != FN_VM_FAILED || r.sent || attempt == 1)
+			break;
+		fprintf(stderr, "ember-fn serve: %s; trying another VM\n", r.msg);
+		free(r.data);
+	}
 	int e;
 	if (r.status == FN_OK || r.len)
 		e = reply(fd, r.status, r.data, r.len);

@@ -416,6 +416,22 @@ def test_serve_errors_and_garbage(ember, work, prepared, clean):
         assert rc == 0, err
 
 
+def test_serve_retries_a_pooled_vm_that_died_before_the_request(ember, work, prepared, clean):
+    """A pooled ember killed while it waits: the request, which never reached
+    a guest, goes to the next VM, and the client sees only its answer."""
+    srv = Server(ember, work, prepared("echo"), 1)
+    try:
+        assert settle(srv.idle, 30)
+        for pid in vm_processes(work):
+            os.kill(pid, signal.SIGKILL)
+        assert srv.call(b"still here") == (OK, b"still here")
+        assert srv.call(b"and again") == (OK, b"and again")
+    finally:
+        rc, err = srv.stop()
+    assert rc == 0, err
+    assert "trying another VM" in err, err
+
+
 def test_serve_in_parallel(ember, work, prepared, clean):
     srv = Server(ember, work, prepared("sha256"), 4)
     try:
