@@ -94,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 1: /* data on the connection */
-			n = fuzz_u8(&in) * 6u;
+			n = fuzz_u8(&in) * 6u; /* up to 1530: a full segment's 1460 and more */
+			n = n < sizeof(payload) ? n : sizeof(payload);
 			n = n < in.left ? n : in.left;
 			fuzz_take(&in, payload, n);
 			send_frame(mf_tcp(frame, c.port, c.seq, c.ack, MF_ACK | MF_PSH, payload, n),
