@@ -196,3 +196,37 @@ bool virtq_enable_notify(struct virtq *q)
 {
 	return virtq_enable_notify_past(q, q->last_avail);
 }
+
+bool virtq_drain(struct virtq *q, struct virtq_chain *chain, const struct virtq_drain_ops *ops,
+		 void *dev, const struct virtio_transport_ops *tops, struct virtio_mmio *t)
+{
+	bool progress = false;
+	for (;;) {
+		while (!ops->ready || ops->ready(dev)) {
+			const char *why = "";
+			int r = virtq_pop(q, chain, &why);
+			if (r == 0)
+				break;
+			if (r == -EIO) {
+				tops->needs_reset(t, why);
+				break;
+			}
+			progress = true;
+			int64_t len = ops->handle(dev, q, chain, r < 0 ? why : NULL);
+			if (len == VIRTQ_UNPOP) {
+				virtq_unpop(q);
+				break;
+			}
+			if (len != VIRTQ_TAKEN)
+				virtq_push(q, chain->head, (uint32_t)len);
+		}
+		if (ops->flush)
+			ops->flush(dev);
+		/* Stop when blocked or broken; otherwise re-arm and re-check. */
+		if ((ops->ready && !ops->ready(dev)) || q->broken || !virtq_enable_notify(q))
+			break;
+	}
+	if (progress && virtq_should_signal(q))
+		tops->signal_used(t);
+	return progress;
+}

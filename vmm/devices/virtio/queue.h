@@ -8,6 +8,7 @@
  * The loop a device runs (STYLE.md, "a fixed queue loop"):
  *   while (virtq_pop(q, &chain) > 0) { parse; execute; virtq_push(q, head, len); }
  *   if (virtq_should_signal(q)) signal once for the batch;
+ * virtq_drain() below is that loop; devices whose chains stand alone use it.
  * One thread at a time per queue (the caller holds the transport lock).
  */
 #ifndef EMBER_VIRTQ_H
@@ -106,5 +107,34 @@ bool virtq_enable_notify(struct virtq *q);
  * the driver to add a chain past @seen. True if one is there already.
  */
 bool virtq_enable_notify_past(struct virtq *q, uint16_t seen);
+
+/* What a drain handler may return instead of a length to push. */
+#define VIRTQ_TAKEN (-1) /* the device pushes the chain itself, now or when its I/O ends */
+#define VIRTQ_UNPOP (-2) /* not now (throttled, backend full): give it back, end the batch */
+
+/* A device's part in virtq_drain(); @dev is the device's own state. */
+struct virtq_drain_ops {
+	/* May the device take a chain now (not throttled, backend not full)?
+	 * When not, the loop ends without re-arming notifications: the device
+	 * drains again when that changes. NULL: always. */
+	bool (*ready)(void *dev);
+	/* One chain from @q. @bad: virtq_pop() refused it for that reason (count
+	 * it and return 0). Returns the bytes written into the chain, which it
+	 * is pushed back with, VIRTQ_TAKEN or VIRTQ_UNPOP. */
+	int64_t (*handle)(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			  const char *bad);
+	/* After each batch, before notifications are re-armed. NULL: nothing. */
+	void (*flush)(void *dev);
+};
+
+/*
+ * The fixed queue loop: while @ops->ready, pop into @chain (the device's
+ * static scratch), handle, push; when the ring runs dry re-arm notifications
+ * and look again. A corrupt ring asks @tops for a reset and ends it. Signals
+ * used buffers once at the end if the driver wants it (EVENT_IDX). Returns
+ * true if it took any chain (given back ones too).
+ */
+bool virtq_drain(struct virtq *q, struct virtq_chain *chain, const struct virtq_drain_ops *ops,
+		 void *dev, const struct virtio_transport_ops *tops, struct virtio_mmio *t);
 
 #endif

@@ -74,8 +74,7 @@ static int timer_arm(struct virtio_balloon *b, uint64_t first_ns)
 	return timerfd_settime(b->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
 }
 
-static void balloon_refuse(struct virtio_balloon *b, struct virtq *q, uint16_t head,
-			   const char *why)
+static void balloon_refuse(struct virtio_balloon *b, const char *why)
 {
 	b->m.event_fails++;
 	if (!b->logged_bad)
@@ -83,7 +82,6 @@ static void balloon_refuse(struct virtio_balloon *b, struct virtq *q, uint16_t h
 			 "counts them)",
 			 BALLOON_NAME, why);
 	b->logged_bad = true;
-	virtq_push(q, head, 0);
 }
 
 /* Release a run of guest pages to the host. */
@@ -252,93 +250,46 @@ static void stats_tick_locked(struct virtio_balloon *b)
 	}
 }
 
-static void pfn_queue(struct virtio_balloon *b, struct virtq *q, bool inflate)
+/* An inflate, deflate or free page reporting chain; nothing is written back. */
+static int64_t balloon_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			      const char *bad)
 {
-	static struct virtq_chain chain;
-	bool progress = false;
-	for (;;) {
-		for (;;) {
-			const char *why = "";
-			int r = virtq_pop(q, &chain, &why);
-			if (r == 0)
-				break;
-			if (r == -EIO) {
-				b->tops->needs_reset(&b->transport, why);
-				return;
-			}
-			progress = true;
-			const char *problem = r < 0 ? why : pfn_chain_problem(&chain);
-			if (problem) {
-				balloon_refuse(b, q, chain.head, problem);
-				continue;
-			}
-			if (inflate) {
-				b->m.inflate_count++;
-				inflate_pages(b, &chain);
-			} else {
-				/* A deflated page refaults on its next touch. */
-				b->m.deflate_count++;
-			}
-			virtq_push(q, chain.head, 0);
-		}
-		if (q->broken || !virtq_enable_notify(q))
-			break;
+	struct virtio_balloon *b = dev;
+	uint8_t role = b->role[q - b->queues];
+	if (role == BQ_REPORTING && bad) {
+		b->m.free_page_report_fails++;
+		balloon_refuse(b, bad);
+		return 0;
 	}
-	if (progress && virtq_should_signal(q))
-		b->tops->signal_used(&b->transport);
+	if (role == BQ_REPORTING) {
+		b->m.free_page_report_count++;
+		report_pages(b, chain);
+		return 0;
+	}
+	const char *problem = bad ? bad : pfn_chain_problem(chain);
+	if (problem) {
+		balloon_refuse(b, problem);
+	} else if (role == BQ_INFLATE) {
+		b->m.inflate_count++;
+		inflate_pages(b, chain);
+	} else {
+		/* A deflated page refaults on its next touch. */
+		b->m.deflate_count++;
+	}
+	return 0;
 }
 
-static void reporting_queue(struct virtio_balloon *b, struct virtq *q)
-{
-	static struct virtq_chain chain;
-	bool progress = false;
-	for (;;) {
-		for (;;) {
-			const char *why = "";
-			int r = virtq_pop(q, &chain, &why);
-			if (r == 0)
-				break;
-			if (r == -EIO) {
-				b->tops->needs_reset(&b->transport, why);
-				return;
-			}
-			progress = true;
-			if (r < 0) {
-				b->m.free_page_report_fails++;
-				balloon_refuse(b, q, chain.head, why);
-				continue;
-			}
-			b->m.free_page_report_count++;
-			report_pages(b, &chain);
-			virtq_push(q, chain.head, 0);
-		}
-		if (q->broken || !virtq_enable_notify(q))
-			break;
-	}
-	if (progress && virtq_should_signal(q))
-		b->tops->signal_used(&b->transport);
-}
+static const struct virtq_drain_ops balloon_drain_ops = { .handle = balloon_handle };
 
 static void balloon_queue_notify(void *dev, unsigned int qi)
 {
+	static struct virtq_chain chain;
 	struct virtio_balloon *b = dev;
 	struct virtq *q = &b->queues[qi];
-	switch (b->role[qi]) {
-	case BQ_INFLATE:
-		pfn_queue(b, q, true);
-		break;
-	case BQ_DEFLATE:
-		pfn_queue(b, q, false);
-		break;
-	case BQ_STATS:
+	if (b->role[qi] == BQ_STATS)
 		stats_read(b, q);
-		break;
-	case BQ_REPORTING:
-		reporting_queue(b, q);
-		break;
-	default:
-		break; /* a queue no negotiated feature gives a role */
-	}
+	else if (b->role[qi] != BQ_NONE) /* none: no negotiated feature gives it a role */
+		virtq_drain(q, &chain, &balloon_drain_ops, b, b->tops, &b->transport);
 }
 
 static int balloon_activate(void *dev, uint64_t acked)

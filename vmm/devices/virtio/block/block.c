@@ -180,39 +180,32 @@ static void blk_throttle(struct virtio_blk *b, uint64_t ops, uint64_t bytes)
 	b->m.throttled++;
 }
 
-/* Returns false when the queue cannot go on now (engine full, throttled, broken). */
-static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool *progress)
+static bool blk_ready(void *dev)
 {
-	const char *why = "";
-	int r = virtq_pop(&b->queue, chain, &why);
-	if (r == 0)
-		return false;
-	if (r == -EIO) {
-		b->tops->needs_reset(&b->transport, why);
-		return false;
-	}
-	struct blk_req *req = blk_slot_get(b);
-	if (!req) { /* cannot happen: we only pop with a free slot */
-		virtq_unpop(&b->queue);
-		return false;
-	}
-	*progress = true;
-	if (r < 0) {
+	const struct virtio_blk *b = dev;
+	return !b->throttled && b->nr_free; /* a chain is taken only with a slot for it */
+}
+
+/* One request: refused, finished now, or in the engine. */
+static int64_t blk_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			  const char *bad)
+{
+	struct virtio_blk *b = dev;
+	if (bad) {
 		if (!b->logged_bad_chain) {
-			log_warn("%s: refusing malformed descriptor chain: %s", b->id, why);
+			log_warn("%s: refusing malformed descriptor chain: %s", b->id, bad);
 			b->logged_bad_chain = true;
 		}
 		b->m.bad_chains++;
-		req->status = NULL;
-		req->head = chain->head;
-		blk_finish_now(b, req, VIRTIO_BLK_S_IOERR, 0);
-		return true;
+		b->m.errors++; /* IOERR, with no status byte to say it */
+		return 0;
 	}
+	struct blk_req *req = blk_slot_get(b); /* blk_ready() saw a free one */
 	uint8_t status = blk_req_parse(chain, b->capacity, b->cfg.read_only, req);
 	if (status != VIRTIO_BLK_S_OK) {
 		b->m.invalid_reqs++;
 		blk_finish_now(b, req, status, 1);
-		return true;
+		return VIRTQ_TAKEN;
 	}
 	if (req->type == VIRTIO_BLK_T_GET_ID) {
 		/* The serial, NUL-padded to 20 bytes, cut to what the driver gave. */
@@ -225,49 +218,51 @@ static bool blk_handle_one(struct virtio_blk *b, struct virtq_chain *chain, bool
 		}
 		b->m.get_ids++;
 		blk_finish_now(b, req, VIRTIO_BLK_S_OK, (uint32_t)req->data_len + 1);
-		return true;
+		return VIRTQ_TAKEN;
 	}
 	if (req->type == VIRTIO_BLK_T_FLUSH && b->cfg.cache == BLK_CACHE_UNSAFE) {
 		b->m.flushes++;
 		blk_finish_now(b, req, VIRTIO_BLK_S_OK, 1);
-		return true;
+		return VIRTQ_TAKEN;
 	}
 	if (rate_limiter_enabled(&b->rl) &&
 	    !rate_limiter_consume(&b->rl, 1, req->data_len, clock_now_ns())) {
 		blk_throttle(b, 1, req->data_len);
-		virtq_unpop(&b->queue);
-		b->m.remaining_reqs += virtq_pending(&b->queue);
+		/* What waits on the ring, this request (given back) included. */
+		b->m.remaining_reqs += virtq_pending(q) + 1u;
 		blk_slot_put(b, req);
-		return false;
+		return VIRTQ_UNPOP;
 	}
 	req->generation = b->generation;
 	req->submit_ns = clock_now_ns();
 	b->inflight++;
 	if (b->engine->submit(b, req) == -EAGAIN) {
+		/* The engine is full: the batch ends, flush submits it, and the
+		 * request is taken again. */
 		b->inflight--;
 		b->m.backpressure++;
-		virtq_unpop(&b->queue);
 		blk_slot_put(b, req);
-		return false;
+		return VIRTQ_UNPOP;
 	}
-	return true;
+	return VIRTQ_TAKEN;
 }
+
+static void blk_flush(void *dev)
+{
+	struct virtio_blk *b = dev;
+	b->engine->kick(b);
+}
+
+static const struct virtq_drain_ops blk_drain_ops = {
+	.ready = blk_ready,
+	.handle = blk_handle,
+	.flush = blk_flush,
+};
 
 void virtio_blk_process(struct virtio_blk *b)
 {
 	static struct virtq_chain chain;
-	bool progress = false;
-	for (;;) {
-		while (!b->throttled && b->nr_free && blk_handle_one(b, &chain, &progress))
-			;
-		b->engine->kick(b);
-		/* Stop when blocked; otherwise re-arm notifications and re-check. */
-		if (b->throttled || !b->nr_free || b->queue.broken ||
-		    !virtq_enable_notify(&b->queue))
-			break;
-	}
-	if (progress && virtq_should_signal(&b->queue))
-		b->tops->signal_used(&b->transport);
+	bool progress = virtq_drain(&b->queue, &chain, &blk_drain_ops, b, b->tops, &b->transport);
 	b->m.no_avail_buffer += !progress;
 }
 

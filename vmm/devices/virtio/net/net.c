@@ -208,92 +208,85 @@ static bool net_tx_mmds(struct virtio_net *n, const struct virtq_chain *chain, u
 	return true;
 }
 
+static bool net_tx_ready(void *dev)
+{
+	const struct virtio_net *n = dev;
+	return !n->tx_throttled && !n->tx_blocked;
+}
+
+/* One frame to the TAP (or the MMDS); nothing is written into the chain. */
+static int64_t net_tx_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			     const char *bad)
+{
+	static struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
+	struct virtio_net *n = dev;
+	const char *why = "";
+	if (bad) {
+		n->m.bad_chains++;
+		return 0;
+	}
+	struct virtio_net_hdr_v1 h;
+	uint8_t type[2] = { 0, 0 }; /* ethertype: 0x8100 for a VLAN tag */
+	uint64_t frame = chain->out_len >= NET_HDR_LEN ? chain->out_len - NET_HDR_LEN : 0;
+	iov_copy_out(chain->iov, chain->nr_out, NET_HDR_LEN + 12, type, 2);
+	bool vlan = type[0] == 0x81 && type[1] == 0x00;
+	if (chain->nr_in || chain->out_len < NET_HDR_LEN ||
+	    !iov_copy_out(chain->iov, chain->nr_out, 0, &h, sizeof(h)) ||
+	    net_tx_hdr_check(&h, frame, vlan, n->acked, n->cfg.mtu, &why) < 0) {
+		n->m.tx_malformed++;
+		return 0;
+	}
+	if (rate_limiter_enabled(&n->tx_rl) &&
+	    !rate_limiter_consume(&n->tx_rl, 1, frame, clock_now_ns())) {
+		net_throttle(n, false, frame);
+		/* What waits on the ring, this frame (given back) included. */
+		n->m.tx_remaining += virtq_pending(q) + 1u;
+		return VIRTQ_UNPOP;
+	}
+	if (n->mmds && net_tx_mmds(n, chain, frame))
+		return 0;
+	if (n->tap_broken) {
+		n->m.tap_errors++;
+		n->m.tap_write_fails++;
+		return 0;
+	}
+	/* The header we checked, not the guest's copy, which it may change
+	 * under us; then the frame from guest memory. */
+	tx_iov[0] = (struct iovec){ .iov_base = &h, .iov_len = NET_HDR_LEN };
+	unsigned int nf = iov_slice(chain->iov, chain->nr_out, NET_HDR_LEN, frame, tx_iov + 1);
+	uint64_t t0 = clock_now_ns();
+	ssize_t w = writev(n->tap_fd, tx_iov, (int)nf + 1);
+	net_tap_write_time(n, clock_now_ns() - t0);
+	if (w < 0 && errno == EAGAIN) {
+		/* The TAP's queue is full: the frame waits for EPOLLOUT. */
+		n->tx_blocked = true;
+		return VIRTQ_UNPOP;
+	}
+	if (w < 0 && errno == EINVAL) {
+		/* The TAP refused this frame: Linux checks the header more
+		 * closely than net_tx_hdr_check() (hdr_len under 14, a checksum
+		 * inside the first 20 bytes, a TSO checksum not at TCP's). The
+		 * guest loses the frame, not the TAP. */
+		n->m.tx_malformed++;
+	} else if (w < 0) {
+		n->m.tap_write_fails++;
+		net_tap_failed(n, errno);
+	} else {
+		n->m.tx_frames++;
+		n->m.tx_bytes += frame;
+	}
+	return 0;
+}
+
+static const struct virtq_drain_ops net_tx_ops = { .ready = net_tx_ready, .handle = net_tx_handle };
+
 static void net_tx(struct virtio_net *n)
 {
 	static struct virtq_chain chain;
-	static struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
 	struct virtq *q = &n->queues[NET_TX_QUEUE];
-	bool progress = false;
-	for (;;) {
-		while (!n->tx_throttled && !n->tx_blocked) {
-			const char *why = "";
-			int r = virtq_pop(q, &chain, &why);
-			if (r == 0)
-				break;
-			if (r == -EIO) {
-				n->tops->needs_reset(&n->transport, why);
-				return;
-			}
-			progress = true;
-			if (r < 0) {
-				n->m.bad_chains++;
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			struct virtio_net_hdr_v1 h;
-			uint8_t type[2] = { 0, 0 }; /* ethertype: 0x8100 for a VLAN tag */
-			uint64_t frame =
-			    chain.out_len >= NET_HDR_LEN ? chain.out_len - NET_HDR_LEN : 0;
-			iov_copy_out(chain.iov, chain.nr_out, NET_HDR_LEN + 12, type, 2);
-			bool vlan = type[0] == 0x81 && type[1] == 0x00;
-			if (chain.nr_in || chain.out_len < NET_HDR_LEN ||
-			    !iov_copy_out(chain.iov, chain.nr_out, 0, &h, sizeof(h)) ||
-			    net_tx_hdr_check(&h, frame, vlan, n->acked, n->cfg.mtu, &why) < 0) {
-				n->m.tx_malformed++;
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			if (rate_limiter_enabled(&n->tx_rl) &&
-			    !rate_limiter_consume(&n->tx_rl, 1, frame, clock_now_ns())) {
-				virtq_unpop(q);
-				net_throttle(n, false, frame);
-				n->m.tx_remaining += virtq_pending(q);
-				break;
-			}
-			if (n->mmds && net_tx_mmds(n, &chain, frame)) {
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			if (n->tap_broken) {
-				n->m.tap_errors++;
-				n->m.tap_write_fails++;
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			/* The header we checked, not the guest's copy, which it may
-			 * change under us; then the frame from guest memory. */
-			tx_iov[0] = (struct iovec){ .iov_base = &h, .iov_len = NET_HDR_LEN };
-			unsigned int nf =
-			    iov_slice(chain.iov, chain.nr_out, NET_HDR_LEN, frame, tx_iov + 1);
-			uint64_t t0 = clock_now_ns();
-			ssize_t w = writev(n->tap_fd, tx_iov, (int)nf + 1);
-			net_tap_write_time(n, clock_now_ns() - t0);
-			if (w < 0 && errno == EAGAIN) {
-				/* The TAP's queue is full: the frame waits for EPOLLOUT. */
-				virtq_unpop(q);
-				n->tx_blocked = true;
-				break;
-			}
-			if (w < 0 && errno == EINVAL) {
-				/* The TAP refused this frame: Linux checks the header
-				 * more closely than net_tx_hdr_check() (hdr_len under
-				 * 14, a checksum inside the first 20 bytes, a TSO
-				 * checksum not at TCP's). The guest loses the frame,
-				 * not the TAP. */
-				n->m.tx_malformed++;
-			} else if (w < 0) {
-				n->m.tap_write_fails++;
-				net_tap_failed(n, errno);
-			} else {
-				n->m.tx_frames++;
-				n->m.tx_bytes += frame;
-			}
-			virtq_push(q, chain.head, 0);
-		}
-		if (n->tx_throttled || n->tx_blocked || q->broken || !virtq_enable_notify(q))
-			break;
-	}
-	net_signal(n, q, progress);
+	virtq_drain(q, &chain, &net_tx_ops, n, n->tops, &n->transport);
+	if (q->broken)
+		return;
 	if (n->mmds && mmds_net_peek(n->mmds, &(size_t){ 0 }))
 		net_rx(n); /* the MMDS answered: into the guest's receive queue */
 }

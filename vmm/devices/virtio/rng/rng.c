@@ -115,7 +115,7 @@ static uint32_t rng_fill(struct virtio_rng *r, const struct virtq_chain *chain, 
 	return done;
 }
 
-static void rng_refuse(struct virtio_rng *r, uint16_t head, const char *why)
+static void rng_refuse(struct virtio_rng *r, const char *why)
 {
 	r->m.event_count++;
 	r->m.event_fails++;
@@ -124,34 +124,28 @@ static void rng_refuse(struct virtio_rng *r, uint16_t head, const char *why)
 			 "counts them)",
 			 RNG_NAME, why);
 	r->logged_bad_chain = true;
-	virtq_push(&r->queue, head, 0);
 }
 
-/* One chain: returns false when the queue cannot go on now (empty,
- * throttled, broken). */
-static bool rng_handle_one(struct virtio_rng *r, struct virtq_chain *chain, bool *progress)
+static bool rng_ready(void *dev)
 {
-	const char *why = "";
-	int ret = virtq_pop(&r->queue, chain, &why);
-	if (ret == 0)
-		return false;
-	if (ret == -EIO) {
-		r->tops->needs_reset(&r->transport, why);
-		return false;
-	}
-	*progress = true;
-	if (ret < 0) {
-		rng_refuse(r, chain->head, why);
-		return true;
-	}
-	if (chain->nr_out) {
-		/* Firecracker refuses these too: the device only writes. */
-		rng_refuse(r, chain->head, "device-readable descriptor");
-		return true;
-	}
-	if (chain->in_len == 0) {
-		rng_refuse(r, chain->head, "no writable bytes");
-		return true;
+	const struct virtio_rng *r = dev;
+	return !r->throttled;
+}
+
+/* One chain: the bytes of entropy written into it. */
+static int64_t rng_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			  const char *bad)
+{
+	struct virtio_rng *r = dev;
+	(void)q;
+	const char *problem = bad;
+	if (!problem && chain->nr_out)
+		problem = "device-readable descriptor"; /* Firecracker refuses these too */
+	else if (!problem && chain->in_len == 0)
+		problem = "no writable bytes";
+	if (problem) {
+		rng_refuse(r, problem);
+		return 0;
 	}
 	uint32_t want =
 	    chain->in_len < RNG_MAX_CHAIN_BYTES ? (uint32_t)chain->in_len : RNG_MAX_CHAIN_BYTES;
@@ -159,34 +153,25 @@ static bool rng_handle_one(struct virtio_rng *r, struct virtq_chain *chain, bool
 	if (rate_limiter_enabled(&r->rl) && !rate_limiter_consume(&r->rl, 1, want, now)) {
 		/* The chain stays on the ring (nothing in flight for a snapshot);
 		 * the timer takes the queue up again. */
-		virtq_unpop(&r->queue);
 		rate_limiter_arm_timer(&r->rl, r->timer_fd, 1, want, now);
 		r->throttled = true;
 		r->m.throttled++;
-		return false;
+		return VIRTQ_UNPOP;
 	}
 	uint32_t got = rng_fill(r, chain, want);
 	r->m.event_count++;
 	r->m.bytes += got;
 	if (!got)
 		r->m.event_fails++;
-	virtq_push(&r->queue, chain->head, got);
-	return true;
+	return got;
 }
+
+static const struct virtq_drain_ops rng_drain_ops = { .ready = rng_ready, .handle = rng_handle };
 
 void virtio_rng_process(struct virtio_rng *r)
 {
 	static struct virtq_chain chain;
-	bool progress = false;
-	for (;;) {
-		while (!r->throttled && rng_handle_one(r, &chain, &progress))
-			;
-		/* Stop when blocked; otherwise re-arm notifications and re-check. */
-		if (r->throttled || r->queue.broken || !virtq_enable_notify(&r->queue))
-			break;
-	}
-	if (progress && virtq_should_signal(&r->queue))
-		r->tops->signal_used(&r->transport);
+	virtq_drain(&r->queue, &chain, &rng_drain_ops, r, r->tops, &r->transport);
 }
 
 static void rng_timer_ready(void *opaque, uint32_t events)

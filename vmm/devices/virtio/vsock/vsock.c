@@ -197,59 +197,45 @@ reset:
 	vsock_conn_reset(v, c);
 }
 
+/* One packet from the guest; nothing is written into the chain. */
+static int64_t vsock_tx_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			       const char *bad)
+{
+	static struct iovec payload[VIRTQ_MAX_SIZE];
+	struct virtio_vsock *v = dev;
+	struct virtio_vsock_hdr h;
+	const char *why = "";
+	(void)q;
+	if (bad || chain->nr_in || !iov_copy_out(chain->iov, chain->nr_out, 0, &h, sizeof(h))) {
+		v->m.bad_chains++;
+		return 0;
+	}
+	struct vsock_pkt_check pc = { .guest_cid = v->guest_cid,
+				      .payload_avail = chain->out_len - VSOCK_HDR_LEN };
+	if (vsock_hdr_check(&h, &pc, &why) < 0) {
+		v->m.bad_packets++;
+		/* Reset the connection the packet names, if it was ours. */
+		if (h.src_cid == v->guest_cid && h.dst_cid == VSOCK_HOST_CID &&
+		    h.op != VIRTIO_VSOCK_OP_RST) {
+			struct vsock_conn *c = vsock_conn_find(v, h.src_port, h.dst_port);
+			vsock_send_ctrl(v, h.dst_port, h.src_port, VIRTIO_VSOCK_OP_RST, 0, 0);
+			if (c)
+				vsock_conn_close(v, c);
+		}
+		return 0;
+	}
+	unsigned int npay = iov_slice(chain->iov, chain->nr_out, VSOCK_HDR_LEN, h.len, payload);
+	v->m.tx_packets++;
+	vsock_handle(v, &h, payload, npay);
+	return 0;
+}
+
+static const struct virtq_drain_ops vsock_tx_ops = { .handle = vsock_tx_handle };
+
 static void vsock_tx(struct virtio_vsock *v)
 {
 	static struct virtq_chain chain;
-	static struct iovec payload[VIRTQ_MAX_SIZE];
-	struct virtq *q = &v->queues[VSOCK_TX_QUEUE];
-	bool progress = false;
-	for (;;) {
-		for (;;) {
-			const char *why = "";
-			int r = virtq_pop(q, &chain, &why);
-			if (r == 0)
-				break;
-			if (r == -EIO) {
-				v->tops->needs_reset(&v->transport, why);
-				return;
-			}
-			progress = true;
-			struct virtio_vsock_hdr h;
-			if (r < 0 || chain.nr_in ||
-			    !iov_copy_out(chain.iov, chain.nr_out, 0, &h, sizeof(h))) {
-				v->m.bad_chains++;
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			struct vsock_pkt_check pc = { .guest_cid = v->guest_cid,
-						      .payload_avail =
-							  chain.out_len - VSOCK_HDR_LEN };
-			if (vsock_hdr_check(&h, &pc, &why) < 0) {
-				v->m.bad_packets++;
-				/* Reset the connection the packet names, if it was ours. */
-				if (h.src_cid == v->guest_cid && h.dst_cid == VSOCK_HOST_CID &&
-				    h.op != VIRTIO_VSOCK_OP_RST) {
-					struct vsock_conn *c =
-					    vsock_conn_find(v, h.src_port, h.dst_port);
-					vsock_send_ctrl(v, h.dst_port, h.src_port,
-							VIRTIO_VSOCK_OP_RST, 0, 0);
-					if (c)
-						vsock_conn_close(v, c);
-				}
-				virtq_push(q, chain.head, 0);
-				continue;
-			}
-			unsigned int npay =
-			    iov_slice(chain.iov, chain.nr_out, VSOCK_HDR_LEN, h.len, payload);
-			v->m.tx_packets++;
-			vsock_handle(v, &h, payload, npay);
-			virtq_push(q, chain.head, 0);
-		}
-		if (q->broken || !virtq_enable_notify(q))
-			break;
-	}
-	if (progress && virtq_should_signal(q))
-		v->tops->signal_used(&v->transport);
+	virtq_drain(&v->queues[VSOCK_TX_QUEUE], &chain, &vsock_tx_ops, v, v->tops, &v->transport);
 }
 
 /* ---- RX: control packets and host data to the guest -------------------------------- */
