@@ -240,51 +240,47 @@ static void vsock_tx(struct virtio_vsock *v)
 
 /* ---- RX: control packets and host data to the guest -------------------------------- */
 
-enum rx_step { RX_IDLE, RX_NO_BUFFER, RX_MORE };
-
-/* Deliver one packet. RX_IDLE: nothing to send; RX_NO_BUFFER: the guest has
- * no buffer for what is waiting. */
-static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *chain, bool *progress)
+/* The first connection with data for the guest and credit to send it. */
+static struct vsock_conn *rx_conn(struct virtio_vsock *v)
 {
-	struct virtq *q = &v->queues[VSOCK_RX_QUEUE];
-	/* Control packets first, then data from connections that have some. */
-	struct vsock_conn *c = NULL;
-	if (!v->ctrl_len) {
-		for (unsigned int i = 0; i < VSOCK_MAX_CONNS && !c; i++) {
-			struct vsock_conn *k = &v->conns[i];
-			uint32_t credit = k->peer_buf_alloc - (k->rx_cnt - k->peer_fwd_cnt);
-			if (k->state == VSOCK_ESTABLISHED && k->readable && credit > 0 &&
-			    credit <= k->peer_buf_alloc)
-				c = k;
-		}
-		if (!c)
-			return RX_IDLE;
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *k = &v->conns[i];
+		uint32_t credit = k->peer_buf_alloc - (k->rx_cnt - k->peer_fwd_cnt);
+		if (k->state == VSOCK_ESTABLISHED && k->readable && credit > 0 &&
+		    credit <= k->peer_buf_alloc)
+			return k;
 	}
-	const char *why = "";
-	int r = virtq_pop(q, chain, &why);
-	if (r == 0)
-		return RX_NO_BUFFER;
-	if (r == -EIO) {
-		v->tops->needs_reset(&v->transport, why);
-		return RX_IDLE;
-	}
-	*progress = true;
-	if (r < 0 || chain->nr_out || chain->in_len < VSOCK_HDR_LEN) {
+	return NULL;
+}
+
+/* Anything to send: control packets, or data a connection has. */
+static bool vsock_rx_ready(void *dev)
+{
+	struct virtio_vsock *v = dev;
+	return v->ctrl_len || rx_conn(v);
+}
+
+/* Deliver one packet into @chain: control packets first, then data. */
+static int64_t vsock_rx_handle(void *dev, struct virtq *q, const struct virtq_chain *chain,
+			       const char *bad)
+{
+	static struct iovec room[VIRTQ_MAX_SIZE];
+	struct virtio_vsock *v = dev;
+	(void)q;
+	if (bad || chain->nr_out || chain->in_len < VSOCK_HDR_LEN) {
 		v->m.bad_chains++;
-		virtq_push(q, chain->head, 0);
-		return RX_MORE;
+		return 0;
 	}
 	if (v->ctrl_len) {
 		struct virtio_vsock_hdr *h = &v->ctrl[v->ctrl_head];
 		v->ctrl_head = (v->ctrl_head + 1) % VSOCK_CTRL_MAX;
 		v->ctrl_len--;
 		iov_copy_in(chain->iov, chain->nr_in, 0, h, sizeof(*h));
-		virtq_push(q, chain->head, VSOCK_HDR_LEN);
 		v->m.rx_packets++;
-		return RX_MORE;
+		return VSOCK_HDR_LEN;
 	}
 	/* Data: read straight into the buffer after the header, within credit. */
-	static struct iovec room[VIRTQ_MAX_SIZE];
+	struct vsock_conn *c = rx_conn(v); /* vsock_rx_ready() found one */
 	uint64_t space = chain->in_len - VSOCK_HDR_LEN;
 	uint32_t credit = c->peer_buf_alloc - (c->rx_cnt - c->peer_fwd_cnt);
 	if (space > credit)
@@ -296,26 +292,23 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 		/* A header-only buffer has no room for data (credit was checked
 		 * above): it is the guest's mistake, not the end of the stream. */
 		v->m.bad_chains++;
-		virtq_push(q, chain->head, 0);
-		return RX_MORE;
+		return 0;
 	}
 	ssize_t got = readv(c->fd, room, (int)n);
 	if (got < 0 && errno == EAGAIN) {
 		c->readable = false;
-		virtq_unpop(q);
-		return RX_MORE;
+		return VIRTQ_UNPOP;
 	}
 	if (got <= 0) {
 		/* End of stream: the host peer closed (SHUTDOWN, both ways; the
 		 * slot waits for the guest's RST) or vanished (RST). Either way
 		 * the host socket and buffers go now. */
-		virtq_unpop(q);
 		v->m.rx_read_fails += got < 0;
 		if (got == 0)
 			vsock_conn_host_closed(v, c);
 		else
 			vsock_conn_reset(v, c);
-		return RX_MORE;
+		return VIRTQ_UNPOP;
 	}
 	struct virtio_vsock_hdr h = {
 		.src_cid = VSOCK_HOST_CID,
@@ -333,28 +326,20 @@ static enum rx_step vsock_rx_one(struct virtio_vsock *v, struct virtq_chain *cha
 	c->rx_cnt += (uint32_t)got;
 	v->m.rx_bytes += (uint64_t)got;
 	v->m.rx_packets++;
-	virtq_push(q, chain->head, VSOCK_HDR_LEN + (uint32_t)got);
-	return RX_MORE;
+	return VSOCK_HDR_LEN + (uint32_t)got;
 }
+
+static const struct virtq_drain_ops vsock_rx_ops = {
+	.ready = vsock_rx_ready,
+	.handle = vsock_rx_handle,
+};
 
 void vsock_rx(struct virtio_vsock *v)
 {
 	static struct virtq_chain chain;
 	struct virtq *q = &v->queues[VSOCK_RX_QUEUE];
-	if (!virtio_mmio_active(&v->transport) || !q->avail)
-		return;
-	bool progress = false;
-	for (;;) {
-		enum rx_step s;
-		while ((s = vsock_rx_one(v, &chain, &progress)) == RX_MORE)
-			;
-		/* Out of buffers with packets waiting: ask for a kick, and look
-		 * again in case buffers arrived meanwhile. Idle: done. */
-		if (s == RX_IDLE || q->broken || !virtq_enable_notify(q))
-			break;
-	}
-	if (progress && virtq_should_signal(q))
-		v->tops->signal_used(&v->transport);
+	if (virtio_mmio_active(&v->transport) && q->avail)
+		virtq_drain(q, &chain, &vsock_rx_ops, v, v->tops, &v->transport);
 }
 
 void virtio_vsock_transport_reset(struct virtio_vsock *v)
