@@ -330,6 +330,21 @@ static void conn_close(struct api_loop *l, unsigned int i)
 	l->conns[i] = l->conns[--l->nconns];
 }
 
+/*
+ * The client is gone (a write failed) while the VMM thread holds the
+ * connection's call: the call and the connection must outlive it, since
+ * the reply comes back through them. What was queued is dropped and the
+ * connection is not watched; it closes once the reply is taken (its write
+ * then fails too, or the reply is dropped with it).
+ */
+static void conn_orphan(struct api_conn *k)
+{
+	free(k->out);
+	k->out = NULL;
+	k->out_off = k->out_len = 0;
+	k->closing = true;
+}
+
 /* A request HTTP cannot parse: 400 with http-parser's reason, then close. */
 static int conn_refuse_malformed(struct api_conn *k)
 {
@@ -478,7 +493,9 @@ static void *api_thread(void *arg)
 			/* Answered and written: parse the next request already read. */
 			if (ok && !k->out_len && !k->waiting && !k->closing && k->in_len)
 				ok = conn_parse(k) == 0 && conn_flush(k) == 0;
-			if (!ok || (k->closing && !k->out_len && !k->waiting))
+			if (!ok && k->waiting)
+				conn_orphan(k);
+			else if (!ok || (k->closing && !k->out_len && !k->waiting))
 				conn_close(&l, i);
 		}
 		if (pfd[1].revents)

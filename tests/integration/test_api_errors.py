@@ -3,6 +3,7 @@ fault_message naming the problem, and the server still answers GET /
 afterwards. Then 8 concurrent keep-alive clients x 1000 mixed requests."""
 import json
 import threading
+import time
 
 import pytest
 
@@ -468,3 +469,34 @@ def test_client_gone_mid_request_goes_to_the_log_not_raw_stderr(ember, tmp_path)
     lines = [l for l in err.decode().splitlines() if "closed" in l]
     assert lines, err
     assert all(":DEBUG] API server: " in l for l in lines), lines
+
+
+def test_client_gone_while_its_request_is_with_the_vmm_thread(ember, tmp_path):
+    """A client writes a whole request with `Expect: 100-continue` and leaves:
+    the server's 100 Continue then fails to write while the VMM thread holds
+    the call. The server once freed that call and its connection there, and
+    the reply came back through freed memory (found by fuzz_http; ASan runs
+    of this test catch it). The request still takes effect, as any request
+    whose client left, and the server goes on."""
+    import socket
+    sock = str(tmp_path / "api.sock")
+    p = start_ember(ember, sock)
+    try:
+        for i in range(20):
+            body = json.dumps({"vcpu_count": 1 + i % 2, "mem_size_mib": 128 + i}).encode()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock)
+            s.sendall(b"PUT /machine-config HTTP/1.1\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            s.close()
+        api = Api(sock)
+        deadline = time.monotonic() + 10
+        while api.call("GET", "/machine-config")[1]["mem_size_mib"] != 147:
+            assert time.monotonic() < deadline, api.call("GET", "/machine-config")
+            time.sleep(0.01)
+        assert api.call("GET", "/")[0] == 200
+    finally:
+        alive = p.poll() is None
+        p.kill()
+        _, err = p.communicate(timeout=10)
+    assert alive, err.decode()
